@@ -1,0 +1,212 @@
+"""The one training loop: SGD + momentum + weight decay, step/cosine/constant schedules, channels_last,
+AMP on CUDA, DDP under torchrun, tqdm, per-epoch CSV log, resumable run folder.
+
+Methods plug in through two hooks instead of copying the loop:
+    loss_fn(model, images, labels) -> (loss, logits or None)   an extra or different loss (KD, hints)
+    after_step(model)                                           an action after each optimizer step (masks)
+"""
+import csv
+import math
+import os
+import time
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from common.checkpoint import CheckpointError, atomic_write, safe_torch_load, save_checkpoint
+from common.errors import UserError
+
+SCHEDULES = ("step", "cosine", "constant")
+
+
+def resolve_device(name="auto"):
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("--device cuda asked for, but no CUDA GPU is available")
+    if name not in ("cpu",) and not name.startswith("cuda"):
+        raise UserError(f"unknown device {name!r} (use cpu, cuda or auto)")
+    return torch.device(name)
+
+
+def init_distributed(device):
+    """(rank, world size, device) -- initialises the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, device
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    rank = dist.get_rank()
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    return rank, world, device
+
+
+def lr_at(schedule, base_lr, progress):
+    """Learning rate at `progress` in [0, 1] of the run (per iteration, so short runs still anneal)."""
+    if schedule == "step":  # x0.1 at 50% and 75% of the epochs, as in the pruning papers
+        return base_lr * (0.1 ** ((progress >= 0.5) + (progress >= 0.75)))
+    if schedule == "cosine":
+        return base_lr * 0.5 * (1 + math.cos(math.pi * progress))
+    if schedule == "constant":
+        return base_lr
+    raise UserError(f"unknown schedule {schedule!r} (choose from {', '.join(SCHEDULES)})")
+
+
+def cross_entropy_loss(model, images, labels):
+    logits = model(images)
+    return F.cross_entropy(logits, labels), logits
+
+
+def autocast(device, enabled):
+    dtype = torch.bfloat16 if device.type != "cuda" or torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast(device.type, dtype=dtype, enabled=enabled and device.type == "cuda")
+
+
+@torch.inference_mode()
+def evaluate(model, batches, device, amp=False):
+    """(top-1 %, mean cross-entropy) of `model` over `batches`, summed across DDP ranks if any."""
+    was_training = model.training
+    model.eval()
+    totals = torch.zeros(3, dtype=torch.float64, device=device)
+    for images, labels in batches:
+        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        with autocast(device, amp):
+            logits = model(images)
+        totals += torch.stack([F.cross_entropy(logits.float(), labels, reduction="sum").double(),
+                               (logits.argmax(1) == labels).sum().double(),
+                               torch.tensor(float(len(labels)), dtype=torch.float64, device=device)])
+    model.train(was_training)
+    loss, correct, n = totals.tolist()
+    return 100.0 * correct / max(n, 1), loss / max(n, 1)
+
+
+class RunFolder:
+    """A run folder: last.pt (everything --resume needs) and log.csv (one row per epoch)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.last = os.path.join(path, "last.pt")
+        self.log = os.path.join(path, "log.csv")
+
+    def load_last(self):
+        if not os.path.exists(self.last):
+            return None
+        ckpt = safe_torch_load(self.last)
+        if not isinstance(ckpt, dict) or "train_state" not in ckpt:
+            raise CheckpointError(f"{self.last}: not a resumable run state")
+        return ckpt
+
+    def append_log(self, row):
+        exists = os.path.exists(self.log)
+        with open(self.log, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(row))
+            if not exists:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def truncate_log(self, epochs_done):
+        """Drop log rows of epochs that a resumed run will redo (the killed run may have logged past last.pt)."""
+        if not os.path.exists(self.log):
+            return
+        with open(self.log, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= epochs_done]
+        def write(tmp):
+            with open(tmp, "w", newline="") as f:
+                if rows:
+                    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+                    writer.writeheader()
+                    writer.writerows(rows)
+        atomic_write(self.log, write)
+
+
+def fit(model, train_batches, test_batches, *, epochs, lr, spec, meta, out, run_dir, schedule="cosine",
+        momentum=0.9, weight_decay=5e-4, nesterov=False, device=torch.device("cpu"), amp=False, resume=False,
+        loss_fn=None, after_step=None, extra=None, rank=0, world=1, desc="train", progress=True):
+    """Train `model` in place and write the final checkpoint to `out` (rank 0 only). Returns final metrics.
+
+    `extra` is an optional nn.Module trained alongside (e.g. a FitNets regressor); its weights live in
+    the run state so a resumed run gets them back, but not in the final checkpoint."""
+    if epochs < 1:
+        raise UserError(f"--epochs must be at least 1, got {epochs}")
+    if lr <= 0:
+        raise UserError(f"--lr must be positive, got {lr}")
+    lr_at(schedule, lr, 0.0)  # validates the schedule name before any work
+    loss_fn = loss_fn or cross_entropy_loss
+    model.to(device=device, memory_format=torch.channels_last)
+    modules = [model] + ([extra.to(device)] if extra is not None else [])
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp and device.type == "cuda" and not torch.cuda.is_bf16_supported())
+    run = RunFolder(run_dir)
+    start_epoch = 0
+    if resume:
+        state = run.load_last()
+        if state is not None:
+            model.load_state_dict(state["state_dict"])
+            if extra is not None:
+                extra.load_state_dict(state["train_state"]["extra"])
+            optimizer.load_state_dict(state["train_state"]["optimizer"])
+            start_epoch = int(state["train_state"]["epoch"])
+            if rank == 0:
+                print(f"resuming {run_dir} after epoch {start_epoch}/{epochs}")
+    if rank == 0:
+        os.makedirs(run_dir, exist_ok=True)
+        run.truncate_log(start_epoch)
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    steps = len(train_batches)
+    metrics = {}
+    for epoch in range(start_epoch, epochs):
+        train_batches.set_epoch(epoch)
+        net.train()
+        sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss, correct, seen
+        t0 = time.perf_counter()
+        bar = tqdm(train_batches, total=steps, desc=f"{desc} {epoch + 1}/{epochs}", leave=False,
+                   disable=not progress or rank != 0, dynamic_ncols=True)
+        for i, (images, labels) in enumerate(bar):
+            images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(schedule, lr, (epoch + i / steps) / epochs)
+            with autocast(device, amp):
+                loss, logits = loss_fn(net, images, labels)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            if after_step is not None:
+                after_step(model)
+            with torch.no_grad():
+                correct = (logits.argmax(1) == labels).sum() if logits is not None else torch.zeros((), device=device)
+                sums += torch.stack([loss.detach().double() * len(labels), correct.double(),
+                                     torch.tensor(float(len(labels)), dtype=torch.float64, device=device)])
+            if i % 20 == 0 or i == steps - 1:
+                loss_sum, corr, seen = sums.tolist()
+                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * corr / seen:.1f}")
+        seconds = time.perf_counter() - t0
+        if world > 1:
+            dist.all_reduce(sums)
+        loss_sum, corr, seen = sums.tolist()
+        test_acc, test_loss = evaluate(model, test_batches, device, amp) if test_batches is not None else (float("nan"),) * 2
+        metrics = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": loss_sum / seen,
+                   "train_acc": 100 * corr / seen, "test_loss": test_loss, "test_acc": test_acc,
+                   "seconds": seconds, "images_per_s": seen / seconds}
+        if rank == 0:
+            run.append_log({k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()})
+            train_state = {"optimizer": optimizer.state_dict(), "epoch": epoch + 1,
+                           "extra": extra.state_dict() if extra is not None else {}}
+            save_checkpoint(run.last, spec, model.state_dict(), meta, train_state=train_state)
+            print(f"{desc} epoch {epoch + 1}/{epochs}: train loss {metrics['train_loss']:.4f} "
+                  f"acc {metrics['train_acc']:.2f} | test acc {test_acc:.2f} | {metrics['images_per_s']:.0f} img/s")
+    if rank == 0 and out:
+        if not metrics:  # resumed a run that had already finished
+            test_acc, test_loss = evaluate(model, test_batches, device, amp) if test_batches is not None else (float("nan"),) * 2
+            metrics = {"epoch": epochs, "test_acc": test_acc, "test_loss": test_loss}
+        final_meta = dict(meta)
+        final_meta["metrics"] = dict(meta.get("metrics", {}), top1=metrics["test_acc"], epochs=epochs)
+        save_checkpoint(out, spec, model.state_dict(), final_meta)
+    if world > 1:
+        dist.barrier()
+    return metrics

@@ -1,0 +1,76 @@
+"""Models of the study, and `load_model`, which rebuilds any checkpoint of any method from the file alone.
+
+A spec's optional "layers" entry maps a module path to a replacement description, e.g.
+{"layer1.0.conv1": {"type": "svd", ...}}; each replacement type registers a builder here
+(`register_layer`), so loading a factorised or quantised checkpoint needs no method code.
+"""
+import copy
+
+import torch.nn as nn
+
+from common.checkpoint import CheckpointError, load_checkpoint
+from models.resnet import DEPTH_NAMES, CifarResNet, SpecError, check_spec, conv_layer_ids, make_spec
+
+LAYER_BUILDERS = {}
+
+
+def register_layer(type_name):
+    """Decorator: `builder(entry: dict) -> nn.Module` rebuilds a replaced module from its spec entry."""
+    def wrap(builder):
+        LAYER_BUILDERS[type_name] = builder
+        return builder
+    return wrap
+
+
+def get_submodule_parent(model, path):
+    parent_path, _, attr = path.rpartition(".")
+    return (model.get_submodule(parent_path) if parent_path else model), attr
+
+
+def replace_module(model, path, module):
+    parent, attr = get_submodule_parent(model, path)
+    setattr(parent, attr, module)
+
+
+def build_model(spec):
+    """A fresh model (random init) for a spec, replacements included."""
+    model = CifarResNet(spec)
+    for path, entry in spec.get("layers", {}).items():
+        kind = entry.get("type") if isinstance(entry, dict) else None
+        if kind not in LAYER_BUILDERS:
+            raise SpecError(f"spec replaces {path!r} with unknown layer type {kind!r}")
+        try:
+            model.get_submodule(path)
+        except AttributeError:
+            raise SpecError(f"spec replaces {path!r}, which the model does not have") from None
+        replace_module(model, path, LAYER_BUILDERS[kind](entry))
+    return model
+
+
+def spec_with_layer(spec, path, entry):
+    """A copy of `spec` in which module `path` is replaced as `entry` describes."""
+    spec = copy.deepcopy(spec)
+    spec.setdefault("layers", {})[path] = entry
+    return spec
+
+
+def load_model(path):
+    """(model in eval mode, checkpoint dict) for any checkpoint this project writes."""
+    ckpt = load_checkpoint(path)
+    try:
+        model = build_model(ckpt["spec"])
+    except (SpecError, KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: cannot rebuild the model from its spec ({e})") from None
+    try:
+        model.load_state_dict(ckpt["state_dict"], strict=True)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise CheckpointError(f"{path}: weights do not fit the spec ({first[:200]})") from None
+    return model.eval(), ckpt
+
+
+# Module types a checkpoint can contain register themselves on import.
+from models import layers  # noqa: E402,F401
+
+__all__ = ["CifarResNet", "DEPTH_NAMES", "SpecError", "build_model", "check_spec", "conv_layer_ids", "load_model",
+           "make_spec", "register_layer", "replace_module", "spec_with_layer", "nn"]

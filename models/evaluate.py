@@ -1,0 +1,51 @@
+"""Top-1 accuracy and size/cost metrics of any checkpoint.
+
+    python -m models.evaluate r56.pt --data-dir data/lossless-test1000 [--json]
+"""
+import json
+
+import torch
+
+from common import cli
+from common.data import Batches, load_cifar10
+from common.errors import UserError, run_cli
+from common.metrics import file_bytes, model_metrics
+from common.training import evaluate, resolve_device
+from models import load_model
+
+
+def parse_args(argv=None):
+    p = cli.parser(__doc__.split("\n")[0])
+    p.add_argument("checkpoint")
+    p.add_argument("--data-dir", default=None, help="CIFAR-10 folder whose test split is scored (omit: metrics only)")
+    p.add_argument("--test-subset", type=int, default=None, help="score a fixed random subset of N test images")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    device = resolve_device(args.device)
+    model, ckpt = load_model(args.checkpoint)
+    result = {"checkpoint": args.checkpoint, "method": ckpt["meta"].get("method", ""), "spec_name": ckpt["spec"].get("name", "")}
+    result.update(model_metrics(model))
+    result["file_bytes"] = file_bytes(args.checkpoint)
+    if args.data_dir:
+        normalization = ckpt["meta"].get("normalization")
+        if not normalization:
+            raise UserError(f"{args.checkpoint}: checkpoint carries no normalisation")
+        images, labels, desc = load_cifar10(args.data_dir, False, subset=args.test_subset)
+        model.to(device=device, memory_format=torch.channels_last)
+        top1, loss = evaluate(model, Batches(images, labels, args.batch_size, normalization, False, device), device)
+        result.update({"data": desc, "images": len(labels), "top1": top1, "loss": loss})
+    if args.json:
+        print(json.dumps(result))
+        return
+    for key, value in result.items():
+        print(f"{key:>16}: {value:,.4g}" if isinstance(value, float) else f"{key:>16}: {value}")
+
+
+if __name__ == "__main__":
+    run_cli(main)
