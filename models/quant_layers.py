@@ -1,0 +1,1 @@
+"""Quantised layer modules (simulated n-bit quantisation) that a checkpoint's spec can name."""
