@@ -47,3 +47,13 @@ def r56_converted(tmp_path_factory):
 @pytest.fixture(scope="session")
 def r20_converted(tmp_path_factory):
     return _converted(tmp_path_factory, "resnet20")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Slow real-data checks run only with RUN_SLOW=1 or when asked for with -m slow."""
+    if os.environ.get("RUN_SLOW") == "1" or "slow" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: set RUN_SLOW=1 to run")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
