@@ -50,10 +50,9 @@ def spec_from_state_dict(state, kind, cfg, path):
     if cfg is not None and [int(c) for c in cfg] != mids:
         raise CheckpointError(f"{path}: 'cfg' {list(cfg)} disagrees with the block widths in its state_dict")
     stage_widths = [int(state[f"layer{s}.0.conv2.weight"].shape[0]) for s in (1, 2, 3)]
-    classifier = "fc" if kind == "rethinking" else "linear"
-    if f"{classifier}.weight" not in state:
-        raise CheckpointError(f"{path}: no '{classifier}' classifier: not a {kind} CIFAR ResNet")
-    num_classes = int(state[f"{classifier}.weight"].shape[0])
+    if "linear.weight" not in state:  # rethinking's 'fc' is already renamed to 'linear' here
+        raise CheckpointError(f"{path}: no classifier ('linear' or 'fc'): not a {kind} CIFAR ResNet")
+    num_classes = int(state["linear.weight"].shape[0])
     depth = 6 * blocks[0] + 2
     name = f"resnet{depth}"
     return {"arch": "resnet", "name": name if name in DEPTH_NAMES else f"resnet{depth}", "blocks": blocks,
