@@ -1,0 +1,115 @@
+"""The benchmark results CSV: one row per (checkpoint sha256, backend, device, precision, batch).
+
+Several benchmark processes may write the same file at once. `merge_rows` takes an exclusive
+fcntl lock on the CSV's folder (no lock file is left behind), reads the current rows, replaces
+those with the same key, and writes the whole table to a temporary file renamed over the old one:
+readers always see a complete table, and no writer's rows are lost or duplicated.
+"""
+import contextlib
+import csv
+import fcntl
+import os
+
+from common.checkpoint import atomic_write
+
+KEY = ("checkpoint_sha256", "backend", "device", "precision", "batch")
+
+# Column order of the CSV (README explains each). Extra columns found in an existing file are kept after these.
+COLUMNS = [
+    "checkpoint", "checkpoint_sha256", "method", "parent", "baseline", "baseline_sha256", "spec_name", "spec",
+    "params", "nonzero_params", "macs", "effective_macs", "dense_fp32_bytes", "file_bytes", "compressed_bytes",
+    "compressed_kind", "data", "test_images", "top1",
+    "backend", "device", "precision", "batch", "mode", "iterations", "warmup", "repeats",
+    "latency_p50_ms", "latency_p50_spread", "latency_p90_ms", "latency_p90_spread",
+    "latency_p95_ms", "latency_p95_spread", "latency_p99_ms", "latency_p99_spread",
+    "throughput_ips", "throughput_spread", "throughput_min_ips", "throughput_max_ips", "gflops",
+    "theoretical_speedup", "measured_speedup",
+    "threads", "cpu", "cores", "gpu", "torch", "onnxruntime", "date",
+]
+INT_COLUMNS = {"params", "nonzero_params", "dense_fp32_bytes", "file_bytes", "compressed_bytes", "test_images",
+               "batch", "iterations", "warmup", "repeats", "threads", "cores"}
+FLOAT_COLUMNS = {"macs", "effective_macs", "top1", "latency_p50_ms", "latency_p50_spread", "latency_p90_ms",
+                 "latency_p90_spread", "latency_p95_ms", "latency_p95_spread", "latency_p99_ms", "latency_p99_spread",
+                 "throughput_ips", "throughput_spread", "throughput_min_ips", "throughput_max_ips", "gflops",
+                 "theoretical_speedup", "measured_speedup"}
+
+
+def row_key(row):
+    return tuple(str(row.get(k, "")) for k in KEY)
+
+
+def _parse(column, text):
+    """CSV text back to the value that was written (ints and floats exactly: floats are written with repr)."""
+    if text == "" or text is None:
+        return None
+    try:
+        if column in INT_COLUMNS:
+            return int(text)
+        if column in FLOAT_COLUMNS:
+            return float(text)
+    except ValueError:
+        return text
+    return text
+
+
+def _format(value):
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def read_rows(path):
+    """All rows of a results CSV as dicts with typed values ([] when the file does not exist)."""
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return [{k: _parse(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _read_raw(path):
+    if not os.path.exists(path):
+        return [], []
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames or []), list(reader)
+
+
+@contextlib.contextmanager
+def locked_folder(path):
+    """Exclusive lock on the folder holding `path`, held by every writer while it reads and rewrites the file."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def merge_rows(path, new_rows):
+    """Add `new_rows` to the CSV at `path`; a row whose key is already there replaces the old one in place."""
+    new_rows = [{k: _format(v) for k, v in row.items()} for row in new_rows]
+    with locked_folder(path):
+        fields, rows = _read_raw(path)
+        columns = COLUMNS + [c for c in fields if c not in COLUMNS]
+        columns += [c for row in new_rows for c in row if c not in columns]
+        index = {row_key(row): i for i, row in enumerate(rows)}
+        for row in new_rows:
+            key = row_key(row)
+            if key in index:
+                rows[index[key]] = row
+            else:
+                index[key] = len(rows)
+                rows.append(row)
+
+        def write(tmp):
+            with open(tmp, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+                writer.writeheader()
+                for row in rows:
+                    writer.writerow({c: row.get(c, "") for c in columns})
+        atomic_write(path, write)

@@ -1,0 +1,290 @@
+"""benchmark/: timing arithmetic, the results CSV under concurrent writers, BN folding, CLI errors, and a tiny
+end-to-end run (random-init ResNet-8 on synthetic images, a few iterations)."""
+import multiprocessing
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from benchmark import run as bench
+from benchmark.results import COLUMNS, merge_rows, read_rows
+from common.checkpoint import make_meta, save_checkpoint
+from common.cli import default_normalization
+from common.data import synthetic_cifar
+from common.errors import run_cli
+from models import build_model, load_model, make_spec, replace_module
+from models.export import bytes_to_tensor, onnx_bytes
+from models.fold import conv_bn_pairs, fold_batchnorm
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# ---------------------------------------------------------------- arithmetic
+
+def test_percentiles_match_hand_computed_values():
+    # 10 samples 1..10: rank = q/100 * 9, interpolated linearly between neighbours.
+    p = bench.percentiles([3, 1, 2, 10, 9, 8, 7, 6, 5, 4])
+    assert p[50] == pytest.approx(5.5)    # rank 4.5 -> between 5 and 6
+    assert p[90] == pytest.approx(9.1)    # rank 8.1 -> 9 + 0.1
+    assert p[95] == pytest.approx(9.55)   # rank 8.55
+    assert p[99] == pytest.approx(9.91)   # rank 8.91
+    p = bench.percentiles(np.arange(1024.0))  # 1024 iterations, the latency default
+    assert p[50] == pytest.approx(511.5) and p[99] == pytest.approx(1012.77)
+    assert bench.percentiles([4.0])[95] == 4.0
+
+
+def test_throughput_speed_and_gflops_arithmetic():
+    assert bench.throughput(64, 64, 2.0) == 2048.0       # 64 batches of 64 images in 2 s
+    assert bench.throughput(1024, 1, 0.5) == 2048.0
+    med, spread = bench.median_spread([10.0, 10.4, 9.8])
+    assert med == 10.0 and spread == pytest.approx(0.04)  # worst repeat 4% above the median
+    assert bench.median_spread([5.0]) == (5.0, 0.0)
+    # ResNet-56: 1.255e8 MACs = 2.51e8 FLOPs per image; 1000 img/s -> 251 GFLOP/s
+    assert bench.achieved_gflops(1.255e8, 1000.0) == pytest.approx(251.0)
+    assert bench.default_iterations(1) >= 1024 and bench.default_iterations(64) == 64
+    base = {"batch": 1, "latency_p50_ms": 8.0, "throughput_ips": 1.0}
+    assert bench.seconds_per_image(base) == pytest.approx(0.008)
+    assert bench.seconds_per_image({"batch": 64, "latency_p50_ms": 99.0, "throughput_ips": 500.0}) == 0.002
+
+
+def test_timing_loop_counts_only_timed_iterations():
+    calls = []
+    times, total = bench.time_iterations(lambda x: calls.append(x), ["a", "b", "c"], iterations=10, warmup=4,
+                                         device=torch.device("cpu"), latency_mode=True)
+    assert len(calls) == 14 and len(times) == 10
+    assert calls[4:8] == ["a", "b", "c", "a"]  # timed loop cycles through the preprocessed inputs
+    assert (times >= 0).all() and total >= times.sum()
+
+
+def test_compact_spec_and_combinations():
+    spec = make_spec("resnet56")
+    assert bench.compact_spec(spec) == "resnet56/pad/mids:16x9,32x9,64x9"
+    spec["mids"][0] = 8
+    spec["layers"] = {"layer1.0.conv1": {"type": "svd"}, "layer1.1.conv1": {"type": "svd"}}
+    assert bench.compact_spec(spec) == "resnet56/pad/mids:8,16x8,32x9,64x9/svd:2"
+    cpu = torch.device("cpu")
+    bench.check_combination("eager", cpu, "bf16")
+    with pytest.raises(bench.UserError, match="fp16"):
+        bench.check_combination("eager", cpu, "fp16")
+    with pytest.raises(bench.UserError, match="onnx"):
+        bench.check_combination("onnx", cpu, "bf16")
+
+
+# ---------------------------------------------------------------- results CSV
+
+def _row(sha, backend="eager", batch=1, **extra):
+    row = {"checkpoint": f"runs/{sha}.pt", "checkpoint_sha256": sha, "method": "baseline", "backend": backend,
+           "device": "cpu", "precision": "fp32", "batch": batch, "params": 269722, "macs": 40551040.0,
+           "top1": 91.5, "latency_p50_ms": 1 / 3, "throughput_ips": 1234.5678901234567, "measured_speedup": None,
+           "data": "CIFAR-10 test[:1000] (lossless)", "spec": "resnet20/pad/mids:16x3,32x3,64x3"}
+    row.update(extra)
+    return row
+
+
+def test_row_round_trip_and_replacement(tmp_path):
+    out = tmp_path / "bench.csv"
+    rows = [_row("aa"), _row("aa", batch=64), _row("bb", backend="onnx")]
+    merge_rows(out, rows)
+    back = read_rows(out)
+    assert [r["checkpoint_sha256"] for r in back] == ["aa", "aa", "bb"]
+    for want, got in zip(rows, back):
+        for key, value in want.items():
+            assert got[key] == value, key  # ints, exact floats (repr), strings with commas, None
+    assert list(back[0])[:len(COLUMNS)] == COLUMNS
+    # Same key (sha, backend, device, precision, batch): replaced in place, not duplicated.
+    merge_rows(out, [_row("aa", batch=64, top1=50.0), _row("cc")])
+    back = read_rows(out)
+    assert [(r["checkpoint_sha256"], r["batch"]) for r in back] == [("aa", 1), ("aa", 64), ("bb", 1), ("cc", 1)]
+    assert back[1]["top1"] == 50.0 and back[0]["top1"] == 91.5
+    assert not [f for f in os.listdir(tmp_path) if f != "bench.csv"]  # no temporary or lock files left
+
+
+def _writer(args):
+    path, worker = args
+    for i in range(20):
+        merge_rows(path, [_row(f"w{worker}-{i}", top1=float(i)), _row("shared", top1=float(worker))])
+    return worker
+
+
+def test_concurrent_appends_lose_and_duplicate_nothing(tmp_path):
+    out = str(tmp_path / "bench.csv")
+    with multiprocessing.get_context("fork").Pool(8) as pool:
+        assert sorted(pool.map(_writer, [(out, w) for w in range(8)])) == list(range(8))
+    rows = read_rows(out)
+    keys = [r["checkpoint_sha256"] for r in rows]
+    assert len(keys) == len(set(keys)) == 8 * 20 + 1
+    assert {f"w{w}-{i}" for w in range(8) for i in range(20)} <= set(keys)
+    assert all(r["top1"] == float(r["checkpoint_sha256"].split("-")[1]) for r in rows if r["checkpoint_sha256"] != "shared")
+
+
+# ---------------------------------------------------------------- BatchNorm folding
+
+def _calibrated(model):
+    """Random-init model with realistic BN statistics and affine parameters (one train-mode pass)."""
+    torch.manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = None
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(16, 3, 32, 32))
+    return model.eval()
+
+
+def _max_diff(model, folded):
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        return (model(x) - folded(x)).abs().max().item()
+
+
+@pytest.mark.parametrize("name, expect_folded, expect_left", [
+    ("resnet20", 19, 0),         # stem + 2 per block, all post-activation
+    ("resnet56", 55, 0),
+    ("preresnet56", 27, 28),     # bn2 after conv1 folds; bn1 (after the add) and bn_final cannot
+])
+def test_fold_batchnorm_keeps_outputs(name, expect_folded, expect_left):
+    model = _calibrated(build_model(make_spec(name)))
+    folded = fold_batchnorm(model)
+    assert folded.folded_batchnorms == expect_folded
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in folded.modules()) == expect_left
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == expect_folded + expect_left  # untouched
+    assert _max_diff(model, folded) < 1e-4
+
+
+def test_fold_batchnorm_pruned_widths_and_factorised_conv():
+    spec = make_spec("resnet56")
+    spec["mids"] = [max(1, m // 2 - i % 3) for i, m in enumerate(spec["mids"])]  # filter-pruned block widths
+    model = build_model(spec)
+    # A factorised conv is an nn.Sequential whose last module is a conv: its BN folds into that last conv.
+    replace_module(model, "layer1.0.conv1", nn.Sequential(nn.Conv2d(16, 4, (3, 1), padding=(1, 0), bias=False),
+                                                          nn.Conv2d(4, spec["mids"][0], (1, 3), padding=(0, 1))))
+    model = _calibrated(model)
+    assert ("layer1.0.conv1.1", "layer1.0.bn1") in conv_bn_pairs(model)
+    folded = fold_batchnorm(model)
+    assert folded.folded_batchnorms == 55
+    assert _max_diff(model, folded) < 1e-4
+
+
+def test_fold_batchnorm_published_resnet56(r56_converted):
+    model, _ = load_model(r56_converted)
+    assert _max_diff(model, fold_batchnorm(model)) < 1e-4
+
+
+# ---------------------------------------------------------------- CLI
+
+def _cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "benchmark.run", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error path of a machine without a GPU")
+def test_cuda_without_gpu_is_one_line_error(tmp_path):
+    out = tmp_path / "bench.csv"
+    res = _cli("missing.pt", "--device", "cuda", "--data-dir", tmp_path, "--out", out)
+    assert res.returncode == 2
+    assert res.stderr.strip().count("\n") == 0 and "no CUDA GPU" in res.stderr and "Traceback" not in res.stderr
+    assert not out.exists()
+
+
+def test_bad_input_is_one_line_error(tmp_path, capsys):
+    out = tmp_path / "bench.csv"
+    for args, words in (((tmp_path / "missing.pt",), "no such file"),
+                        (("x.pt", "--precision", "fp16"), "fp16"),
+                        (("x.pt", "--backends", "eager,tvm"), "tvm"),
+                        (("x.pt", "--batch-sizes", "1,a"), "batch-sizes")):
+        with pytest.raises(SystemExit) as exit:
+            run_cli(bench.main, [*map(str, args), "--data-dir", str(tmp_path), "--out", str(out)])
+        err = capsys.readouterr().err
+        assert exit.value.code == 2 and words in err and err.strip().count("\n") == 0, err
+    assert not out.exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_path_runs(tiny):
+    out = tiny["dir"] / "cuda.csv"
+    bench.main([str(tiny["base"]), "--data-dir", str(tiny["data"]), "--device", "cuda", "--backends", "eager",
+                "--batch-sizes", "1,4", "--iterations", "5", "--warmup", "1", "--repeat", "2", "--out", str(out),
+                "--no-progress"])
+    rows = read_rows(out)
+    assert len(rows) == 2 and all(r["device"] == "cuda" and r["gpu"] and r["throughput_ips"] > 0 for r in rows)
+
+
+# ---------------------------------------------------------------- end to end
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """Synthetic test set, a random-init ResNet-8 baseline, a 'pruned' child of it, and an 'int8' child that
+    carries its own ONNX graph (here the fp32 export, labelled int8: the benchmark must take the precision
+    from meta and run only the onnx backend)."""
+    root = tmp_path_factory.mktemp("bench")
+    data = root / "synthetic"
+    data.mkdir()
+    images, labels, _ = synthetic_cifar(96, seed=3)
+    with open(data / "test_batch", "wb") as f:
+        pickle.dump({"data": images.reshape(96, -1).numpy(), "labels": labels.tolist()}, f)
+    norm = default_normalization()
+    torch.manual_seed(0)
+    spec = make_spec("resnet8")
+    model = build_model(spec).eval()
+    base = root / "base.pt"
+    save_checkpoint(base, spec, model.state_dict(), make_meta("baseline", normalization=norm))
+    pruned_spec = dict(spec, mids=[8, 16, 32])
+    pruned = root / "pruned.pt"
+    save_checkpoint(pruned, pruned_spec, build_model(pruned_spec).state_dict(),
+                    make_meta("pruning", parent=str(base), normalization=norm))
+    int8 = root / "int8.pt"
+    save_checkpoint(int8, spec, model.state_dict(), make_meta("quant", parent=str(base), normalization=norm,
+                                                              precision="int8"),
+                    onnx=bytes_to_tensor(onnx_bytes(model)))
+    return {"dir": root, "data": data, "base": base, "pruned": pruned, "int8": int8}
+
+
+def _bench(tiny, out, *ckpts, backends="eager,onnx"):
+    bench.main([*map(str, ckpts), "--data-dir", str(tiny["data"]), "--backends", backends, "--batch-sizes", "1,4",
+                "--iterations", "6", "--warmup", "1", "--repeat", "2", "--threads", "1", "--out", str(out),
+                "--no-progress"])
+    return read_rows(out)
+
+
+def test_end_to_end_rows_baselines_and_speedups(tiny, capsys):
+    out = tiny["dir"] / "results" / "bench.csv"
+    rows = _bench(tiny, out, tiny["base"])
+    assert len(rows) == 4  # (eager, onnx) x (batch 1, 4)
+    for r in rows:
+        assert r["data"] == "synthetic" and r["test_images"] == 96 and 0 <= r["top1"] <= 100
+        assert r["repeats"] == 2 and r["iterations"] == 6 and r["threads"] == 1 and r["cores"] == os.cpu_count()
+        assert r["latency_p50_ms"] <= r["latency_p90_ms"] <= r["latency_p95_ms"] <= r["latency_p99_ms"]
+        assert r["throughput_min_ips"] <= r["throughput_ips"] <= r["throughput_max_ips"]
+        assert r["gflops"] == pytest.approx(2 * r["macs"] * r["throughput_ips"] / 1e9)
+        assert r["theoretical_speedup"] == r["measured_speedup"] == 1.0 and r["method"] == "baseline"
+        assert r["compressed_kind"] == "zlib" and 0 < r["compressed_bytes"] < r["file_bytes"]
+        assert r["mode"] == ("latency" if r["batch"] == 1 else "throughput")
+    eager_top1 = {r["top1"] for r in rows if r["backend"] == "eager"}
+    assert eager_top1 == {r["top1"] for r in rows if r["backend"] == "onnx"}  # same model, same predictions
+    capsys.readouterr()
+
+    # A child whose baseline is already in the CSV: looked up by sha256, not measured again.
+    rows = _bench(tiny, out, tiny["pruned"], backends="eager")
+    assert "also benchmarking" not in capsys.readouterr().out
+    child = [r for r in rows if r["method"] == "pruning"]
+    assert len(rows) == 6 and len(child) == 2
+    base_macs = rows[0]["macs"]
+    for r in child:
+        assert r["baseline_sha256"] == rows[0]["checkpoint_sha256"] and r["spec"] == "resnet8/pad/mids:8,16,32"
+        assert r["theoretical_speedup"] == pytest.approx(base_macs / r["effective_macs"]) and r["measured_speedup"] > 0
+
+    # An int8 checkpoint runs only as its ONNX graph, recorded as int8, compared with the fp32 baseline row;
+    # the baseline is measured again in a fresh CSV that lacks it.
+    fresh = tiny["dir"] / "fresh.csv"
+    rows = _bench(tiny, fresh, tiny["int8"])
+    assert "also benchmarking" in capsys.readouterr().out
+    q = [r for r in rows if r["method"] == "quant"]
+    assert {(r["backend"], r["precision"], r["batch"]) for r in q} == {("onnx", "int8", 1), ("onnx", "int8", 4)}
+    assert all(r["measured_speedup"] > 0 for r in q) and len(rows) == 6
