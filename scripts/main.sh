@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The main job on a fresh machine: data, published baseline, then the study (preset: $PRESET, default quick).
+#   bash scripts/main.sh            # data into $CIFAR10_DIR (default ~/.cache/cifar-compress/cifar10)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CIFAR10_DIR="${CIFAR10_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cifar-compress/cifar10}"
+if [ ! -f "$CIFAR10_DIR/cifar-10-batches-py/test_batch" ]; then
+  if [ -f ../shared/cifar10/build.py ]; then
+    python ../shared/cifar10/build.py "$CIFAR10_DIR"
+  else
+    python -c "import torchvision, sys; torchvision.datasets.CIFAR10(sys.argv[1], download=True)" "$CIFAR10_DIR" \
+      || { echo "main.sh: no CIFAR-10: build ../shared/cifar10 or allow the download into $CIFAR10_DIR" >&2; exit 2; }
+  fi
+fi
+exec bash scripts/study.sh "${PRESET:-quick}"
