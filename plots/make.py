@@ -1,0 +1,242 @@
+"""Every figure of the study, from the benchmark results CSV alone.
+
+    python -m plots.make --results results/benchmark.csv --out imgs/
+
+Writes PNG and SVG for each figure and `figures.json`, the exact data plotted (a test regenerates it from the
+CSV and compares). Figures:
+  1. speedup_vs_compression   measured speedup vs compression ratio (log x), per backend and batch
+  2. accuracy_vs_speedup      top-1 change vs measured speedup: ideal corner, slowdown region, Pareto frontier
+  3. theoretical_vs_measured  MACs-based speedup vs measured speedup (the gap FLOPs-only papers hide)
+  4. latency_batch1           batch-1 latency percentiles (p50/p90/p95/p99) per checkpoint and backend
+"""
+import argparse
+import json
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+BACKEND_COLOURS = {"eager": "tab:blue", "compile": "tab:green", "onnx": "tab:orange"}
+METHOD_MARKERS = {"baseline": "o", "l1": "s", "weight_prune": "x", "kd": "^", "fitnets": "v", "student": "<",
+                  "lowrank": "D", "qat": "P", "int8": "*", "stack": "h"}
+REQUIRED = ["checkpoint", "checkpoint_sha256", "method", "baseline_sha256", "backend", "device", "precision", "batch",
+            "top1", "data", "measured_speedup", "theoretical_speedup", "compressed_bytes", "latency_p50_ms",
+            "latency_p90_ms", "latency_p95_ms", "latency_p99_ms", "throughput_ips"]
+
+
+class PlotError(Exception):
+    pass
+
+
+def load(path):
+    if not os.path.isfile(path):
+        raise PlotError(f"{path}: results CSV not found (run python -m benchmark.run first)")
+    try:
+        df = pd.read_csv(path)
+    except Exception as e:
+        raise PlotError(f"{path}: unreadable CSV ({type(e).__name__})") from None
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise PlotError(f"{path}: not a benchmark results CSV (missing columns: {', '.join(missing)})")
+    if df.empty:
+        raise PlotError(f"{path}: no rows")
+    return df
+
+
+def label(row):
+    name = os.path.splitext(os.path.basename(str(row["checkpoint"])))[0]
+    return name
+
+
+def with_baseline_columns(df):
+    """Adds compression ratio and top-1 change, both relative to each row's baseline checkpoint."""
+    df = df.copy()
+    base = df[df["checkpoint_sha256"] == df["baseline_sha256"]]
+    size = base.groupby("checkpoint_sha256")["compressed_bytes"].first()
+    acc = base.groupby(["checkpoint_sha256", "data"])["top1"].first()
+    df["compression_ratio"] = [size.get(b, float("nan")) / c if c else float("nan")
+                               for b, c in zip(df["baseline_sha256"], df["compressed_bytes"])]
+    df["top1_change"] = [t - acc.get((b, d), float("nan")) for b, d, t in zip(df["baseline_sha256"], df["data"], df["top1"])]
+    return df
+
+
+def pareto(points):
+    """Points not dominated in (higher speedup, higher top-1 change), sorted by speedup."""
+    front = []
+    for x, y in sorted(points, key=lambda p: (-p[0], -p[1])):
+        if not front or y > front[-1][1]:
+            front.append((x, y))
+    return sorted(front)
+
+
+def figure_data(df):
+    """Everything the figures show, as plain lists (what figures.json holds)."""
+    df = with_baseline_columns(df)
+    data = {"speedup_vs_compression": [], "accuracy_vs_speedup": [], "theoretical_vs_measured": [], "latency_batch1": []}
+    for _, r in df.sort_values(["backend", "batch", "checkpoint"]).iterrows():
+        common = {"checkpoint": label(r), "method": str(r["method"]), "backend": str(r["backend"]),
+                  "device": str(r["device"]), "precision": str(r["precision"]), "batch": int(r["batch"])}
+        speed = float(r["measured_speedup"])
+        data["speedup_vs_compression"].append(dict(common, x=round(float(r["compression_ratio"]), 6), y=round(speed, 6)))
+        if pd.notna(r["top1_change"]):
+            data["accuracy_vs_speedup"].append(dict(common, x=round(speed, 6), y=round(float(r["top1_change"]), 4),
+                                                    data=str(r["data"])))
+        data["theoretical_vs_measured"].append(dict(common, x=round(float(r["theoretical_speedup"]), 6), y=round(speed, 6)))
+        if int(r["batch"]) == 1:
+            data["latency_batch1"].append(dict(common, p50=float(r["latency_p50_ms"]), p90=float(r["latency_p90_ms"]),
+                                               p95=float(r["latency_p95_ms"]), p99=float(r["latency_p99_ms"])))
+    return data
+
+
+def _context(df):
+    devices = ", ".join(sorted(set(df["device"].astype(str))))
+    datas = "; ".join(sorted(set(df["data"].astype(str))))
+    cpu = str(df["cpu"].iloc[0]) if "cpu" in df.columns else ""
+    return f"device: {devices} ({cpu}) | accuracy data: {datas}"
+
+
+def _scatter_by(ax, points, xkey="x", ykey="y"):
+    seen = set()
+    for p in points:
+        key = (p["backend"], p["method"])
+        ax.scatter(p[xkey], p[ykey], c=BACKEND_COLOURS.get(p["backend"], "grey"),
+                   marker=METHOD_MARKERS.get(p["method"], "o"), s=36, alpha=0.85,
+                   label=f"{p['method']} / {p['backend']}" if key not in seen else None)
+        seen.add(key)
+
+
+def _panels(points, title):
+    batches = sorted({p["batch"] for p in points}) or [1]
+    fig, axes = plt.subplots(1, len(batches), figsize=(6.2 * len(batches), 4.8), squeeze=False)
+    fig.suptitle(title, fontsize=12)
+    return fig, dict(zip(batches, axes[0]))
+
+
+def plot_speedup_vs_compression(data, context, out):
+    pts = data["speedup_vs_compression"]
+    fig, axes = _panels(pts, "Measured speedup vs compression ratio")
+    for batch, ax in axes.items():
+        sub = [p for p in pts if p["batch"] == batch and p["x"] == p["x"]]
+        _scatter_by(ax, sub)
+        ax.set_xscale("log")
+        ax.axhline(1, color="k", lw=0.8, ls="--")
+        ax.set_xlabel("compression ratio (baseline bytes / compressed bytes, log)")
+        ax.set_ylabel(f"measured speedup over baseline (batch {batch})")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=2)
+    fig.text(0.5, 0.005, context, ha="center", fontsize=7)
+    _save(fig, out, "speedup_vs_compression")
+
+
+def plot_accuracy_vs_speedup(data, context, out):
+    pts = data["accuracy_vs_speedup"]
+    fig, axes = _panels(pts, "Top-1 change vs measured speedup")
+    for batch, ax in axes.items():
+        sub = [p for p in pts if p["batch"] == batch]
+        if not sub:
+            continue
+        xmax = max(p["x"] for p in sub) * 1.15
+        ymin, ymax = min(p["y"] for p in sub) - 1, max(max(p["y"] for p in sub) + 1, 1)
+        ax.axvspan(0, 1, color="red", alpha=0.08, label="slower than baseline")
+        ax.axvspan(max(1, xmax * 0.7), xmax, ymin=(0 - ymin) / (ymax - ymin), ymax=1, color="green", alpha=0.08,
+                   label="ideal corner")
+        _scatter_by(ax, sub)
+        for backend in sorted({p["backend"] for p in sub}):
+            front = pareto([(p["x"], p["y"]) for p in sub if p["backend"] == backend])
+            ax.plot([f[0] for f in front], [f[1] for f in front], color=BACKEND_COLOURS.get(backend, "grey"), lw=1,
+                    label=f"Pareto front ({backend})")
+        ax.axhline(0, color="k", lw=0.8)
+        ax.axvline(1, color="k", lw=0.8, ls="--")
+        ax.set_xlim(0, xmax)
+        ax.set_ylim(ymin, ymax)
+        ax.set_xlabel(f"measured speedup over baseline (batch {batch})")
+        ax.set_ylabel("top-1 change vs baseline (points)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, ncol=2)
+    fig.text(0.5, 0.005, context, ha="center", fontsize=7)
+    _save(fig, out, "accuracy_vs_speedup")
+
+
+def plot_theoretical_vs_measured(data, context, out):
+    pts = data["theoretical_vs_measured"]
+    fig, axes = _panels(pts, "Theoretical (MACs) vs measured speedup")
+    for batch, ax in axes.items():
+        sub = [p for p in pts if p["batch"] == batch]
+        if not sub:
+            continue
+        top = max(max(p["x"] for p in sub), max(p["y"] for p in sub)) * 1.1
+        ax.plot([0, top], [0, top], color="k", lw=0.8, ls="--", label="measured = theoretical")
+        _scatter_by(ax, sub)
+        ax.set_xlim(0, top)
+        ax.set_ylim(0, top)
+        ax.set_xlabel("theoretical speedup (baseline MACs / effective MACs)")
+        ax.set_ylabel(f"measured speedup (batch {batch})")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=2)
+    fig.text(0.5, 0.005, context, ha="center", fontsize=7)
+    _save(fig, out, "theoretical_vs_measured")
+
+
+def plot_latency(data, context, out):
+    pts = data["latency_batch1"]
+    backends = sorted({p["backend"] for p in pts}) or ["none"]
+    fig, axes = plt.subplots(1, len(backends), figsize=(6.2 * len(backends), 0.5 + 0.28 * max(8, len(pts) / len(backends))),
+                             squeeze=False)
+    fig.suptitle("Batch-1 latency percentiles (ms): p50 bar, p90/p95/p99 ticks", fontsize=12)
+    for ax, backend in zip(axes[0], backends):
+        sub = sorted([p for p in pts if p["backend"] == backend], key=lambda p: p["p50"])
+        ys = range(len(sub))
+        ax.barh(list(ys), [p["p50"] for p in sub], color=BACKEND_COLOURS.get(backend, "grey"), alpha=0.6, label="p50")
+        for key, marker in (("p90", "|"), ("p95", "x"), ("p99", "4")):
+            ax.scatter([p[key] for p in sub], list(ys), marker=marker, color="k", s=30, label=key)
+        ax.set_yticks(list(ys))
+        ax.set_yticklabels([p["checkpoint"] for p in sub], fontsize=7)
+        ax.set_xlabel(f"latency (ms), backend {backend}")
+        ax.grid(axis="x", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.text(0.5, 0.005, context, ha="center", fontsize=7)
+    _save(fig, out, "latency_batch1")
+
+
+def _save(fig, out, name):
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    for ext in ("png", "svg"):
+        # A fixed SVG hash salt and no date keep the files identical when the CSV has not changed.
+        fig.savefig(os.path.join(out, f"{name}.{ext}"), dpi=110, metadata={"Date": None} if ext == "svg" else None)
+    plt.close(fig)
+
+
+def make(results, out):
+    df = load(results)
+    os.makedirs(out, exist_ok=True)
+    plt.rcParams["svg.hashsalt"] = "cifar-compress"
+    data = figure_data(df)
+    context = _context(df)
+    plot_speedup_vs_compression(data, context, out)
+    plot_accuracy_vs_speedup(data, context, out)
+    plot_theoretical_vs_measured(data, context, out)
+    plot_latency(data, context, out)
+    with open(os.path.join(out, "figures.json"), "w") as f:
+        json.dump({"results": os.path.relpath(results, out) if not os.path.isabs(results) else results, **data}, f, indent=1)
+    return data
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--results", default="results/benchmark.csv")
+    p.add_argument("--out", default="imgs")
+    args = p.parse_args(argv)
+    try:
+        make(args.results, args.out)
+    except PlotError as e:
+        print(f"make.py: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    print(f"wrote figures to {args.out}/")
+
+
+if __name__ == "__main__":
+    main()
