@@ -1,0 +1,165 @@
+"""Simulated n-bit quantisation (models/quant_layers.py, quantization/qat.py) and real int8 (quantization/ptq.py)."""
+import pytest
+import torch
+
+from common.checkpoint import save_checkpoint, make_meta
+from common.cli import default_normalization
+from common.data import Batches, load_cifar10, synthetic_cifar
+from common.errors import UserError
+from models import build_model, load_model, make_spec
+from models.quant_layers import (ActQuant, BitsError, QuantConv2d, UncalibratedError, act_qparams, check_bits,
+                                 fake_quant, fake_quant_weight, is_calibrated, weight_qparams)
+from quantization.qat import calibrate, main as qat_main, quantize_model
+
+
+def tiny_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    spec = make_spec("resnet8")
+    model = build_model(spec).eval()
+    path = tmp_path / "tiny.pt"
+    save_checkpoint(path, spec, model.state_dict(), make_meta("baseline", normalization=default_normalization()))
+    return path, model, spec
+
+
+def synthetic_batches(n=64, batch_size=32):
+    images, labels, _ = synthetic_cifar(n)
+    return Batches(images, labels, batch_size, default_normalization(), False)
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 6, 8])
+def test_weight_quant_error_within_half_step(bits):
+    w = torch.randn(16, 8, 3, 3) * torch.rand(16, 1, 1, 1) * 3
+    scale, _, qmax = weight_qparams(w, bits)
+    err = (fake_quant_weight(w, bits) - w).abs()
+    assert torch.all(err <= scale / 2 + 1e-6)
+    # per output channel: the largest weight of each channel is exactly representable
+    assert torch.allclose(fake_quant_weight(w, bits).abs().flatten(1).amax(1), w.abs().flatten(1).amax(1), atol=1e-5)
+    assert fake_quant_weight(w, bits).div(scale).round().abs().max() <= qmax
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 6, 8])
+def test_activation_quant_error_within_half_step(bits):
+    lo, hi = torch.tensor(-1.3), torch.tensor(4.7)
+    x = torch.linspace(-1.3, 4.7, 1001)
+    scale, zp, qmin, qmax = act_qparams(lo, hi, bits)
+    y = fake_quant(x, scale, zp, qmin, qmax)
+    assert torch.all((y - x).abs() <= scale / 2 + 1e-5)
+    assert len(torch.unique(torch.round(y / scale))) <= 2 ** bits
+    assert fake_quant(torch.zeros(1), scale, zp, qmin, qmax).item() == 0.0  # zero (padding, ReLU) is exact
+
+
+def test_straight_through_gradient():
+    conv = QuantConv2d(3, 4, 3, padding=1, bias=False, weight_bits=4, act_bits=4).train()
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    conv(x).sum().backward()
+    assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
+    assert x.grad.abs().sum() > 0
+
+
+def test_calibration_sets_nonzero_ranges_and_keeps_batchnorm():
+    model = build_model(make_spec("resnet8")).eval()
+    qmodel, qspec = quantize_model(model, model.spec, 4, 4)
+    quantizers = [m for m in qmodel.modules() if isinstance(m, ActQuant)]
+    assert len(quantizers) == 8  # 7 convs + classifier
+    assert not is_calibrated(qmodel)
+    bn_before = qmodel.bn1.running_mean.clone()
+    calibrate(qmodel, synthetic_batches())
+    assert is_calibrated(qmodel)
+    assert all(float(q.running_max - q.running_min) > 0 and int(q.observed) == 2 for q in quantizers)
+    assert torch.equal(qmodel.bn1.running_mean, bn_before)  # calibration runs in eval mode
+    assert not qmodel.training
+
+
+def test_uncalibrated_evaluation_is_refused():
+    model = build_model(make_spec("resnet8")).eval()
+    qmodel, _ = quantize_model(model, model.spec, 8, 8)
+    with pytest.raises(UncalibratedError, match="calibration"):
+        qmodel(torch.randn(2, 3, 32, 32))
+    calibrate(qmodel, synthetic_batches())
+    assert qmodel(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_w8a8_close_to_float():
+    model = build_model(make_spec("resnet8")).eval()
+    qmodel, _ = quantize_model(model, model.spec, 8, 8)
+    batches = synthetic_batches()
+    calibrate(qmodel, batches)
+    x = next(iter(batches))[0]
+    with torch.no_grad():
+        ref, out = model(x), qmodel(x)
+    assert (out - ref).abs().max() < 0.1 * ref.abs().max()
+
+
+@pytest.mark.parametrize("bits", [0, 1, 9, 16, 4.0, "8", True])
+def test_bad_bits_are_a_clear_error(bits):
+    with pytest.raises(BitsError, match="must be one of 2, 3, 4"):
+        check_bits(bits)
+    model = build_model(make_spec("resnet8"))
+    with pytest.raises(UserError):
+        quantize_model(model, model.spec, bits, 8)
+
+
+def test_cli_bad_bits_exit_2_without_output(tmp_path, capsys):
+    from common.errors import run_cli
+    path, _, _ = tiny_checkpoint(tmp_path)
+    out = tmp_path / "q.pt"
+    with pytest.raises(SystemExit) as e:
+        run_cli(qat_main, [str(path), "--weight-bits", "1", "--out", str(out), "--synthetic", "64"])
+    assert e.value.code == 2
+    assert "--weight-bits must be one of" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_qat_cli_checkpoint_rebuilds_from_spec(tmp_path):
+    path, _, _ = tiny_checkpoint(tmp_path)
+    out, csv = tmp_path / "w4a4.pt", tmp_path / "bits.csv"
+    qat_main([str(path), "--weight-bits", "4", "--act-bits", "6", "--out", str(out), "--synthetic", "128",
+              "--batch-size", "32", "--threads", "1", "--no-progress", "--results", str(csv)])
+    model, ckpt = load_model(out)  # rebuilt from the spec alone, ranges included
+    assert ckpt["meta"]["method"] == "qat" and ckpt["meta"]["weight_bits"] == 4
+    assert is_calibrated(model)
+    convs = [m for m in model.modules() if isinstance(m, QuantConv2d)]
+    assert len(convs) == 7 and {c.act_quant.bits for c in convs} == {6}
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    assert "post_training_top1" in ckpt["meta"]["metrics"] and "top1" in ckpt["meta"]["metrics"]
+    row = csv.read_text().splitlines()
+    assert row[0].startswith("model,") and ",W4A6," in row[1]
+
+
+def test_int8_agrees_with_fp32_on_real_data(tmp_path, r20_converted, cifar_dir):
+    from quantization.ptq import int8_session_from_checkpoint, main as ptq_main, ort_predictions
+    out = tmp_path / "r20-int8.pt"
+    ptq_main([str(r20_converted), "--calib-images", "200", "--out", str(out), "--data-dir", str(cifar_dir),
+              "--threads", "2"])
+    sess, ckpt = int8_session_from_checkpoint(out)
+    assert ckpt["meta"]["precision"] == "int8" and ckpt["meta"]["method"] == "int8"
+    assert ckpt["onnx"].dtype == torch.uint8
+    assert ckpt["meta"]["metrics"]["quantized_layers"] == ckpt["meta"]["metrics"]["layers"] == 20
+    torch.load(out, weights_only=True)
+    model, _ = load_model(r20_converted)
+    images, labels, _ = load_cifar10(cifar_dir / "lossless-test1000", False)
+    batches = Batches(images[:500], labels[:500], 250, ckpt["meta"]["normalization"], False)
+    p_int8, y = ort_predictions(sess, batches)
+    with torch.no_grad():
+        p_fp32 = torch.cat([model(x).argmax(1) for x, _ in batches])
+    assert (p_int8 == p_fp32).float().mean() >= 0.97
+    assert (p_int8 == y).float().mean() >= 0.85
+
+
+def test_ptq_refuses_non_int8_checkpoint_for_eval(tmp_path):
+    from quantization.ptq import int8_session_from_checkpoint
+    path, _, _ = tiny_checkpoint(tmp_path)
+    with pytest.raises(UserError, match="not an int8 checkpoint"):
+        int8_session_from_checkpoint(path)
+
+
+def test_qat_model_exports_as_float(tmp_path):
+    from quantization.ptq import float_model
+    model = build_model(make_spec("resnet8")).eval()
+    qmodel, qspec = quantize_model(model, model.spec, 4, 8)
+    calibrate(qmodel, synthetic_batches())
+    fmodel, fspec, state = float_model(qmodel, {"spec": qspec})
+    assert fspec["layers"] == {} and not any(isinstance(m, QuantConv2d) for m in fmodel.modules())
+    w = state["layer1.0.conv1.weight"]
+    scale, _, _ = weight_qparams(w, 4)
+    assert torch.allclose(w / scale, (w / scale).round(), atol=1e-4)  # weights sit on the 4-bit grid
