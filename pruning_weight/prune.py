@@ -1,0 +1,279 @@
+"""Magnitude weight pruning (Han et al. 2015) with masked fine-tuning through the shared loop.
+
+    python -m pruning_weight.prune runs/base/r56.pt --percent 90 --out runs/weight/r56-p90.pt            # prune only
+    python -m pruning_weight.prune runs/base/r56.pt --percent 90 --out runs/weight/r56-p90.pt \\
+        --finetune --recipe quick --subset 10000 --steps 4 --threads 1                                   # + fine-tune
+
+The `percent` smallest-magnitude conv weights are set to zero, with one threshold over all conv layers
+(`--scope global`, as in the rethinking-network-pruning code) or one per layer (`--scope layer`).
+The mask is never stored: it is the set of zeros in the checkpoint, so every tool that reads the file
+sees the pruned model and a later fine-tune rebuilds the mask from it.
+
+During fine-tuning the gradient of a pruned weight is zeroed (a tensor hook) and the mask is re-applied
+after every optimizer step, so neither momentum nor weight decay can move a pruned weight off zero.
+`--steps K` prunes gradually inside the fine-tune: K pruning events spread over the first `--ramp` of
+the iterations, sparsity rising on the cubic schedule of Zhu & Gupta (2017) to the target -- Han et al.'s
+prune / retrain / prune-more iteration at the compute cost of one fine-tune.
+"""
+import os
+
+import torch
+import torch.nn as nn
+
+from common import cli
+from common.checkpoint import make_meta, save_checkpoint
+from common.errors import UserError, run_cli
+from common.metrics import model_metrics
+from common.training import evaluate, fit
+from models import load_model
+
+METHOD = "weight_prune"
+
+
+# ---------------------------------------------------------------------------------------------- masks
+
+def prunable_weights(model, include_classifier=False):
+    """{parameter name: weight} of the layers magnitude pruning acts on: every conv (and the classifier)."""
+    kinds = (nn.Conv2d, nn.Linear) if include_classifier else (nn.Conv2d,)
+    found = {}
+    for name, module in model.named_modules():
+        weight = getattr(module, "weight", None)
+        if isinstance(module, kinds) and isinstance(weight, nn.Parameter) and weight.is_floating_point():
+            found[f"{name}.weight"] = weight
+    return found
+
+
+def check_percent(percent):
+    if not (0 <= percent < 100):
+        raise UserError(f"--percent must be in [0, 100), got {percent:g} (100 would remove every weight)")
+
+
+def magnitude_masks(weights, percent, scope="global"):
+    """{name: bool keep-mask} that removes `percent`% of the weights by magnitude.
+
+    Exactly round(percent% of N) weights are removed (ties broken by position, not by threshold), so the
+    achieved sparsity matches the request to one weight. Weights that are already zero have the smallest
+    magnitude and are removed first, so pruning an already pruned model only ever adds zeros."""
+    check_percent(percent)
+    if scope not in ("global", "layer"):
+        raise UserError(f"unknown scope {scope!r} (choose global or layer)")
+    if scope == "layer":
+        masks = {}
+        for name, w in weights.items():
+            masks.update(magnitude_masks({name: w}, percent, "global"))
+        return masks
+    names = list(weights)
+    flat = torch.cat([weights[n].detach().abs().flatten().float().cpu() for n in names])
+    k = int(round(flat.numel() * percent / 100.0))
+    keep = torch.ones(flat.numel(), dtype=torch.bool)
+    if k > 0:
+        keep[torch.argsort(flat, stable=True)[:k]] = False
+    masks, offset = {}, 0
+    for n in names:
+        size = weights[n].numel()
+        masks[n] = keep[offset:offset + size].view(weights[n].shape)
+        offset += size
+    return masks
+
+
+def masks_from_zeros(weights):
+    """The mask a pruned checkpoint carries implicitly: its nonzero weights."""
+    return {n: (w.detach() != 0).cpu() for n, w in weights.items()}
+
+
+@torch.no_grad()
+def apply_masks(model, masks):
+    params = dict(model.named_parameters())
+    for name, mask in masks.items():
+        p = params[name]
+        p.mul_(mask.to(device=p.device, dtype=p.dtype))
+
+
+def sparsity_report(model, masks):
+    """(rows of (name, numel, zeros, sparsity %), overall sparsity % over `masks`' layers)."""
+    params = dict(model.named_parameters())
+    rows, total, zeros = [], 0, 0
+    for name in masks:
+        p = params[name]
+        z = int(p.numel() - torch.count_nonzero(p))
+        rows.append((name, p.numel(), z, 100.0 * z / p.numel()))
+        total, zeros = total + p.numel(), zeros + z
+    return rows, 100.0 * zeros / max(total, 1)
+
+
+def print_report(rows, overall, header="per-layer sparsity"):
+    print(f"{header}:")
+    for name, numel, z, s in rows:
+        print(f"  {name:<28} {numel:>8} weights  {s:6.2f}% zero")
+    print(f"  overall: {overall:.3f}% of {sum(r[1] for r in rows)} weights are zero")
+    for name, numel, z, s in rows:
+        if z == numel:
+            print(f"warning: {name} has no weights left: its output is constant (only BN bias passes); "
+                  f"use a lower --percent or --scope layer")
+
+
+class MaskKeeper:
+    """Keeps pruned weights exactly zero during training and optionally prunes gradually.
+
+    - a gradient hook zeroes the gradient of every pruned weight, so the momentum buffer of a pruned
+      weight stays zero;
+    - `after_step` (passed to common.training.fit) multiplies the weights by the mask after every
+      optimizer step, which also undoes weight decay and anything else that touched them;
+    - with a schedule [(iteration, percent), ...] it re-prunes at those iterations (mask from magnitudes,
+      never un-pruning: already-zero weights are the smallest and stay zero)."""
+
+    def __init__(self, model, names, masks, scope="global", schedule=()):
+        self.model, self.names, self.scope = model, list(names), scope
+        self.schedule = sorted(schedule)
+        self.iteration = 0
+        self.masks = {}
+        self.handles = []
+        params = dict(model.named_parameters())
+        for name in self.names:
+            self.handles.append(params[name].register_hook(self._grad_hook(name)))
+        self.set_masks(masks)
+
+    def _grad_hook(self, name):
+        def hook(grad):
+            return grad * self.masks[name].to(device=grad.device, dtype=grad.dtype)
+        return hook
+
+    def set_masks(self, masks):
+        self.masks = {n: m.detach().to(torch.bool).cpu() for n, m in masks.items()}
+        apply_masks(self.model, self.masks)
+
+    def prune_to(self, percent):
+        params = dict(self.model.named_parameters())
+        self.set_masks(magnitude_masks({n: params[n] for n in self.names}, percent, self.scope))
+
+    def after_step(self, model):
+        self.iteration += 1
+        while self.schedule and self.schedule[0][0] <= self.iteration:
+            self.prune_to(self.schedule.pop(0)[1])
+        apply_masks(model, self.masks)
+
+    def remove(self):
+        for h in self.handles:
+            h.remove()
+        self.handles = []
+
+
+def gradual_schedule(percent, steps, total_iterations, ramp=0.5):
+    """K pruning events: the first before training, the others spread over the first `ramp` of the
+    iterations; sparsity s_j = P * (1 - (1 - j/K)^3) (Zhu & Gupta 2017), reaching P at the last event."""
+    events = []
+    for j in range(1, steps + 1):
+        it = int(round((j - 1) / steps * ramp * total_iterations))
+        events.append((it, percent * (1 - (1 - j / steps) ** 3)))
+    return events
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+def parse_args(argv=None):
+    p = cli.parser(__doc__.split("\n")[0])
+    p.add_argument("checkpoint", help="checkpoint to prune (any project checkpoint with conv layers)")
+    p.add_argument("--percent", type=float, required=True, help="percentage of the pruned weights set to zero")
+    p.add_argument("--out", required=True, help="pruned checkpoint path")
+    p.add_argument("--scope", choices=("global", "layer"), default="global",
+                   help="one magnitude threshold over all layers, or one per layer")
+    p.add_argument("--include-classifier", action="store_true", help="prune the final linear layer too")
+    p.add_argument("--finetune", action="store_true", help="masked fine-tune after pruning (needs data)")
+    p.add_argument("--steps", type=int, default=1,
+                   help="pruning events during the fine-tune (1 = one-shot prune, then fine-tune)")
+    p.add_argument("--ramp", type=float, default=0.5,
+                   help="fraction of the fine-tune over which the --steps events are spread")
+    p.add_argument("--no-export", dest="export", action="store_false",
+                   help="do not write the compact sparse file OUT-stem.sparse.npz next to the checkpoint")
+    cli.add_data_args(p)
+    cli.add_train_args(p, recipe="quick")
+    args = p.parse_args(argv)
+    check_percent(args.percent)
+    if args.steps < 1:
+        raise UserError(f"--steps must be at least 1, got {args.steps}")
+    if args.steps > 1 and not args.finetune:
+        raise UserError("--steps > 1 prunes gradually during fine-tuning: add --finetune")
+    if args.resume and args.steps > 1:
+        raise UserError("--resume is only supported with --steps 1 (a gradual schedule cannot restart mid-run)")
+    if not 0 < args.ramp <= 1:
+        raise UserError(f"--ramp must be in (0, 1], got {args.ramp}")
+    return cli.finish_train_args(args)
+
+
+def sparse_path(out):
+    stem = out[:-3] if out.endswith(".pt") else out
+    return stem + ".sparse.npz"
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cli.check_output_path(args.out)
+    if not os.path.isfile(args.checkpoint):
+        raise UserError(f"{args.checkpoint}: no such file")
+    rank, world, device = cli.setup(args)
+    model, parent = load_model(args.checkpoint)
+    weights = prunable_weights(model, args.include_classifier)
+    if not weights:
+        raise UserError(f"{args.checkpoint}: no conv weights to prune")
+    already = sparsity_report(model, masks_from_zeros(weights))[1]
+    if already > args.percent:
+        print(f"note: {args.checkpoint} is already {already:.2f}% sparse; zeros are kept, nothing is un-pruned")
+    normalization = parent["meta"].get("normalization") or {}
+
+    if not args.finetune:
+        apply_masks(model, magnitude_masks(weights, args.percent, args.scope))
+        train_metrics, data = {}, ""
+    else:
+        if not normalization:
+            raise UserError(f"{args.checkpoint}: checkpoint carries no normalisation")
+        train_b, test_b, data = cli.make_batches(args, normalization, device, rank, world)
+        total = args.epochs * len(train_b)
+        schedule = gradual_schedule(args.percent, args.steps, total, args.ramp)
+        first = schedule.pop(0)[1]  # the first event happens before training starts
+        keeper = MaskKeeper(model, weights, magnitude_masks(weights, first, args.scope), args.scope, schedule)
+        print(f"pruned to {first:.2f}% before fine-tuning; events (iteration, %): "
+              + ", ".join(f"({i}, {s:.1f})" for i, s in schedule) if schedule else
+              f"pruned to {first:.2f}%, fine-tuning with the mask fixed")
+        meta = make_meta(METHOD, args, parent=args.checkpoint, parent_meta=parent["meta"],
+                         normalization=normalization, data=data)
+        train_metrics = fit(model, train_b, test_b, epochs=args.epochs, lr=args.lr, spec=parent["spec"], meta=meta,
+                            out=None, run_dir=args.run_dir, schedule=args.schedule, momentum=args.momentum,
+                            weight_decay=args.weight_decay, device=device, amp=args.amp, resume=args.resume,
+                            after_step=keeper.after_step, rank=rank, world=world, desc="masked fine-tune",
+                            progress=args.progress)
+        keeper.after_step(model)  # any events the run did not reach (tiny runs) still happen
+        keeper.remove()
+        if keeper.schedule:
+            raise AssertionError("unreached pruning events")  # after_step drains every event <= iteration
+        if "test_acc" not in train_metrics and test_b is not None:  # resumed a finished run
+            train_metrics = {"test_acc": evaluate(model, test_b, device)[0]}
+    if rank != 0:
+        return
+    model = model.cpu().to(memory_format=torch.contiguous_format)
+    rows, overall = sparsity_report(model, weights)
+    print_report(rows, overall)
+    metrics = model_metrics(model)
+    if train_metrics:
+        metrics.update(top1=train_metrics["test_acc"], epochs=args.epochs)
+    info = {"percent": args.percent, "scope": args.scope, "include_classifier": args.include_classifier,
+            "steps": args.steps, "finetuned": args.finetune, "sparsity": overall,
+            "layers": {name: s for name, _, _, s in rows}}
+    meta = make_meta(METHOD, args, parent=args.checkpoint, parent_meta=parent["meta"], normalization=normalization,
+                     data=data, metrics=metrics, weight_pruning=info)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    if args.export:
+        from pruning_weight.export import write_sparse
+        path = sparse_path(args.out)
+        size = write_sparse(path, parent["spec"], state, meta, values="fp32")
+        meta["sparse_file"] = {"path": os.path.abspath(path), "bytes": size, "values": "fp32",
+                               "dense_fp32_bytes": metrics["dense_fp32_bytes"],
+                               "compression_ratio": metrics["dense_fp32_bytes"] / size}
+        print(f"wrote {path}: {size} bytes, {metrics['dense_fp32_bytes'] / size:.2f}x smaller than dense fp32")
+    save_checkpoint(args.out, parent["spec"], state, meta)
+    acc = f", top-1 {metrics['top1']:.2f}% on {data}" if "top1" in metrics else ""
+    print(f"wrote {args.out}: {overall:.2f}% of the pruned weights are zero, "
+          f"{metrics['nonzero_params']}/{metrics['params']} parameters nonzero{acc}")
+
+
+if __name__ == "__main__":
+    run_cli(main)

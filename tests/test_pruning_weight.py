@@ -1,0 +1,208 @@
+"""Magnitude weight pruning: exact sparsity, masks that survive momentum and weight decay, exact export."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from common.checkpoint import make_meta, save_checkpoint
+from common.data import Batches, synthetic_cifar
+from common.errors import UserError, run_cli
+from common.training import fit
+from models import build_model, load_model, make_spec
+from pruning_weight import export, prune
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+NORM = {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
+
+
+def tiny_model(seed=0):
+    torch.manual_seed(seed)
+    spec = make_spec("resnet8")
+    return build_model(spec), spec
+
+
+def tiny_checkpoint(path, seed=0):
+    model, spec = tiny_model(seed)
+    save_checkpoint(path, spec, model.state_dict(), make_meta("baseline", normalization=NORM))
+    return path
+
+
+MODULES = {"pruning_weight.prune": prune, "pruning_weight.export": export}
+
+
+def run(module, *args):
+    """Run a CLI in-process through run_cli (as `python -m` would): (exit status, stdout, stderr)."""
+    class Result:
+        pass
+    import contextlib
+    import io
+    out, err, r = io.StringIO(), io.StringIO(), Result()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            run_cli(MODULES[module].main, list(args))
+            r.returncode = 0
+        except SystemExit as e:
+            r.returncode = e.code or 0
+    r.stdout, r.stderr = out.getvalue(), err.getvalue()
+    return r
+
+
+def run_subprocess(*args):
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("percent", [30, 50, 70, 90, 95, 99.5])
+@pytest.mark.parametrize("scope", ["global", "layer"])
+def test_threshold_hits_requested_sparsity(percent, scope):
+    model, _ = tiny_model()
+    weights = prune.prunable_weights(model)
+    prune.apply_masks(model, prune.magnitude_masks(weights, percent, scope))
+    rows, overall = prune.sparsity_report(model, weights)
+    assert abs(overall - percent) < 0.1
+    if scope == "layer":  # every layer individually on target (up to rounding of one weight)
+        for name, numel, zeros, s in rows:
+            assert abs(zeros - round(numel * percent / 100)) <= 0, name
+
+
+def test_global_threshold_removes_the_smallest_magnitudes():
+    model, _ = tiny_model()
+    weights = prune.prunable_weights(model)
+    before = torch.cat([w.detach().abs().flatten() for w in weights.values()])
+    masks = prune.magnitude_masks(weights, 60)
+    kept = torch.cat([m.flatten() for m in masks.values()])
+    assert before[~kept].max() <= before[kept].min()
+    # global != per layer: with one threshold the layers end up with different sparsities
+    prune.apply_masks(model, masks)
+    sparsities = [s for *_, s in prune.sparsity_report(model, weights)[0]]
+    assert max(sparsities) - min(sparsities) > 1
+
+
+def test_classifier_only_pruned_on_request():
+    model, _ = tiny_model()
+    assert "linear.weight" not in prune.prunable_weights(model)
+    assert "linear.weight" in prune.prunable_weights(model, include_classifier=True)
+
+
+@pytest.mark.parametrize("bad", [-1, 100, 150])
+def test_bad_percent_is_a_user_error(bad, tmp_path):
+    with pytest.raises(UserError, match="--percent"):
+        prune.check_percent(bad)
+    ckpt = tiny_checkpoint(tmp_path / "m.pt")
+    out = tmp_path / "p.pt"
+    r = run("pruning_weight.prune", str(ckpt), "--percent", str(bad), "--out", str(out))
+    assert r.returncode == 2 and "error: --percent must be in [0, 100)" in r.stderr
+    assert "Traceback" not in r.stderr and not out.exists()
+
+
+@pytest.fixture
+def one_thread():
+    """Training tests on a shared, loaded CPU: one thread is much faster than oversubscribed ones."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_pruned_weights_stay_exactly_zero_through_finetuning(tmp_path, one_thread):
+    """Large lr, momentum and weight decay: without the masks the zeros would move on the first step."""
+    model, spec = tiny_model()
+    weights = prune.prunable_weights(model, include_classifier=True)
+    keeper = prune.MaskKeeper(model, weights, prune.magnitude_masks(weights, 80), "global")
+    zeros = {n: (w.detach() == 0).clone() for n, w in weights.items()}
+    images, labels, _ = synthetic_cifar(128, seed=0)
+    batches = Batches(images, labels, 32, NORM, True, torch.device("cpu"), 0)
+    fit(model, batches, None, epochs=2, lr=0.2, spec=spec, meta={}, out=None, run_dir=str(tmp_path / "run"),
+        momentum=0.9, weight_decay=5e-3, progress=False)
+    params = dict(model.named_parameters())
+    for n, z in zeros.items():
+        assert torch.count_nonzero(params[n].detach()[z]) == 0, n
+        assert torch.count_nonzero(params[n].detach()[~z]) > 0.9 * (~z).sum(), n  # the rest did train
+    # the momentum buffers of pruned weights never picked anything up: the gradient was masked too
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["train_state"]["optimizer"]["state"]
+    index = {name: i for i, (name, _) in enumerate(model.named_parameters())}
+    for n, z in zeros.items():
+        assert torch.count_nonzero(params[n].grad[z]) == 0, n
+        buf = state[index[n]]["momentum_buffer"]
+        assert torch.count_nonzero(buf[z]) == 0 and torch.count_nonzero(buf[~z]) > 0, n
+    keeper.remove()
+
+
+def test_gradual_schedule_reaches_target_and_never_unprunes(tmp_path, one_thread):
+    events = prune.gradual_schedule(90, 4, 100, 0.5)
+    assert [i for i, _ in events] == [0, 12, 25, 38] and events[-1][1] == pytest.approx(90)
+    assert all(a[1] < b[1] for a, b in zip(events, events[1:]))
+    ckpt = tiny_checkpoint(tmp_path / "m.pt")
+    out = tmp_path / "p.pt"
+    r = run("pruning_weight.prune", str(ckpt), "--percent", "75", "--out", str(out), "--finetune", "--steps", "3",
+            "--synthetic", "256", "--epochs", "1", "--lr", "0.05", "--threads", "1", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    model, ck = load_model(out)
+    assert ck["meta"]["method"] == "weight_prune"
+    assert abs(prune.sparsity_report(model, prune.prunable_weights(model))[1] - 75) < 0.1
+    assert abs(ck["meta"]["weight_pruning"]["sparsity"] - 75) < 0.1 and "top1" in ck["meta"]["metrics"]
+    assert ck["meta"]["sparse_file"]["bytes"] == (tmp_path / "p.sparse.npz").stat().st_size
+
+
+@pytest.mark.parametrize("values", ["fp32", "fp16", "int8"])
+def test_export_round_trip(values, tmp_path):
+    ckpt = tiny_checkpoint(tmp_path / "m.pt")
+    pruned = tmp_path / "p.pt"
+    r = run("pruning_weight.prune", str(ckpt), "--percent", "90", "--out", str(pruned))
+    assert r.returncode == 0, r.stderr
+    model, ck = load_model(pruned)
+    path = tmp_path / f"p-{values}.npz"
+    size = export.write_sparse(path, ck["spec"], model.state_dict(), ck["meta"], values)
+    assert size == path.stat().st_size
+    back, ck2 = export.load_sparse_model(path)
+    assert ck2["spec"] == ck["spec"] and ck2["meta"] == ck["meta"]
+    expected = export.encode(ck["spec"], model.state_dict(), ck["meta"], values)[1]
+    for k, v in back.state_dict().items():
+        assert v.dtype == expected[k].dtype and torch.equal(v, expected[k]), k
+        if values == "fp32":
+            assert torch.equal(v, model.state_dict()[k]), k
+    identical, diff = export.compare_outputs(model, back)
+    if values == "fp32":
+        assert identical and diff == 0
+    # the file is a plain npz: numpy reads it without pickle
+    with np.load(path, allow_pickle=False) as z:
+        assert "header" in z.files and "mask" in z.files
+
+
+def test_export_cli_check_and_unpack_are_exact(tmp_path):
+    ckpt = tiny_checkpoint(tmp_path / "m.pt")
+    pruned = tmp_path / "p.pt"
+    assert run("pruning_weight.prune", str(ckpt), "--percent", "90", "--out", str(pruned), "--no-export").returncode == 0
+    sparse = tmp_path / "p.npz"
+    r = run("pruning_weight.export", str(pruned), "--out", str(sparse), "--check", "--json")
+    assert r.returncode == 0, r.stderr
+    result = __import__("json").loads(r.stdout)
+    assert result["weights_exact"] and result["outputs_identical"]
+    assert result["sparse_bytes"] == sparse.stat().st_size and result["compression_ratio"] > 3
+    back = tmp_path / "back.pt"
+    assert run("pruning_weight.export", "--unpack", str(sparse), "--out", str(back)).returncode == 0
+    a, b = torch.load(pruned, weights_only=True), torch.load(back, weights_only=True)
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+
+
+def test_corrupt_sparse_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    r = run_subprocess("pruning_weight.export", "--unpack", str(bad), "--out", str(tmp_path / "x.pt"))
+    assert r.returncode == 2 and "not a readable sparse file" in r.stderr and "Traceback" not in r.stderr
+    r = run("pruning_weight.prune", str(tmp_path / "missing.pt"), "--percent", "50", "--out", str(tmp_path / "y.pt"))
+    assert r.returncode == 2 and "no such file" in r.stderr
+
+
+@pytest.mark.slow
+def test_real_r56_90_percent_sparse_file_is_8x_smaller(r56_converted, tmp_path):
+    out = tmp_path / "p90.pt"
+    r = run("pruning_weight.prune", str(r56_converted), "--percent", "90", "--out", str(out), "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    model, ck = load_model(out)
+    sparse = tmp_path / "p90.sparse.npz"
+    assert ck["meta"]["metrics"]["dense_fp32_bytes"] / sparse.stat().st_size >= 8
+    back, _ = export.load_sparse_model(sparse)
+    assert export.compare_outputs(model, back)[0]
