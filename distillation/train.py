@@ -107,6 +107,8 @@ def main(argv=None):
                      metrics=model_metrics(student), distillation=info)
     if method == "kd":
         meta["distillation"]["teacher_sha256"] = meta["parent_sha256"]
+    elif args.teacher:  # a no-teacher twin is still benchmarked against the teacher it is compared with
+        meta["baseline"] = teacher_ckpt["meta"].get("baseline") or os.path.abspath(args.teacher)
     metrics = fit(student, train_b, test_b, epochs=args.epochs, lr=args.lr, spec=spec, meta=meta, out=args.out,
                   run_dir=args.run_dir, schedule=args.schedule, momentum=args.momentum,
                   weight_decay=args.weight_decay, device=device, amp=args.amp, resume=args.resume, loss_fn=loss_fn,

@@ -211,3 +211,12 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, teacher_ckpt, capsys
     assert not out.exists()
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.count("error:") == 4
+
+
+def test_checkpoint_student_must_share_the_teacher_normalisation(teacher_ckpt):
+    from common.errors import UserError
+    from distillation.train import build_student
+    model, spec, ckpt = build_student(str(teacher_ckpt), 0, default_normalization())
+    assert model.training and spec["name"] == "resnet8" and ckpt is not None
+    with pytest.raises(UserError, match="normalisation"):
+        build_student(str(teacher_ckpt), 0, {"mean": [0.5] * 3, "std": [0.5] * 3})
