@@ -307,16 +307,16 @@ def parse_list(text, kind, name):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("checkpoints", nargs="+", metavar="CKPT")
     p.add_argument("--data-dir", default=os.environ.get("CIFAR10_DIR"),
                    help="CIFAR-10 folder whose test split gives the accuracy and the timed inputs (default: $CIFAR10_DIR)")
     p.add_argument("--test-subset", type=int, default=None, help="score a fixed random subset of N test images")
-    p.add_argument("--backends", default="eager,compile,onnx", help=f"comma-separated, from {', '.join(BACKENDS)}")
-    p.add_argument("--batch-sizes", default="1,64", help="batch 1 = latency mode, larger = throughput mode")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    p.add_argument("--precision", default="fp32", choices=tuple(PRECISIONS))
+    p.add_argument("--backends", default="eager,compile,onnx", help=f"comma-separated, from {', '.join(BACKENDS)} (default: all)")
+    p.add_argument("--batch-sizes", default="1,64", help="batch 1 = latency mode, larger = throughput mode (default: 1,64)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="default: cpu")
+    p.add_argument("--precision", default="fp32", choices=tuple(PRECISIONS),
+                   help="eager/compile compute precision (default: fp32)")
     p.add_argument("--threads", type=int, default=None, help="torch and ONNX Runtime intra-op threads (default: all cores)")
     p.add_argument("--iterations", type=int, default=None,
                    help=f"timed iterations per measurement (default: {LATENCY_ITERATIONS} at batch 1, "
@@ -326,7 +326,7 @@ def parse_args(argv=None):
     p.add_argument("--repeat", type=int, default=None,
                    help="repeat every measurement R times; report median and spread (default 3, --quick 1)")
     p.add_argument("--quick", action="store_true", help="smoke test: 64 iterations at batch 1, 4 otherwise, 1 repeat")
-    p.add_argument("--out", default="results/benchmark.csv", help="results CSV (rows are added or replaced)")
+    p.add_argument("--out", default="results/benchmark.csv", help="results CSV; rows are added or replaced (default: results/benchmark.csv)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     return p.parse_args(argv)
 
@@ -411,6 +411,7 @@ def main(argv=None):
             for batch in batch_sizes:
                 xs = ck.normalize(pool)
                 inputs[batch] = [runner.prepare(xs[i:i + batch]) for i in range(0, len(xs) - batch + 1, batch)]
+                runner(inputs[batch][0])  # compiles this shape now (torch.compile), not inside a measurement
             print(f"{ck.path} [{backend} {precision}]: top-1 {top1:.2f}% on {data_label} "
                   f"({len(labels)} images, {time.time() - t0:.0f}s incl. build)")
             configs.append((ck, backend, precision, runner, top1, inputs))
@@ -421,7 +422,9 @@ def main(argv=None):
     # Timed measurements, repeats interleaved across configurations.
     stats = {}  # (sha, backend, batch) -> list of per-repeat dicts
     jobs = [(r, c, b) for r in range(args.repeat) for c in configs for b in batch_sizes]
-    for r, (ck, backend, precision, runner, top1, inputs), batch in tqdm(jobs, desc="benchmark", disable=not args.progress):
+    bar = tqdm(jobs, desc="benchmark", disable=not args.progress)
+    for r, (ck, backend, precision, runner, top1, inputs), batch in bar:
+        bar.set_postfix_str(f"repeat {r + 1} {os.path.basename(ck.path)} {backend} batch {batch}")
         iterations = iterations_for(batch)
         times, total = time_iterations(runner, inputs[batch], iterations, warmup_for(iterations), device, batch == 1)
         result = {f"p{q}": v * 1e3 for q, v in percentiles(times).items()}
