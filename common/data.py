@@ -20,6 +20,7 @@ CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
 TEST_FILES = ["test_batch"]
+SYNTHETIC_MARK = "SYNTHETIC"  # a folder written by write_synthetic_layout: any image count is fine
 
 
 class DataError(UserError):
@@ -81,8 +82,8 @@ def describe(data_dir, train, subset=None):
         name = "CIFAR-10 test[:1000] (lossless)"
     elif os.path.exists(os.path.join(parent, "BUILT")):
         name = "CIFAR-10 (JPEG-q75 copy) " + ("train" if train else "test")
-    elif os.path.basename(os.path.normpath(data_dir)) == "synthetic":
-        name = "synthetic"
+    elif os.path.exists(os.path.join(root, SYNTHETIC_MARK)):
+        name = "synthetic " + ("train" if train else "test")
     else:
         name = "CIFAR-10 " + ("train" if train else "test")
     return name + (f" subset {subset}" if subset else "")
@@ -106,7 +107,8 @@ def load_cifar10(data_dir, train, download=False, subset=None, seed=0):
     parts = [read_batch(os.path.join(folder, f)) for f in files]
     images = torch.cat([p[0] for p in parts])
     labels = torch.cat([p[1] for p in parts])
-    if train and len(images) != 50000:
+    synthetic = os.path.exists(os.path.join(folder, SYNTHETIC_MARK))
+    if train and len(images) != 50000 and not synthetic:
         raise DataError(f"{folder}: expected 50000 training images, found {len(images)}")
     if subset:
         if subset < 1:
@@ -185,3 +187,31 @@ class Batches:
         for i in range(len(self)):
             idx = order[i * bs:(i + 1) * bs]
             yield self.normalize(augment(self.images[idx], g)), self.labels[idx]
+
+
+def write_synthetic_layout(out, n_train=1000, n_test=250):
+    """A small synthetic dataset in the cifar-10-batches-py layout, so every CLI runs on it unchanged
+    (the smoke preset of the study and tests; never a stand-in for real numbers)."""
+    folder = os.path.join(out, "cifar-10-batches-py")
+    os.makedirs(folder, exist_ok=True)
+    per = -(-n_train // len(TRAIN_FILES))
+    train_x, train_y, _ = synthetic_cifar(per * len(TRAIN_FILES), seed=0)
+    test_x, test_y, _ = synthetic_cifar(n_test, seed=1)
+    batches = [(f, train_x[i * per:(i + 1) * per], train_y[i * per:(i + 1) * per]) for i, f in enumerate(TRAIN_FILES)]
+    for name, x, y in batches + [("test_batch", test_x, test_y)]:
+        with open(os.path.join(folder, name), "wb") as f:
+            pickle.dump({b"data": x.reshape(len(x), 3072).numpy(), b"labels": y.tolist(), b"batch_label": b"synthetic"}, f)
+    with open(os.path.join(folder, "batches.meta"), "wb") as f:
+        pickle.dump({b"label_names": [c.encode() for c in CLASSES]}, f)
+    open(os.path.join(folder, SYNTHETIC_MARK), "w").close()
+    return out
+
+
+if __name__ == "__main__":
+    import argparse
+    parser = argparse.ArgumentParser(description="Write a small synthetic dataset in the CIFAR-10 layout (smoke runs, tests).")
+    parser.add_argument("out")
+    parser.add_argument("--train", type=int, default=1000)
+    parser.add_argument("--test", type=int, default=250)
+    a = parser.parse_args()
+    print(f"wrote synthetic CIFAR-10 layout to {write_synthetic_layout(a.out, a.train, a.test)}")
