@@ -126,5 +126,12 @@ def default_normalization():
     return {"mean": list(CIFAR10_MEAN), "std": list(CIFAR10_STD)}
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (UserError -> `prog: error: ...`, exit 2) like every other bad input."""
+
+    def error(self, message):
+        raise UserError(f"{message} (see --help)")
+
+
 def parser(description):
-    return argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    return Parser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)

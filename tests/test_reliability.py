@@ -1,0 +1,158 @@
+"""Bad input across every CLI: one clear line, exit status 2, no traceback, no output file; hostile files refused."""
+import importlib
+import os
+import pickle
+import shutil
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from common.checkpoint import CheckpointError, make_meta, save_checkpoint
+from common.data import write_synthetic_layout
+from common.errors import run_cli
+from models import build_model, load_model, make_spec
+
+HAS_CUDA = torch.cuda.is_available()
+
+
+class Evil:
+    """Unpickling this creates the file MARKER: what a malicious checkpoint would do."""
+    marker = None
+
+    def __reduce__(self):
+        return (open, (str(Evil.marker), "w"))
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bad")
+    spec = make_spec("resnet20")
+    meta = make_meta("baseline", normalization={"mean": [0.5] * 3, "std": [0.25] * 3}, data="synthetic")
+    save_checkpoint(d / "good.pt", spec, build_model(spec).state_dict(), meta)
+    (d / "empty.pt").write_bytes(b"")
+    good = (d / "good.pt").read_bytes()
+    (d / "trunc.pt").write_bytes(good[: len(good) // 3])
+    (d / "text.pt").write_text("hello, not a checkpoint")
+    (d / "folder.pt").mkdir()
+    torch.save({"best_prec1": 90.0, "state_dict": {"module.conv1.weight": torch.zeros(16, 3, 3, 3)}}, d / "external.pt")
+    torch.save({"weird": [1, 2, 3]}, d / "other.pt")
+    Evil.marker = d / "PWNED"
+    torch.save({"format": "cifar-compress/1", "payload": Evil()}, d / "evil.pt")
+    with open(d / "evil.pkl", "wb") as f:
+        pickle.dump(Evil(), f)
+    write_synthetic_layout(d / "data", n_train=200, n_test=100)
+    shutil.copytree(d / "data", d / "corrupt")
+    batch = d / "corrupt" / "cifar-10-batches-py" / "test_batch"
+    batch.write_bytes(batch.read_bytes()[:500])
+    return d
+
+
+# (module, argv with {d} for the files folder, regex the one-line message must match)
+CASES = [
+    ("models.evaluate", ["{d}/missing.pt"], "no such file"),
+    ("models.evaluate", ["{d}/folder.pt"], "is a directory"),
+    ("models.evaluate", ["{d}/empty.pt"], "empty file"),
+    ("models.evaluate", ["{d}/trunc.pt"], "unreadable|truncated"),
+    ("models.evaluate", ["{d}/text.pt"], "unreadable|truncated|refused"),
+    ("models.evaluate", ["{d}/evil.pt"], "refused"),
+    ("models.evaluate", ["{d}/evil.pkl"], "refused"),
+    ("models.evaluate", ["{d}/external.pt"], "models.convert"),
+    ("models.evaluate", ["{d}/other.pt"], "not a cifar-compress"),
+    ("models.evaluate", ["{d}/good.pt", "--data-dir", "{d}/nowhere"], "not found"),
+    ("models.evaluate", ["{d}/good.pt", "--data-dir", "{d}/corrupt"], "corrupt or truncated"),
+    ("models.train", ["--from", "{d}/evil.pt", "--data-dir", "{d}/data", "--out", "{d}/out.pt"], "refused"),
+    ("models.train", ["--model", "resnet20", "--data-dir", "{d}/data", "--epochs", "0", "--out", "{d}/out.pt"], "epochs"),
+    ("models.train", ["--model", "resnet20", "--data-dir", "{d}/nowhere", "--out", "{d}/out.pt"], "not found"),
+    ("models.train", ["--model", "resnet20", "--data-dir", "{d}/data", "--out", "{d}/folder.pt"], "is a directory"),
+    ("models.train", ["--model", "resnet99", "--data-dir", "{d}/data", "--out", "{d}/out.pt"], "invalid choice"),
+    ("models.convert", ["{d}/text.pt", "--out", "{d}/out.pt"], "unreadable|truncated|refused"),
+    ("models.convert", ["{d}/other.pt", "--out", "{d}/out.pt"], "unknown checkpoint format"),
+    ("models.convert", ["{d}/evil.pt", "--out", "{d}/out.pt"], "refused"),
+    ("pruning_l1.prune", ["{d}/good.pt", "--variant", "A", "--out", "{d}/out.pt"], "resnet56|ResNet-56|depth"),
+    ("pruning_l1.prune", ["{d}/good.pt", "--ratio", "1.0", "--out", "{d}/out.pt"], r"\[0, 1\)|ratio"),
+    ("pruning_l1.prune", ["{d}/good.pt", "--ratio", "-0.2", "--out", "{d}/out.pt"], r"\[0, 1\)|ratio"),
+    ("pruning_l1.prune", ["{d}/good.pt", "--ratios", "0.5,0.5", "--out", "{d}/out.pt"], "three|3"),
+    ("pruning_l1.prune", ["{d}/evil.pt", "--ratio", "0.5", "--out", "{d}/out.pt"], "refused"),
+    ("pruning_weight.prune", ["{d}/good.pt", "--percent", "150", "--out", "{d}/out.pt"], "percent"),
+    ("pruning_weight.prune", ["{d}/good.pt", "--percent", "-5", "--out", "{d}/out.pt"], "percent"),
+    ("pruning_weight.prune", ["{d}/trunc.pt", "--percent", "50", "--out", "{d}/out.pt"], "unreadable|truncated"),
+    ("lowrank.decompose", ["{d}/good.pt", "--scheme", "svd", "--rank", "100000", "--out", "{d}/out.pt"], "rank"),
+    ("lowrank.decompose", ["{d}/good.pt", "--scheme", "svd", "--energy", "1.5", "--out", "{d}/out.pt"], "energy"),
+    ("lowrank.decompose", ["{d}/evil.pt", "--scheme", "svd", "--energy", "0.9", "--out", "{d}/out.pt"], "refused"),
+    ("quantization.qat", ["{d}/good.pt", "--weight-bits", "9", "--data-dir", "{d}/data", "--out", "{d}/out.pt"], "bits"),
+    ("quantization.qat", ["{d}/good.pt", "--act-bits", "1", "--data-dir", "{d}/data", "--out", "{d}/out.pt"], "bits"),
+    ("quantization.ptq", ["{d}/evil.pt", "--data-dir", "{d}/data", "--out", "{d}/out.pt"], "refused"),
+    ("quantization.ptq", ["{d}/good.pt", "--data-dir", "{d}/nowhere", "--out", "{d}/out.pt"], "not found"),
+    ("distillation.train", ["--teacher", "{d}/evil.pt", "--student", "resnet20", "--data-dir", "{d}/data",
+                            "--out", "{d}/out.pt"], "refused"),
+    ("distillation.train", ["--teacher", "{d}/good.pt", "--student", "{d}/missing.pt", "--data-dir", "{d}/data",
+                            "--out", "{d}/out.pt"], "no such file|unknown|missing"),
+    ("fitnets.train", ["--teacher", "{d}/trunc.pt", "--student", "resnet20", "--data-dir", "{d}/data",
+                       "--out", "{d}/out.pt"], "unreadable|truncated"),
+    ("benchmark.run", ["{d}/evil.pt", "--data-dir", "{d}/data", "--out", "{d}/out.csv"], "refused"),
+    ("benchmark.run", ["{d}/good.pt", "--data-dir", "{d}/data", "--batch-sizes", "0", "--out", "{d}/out.csv"], "batch"),
+    ("benchmark.run", ["{d}/good.pt", "--data-dir", "{d}/nowhere", "--out", "{d}/out.csv"], "not found"),
+    ("pruning_weight.export", ["{d}/evil.pt", "--out", "{d}/out.npz"], "refused"),
+]
+if not HAS_CUDA:
+    CASES += [
+        ("models.train", ["--model", "resnet20", "--data-dir", "{d}/data", "--device", "cuda", "--out", "{d}/out.pt"], "CUDA|GPU"),
+        ("benchmark.run", ["{d}/good.pt", "--data-dir", "{d}/data", "--device", "cuda", "--out", "{d}/out.csv"], "CUDA|GPU"),
+    ]
+
+
+@pytest.mark.parametrize("module,argv,pattern", CASES, ids=[f"{m}:{i}" for i, (m, _, _) in enumerate(CASES)])
+def test_bad_input_is_one_line_exit_2_and_leaves_nothing(files, capsys, module, argv, pattern):
+    import re
+    argv = [a.format(d=files) for a in argv]
+    before = set(os.listdir(files))
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(importlib.import_module(module).main, argv)
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2, err
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert re.search(pattern, lines[0], re.IGNORECASE), lines[0]
+    assert set(os.listdir(files)) == before, "an output or temporary file was left behind"
+    assert not (files / "PWNED").exists()
+
+
+def test_there_are_at_least_30_cases():
+    assert len(CASES) >= 30 and len({m for m, _, _ in CASES}) >= 10
+
+
+def test_malicious_checkpoint_creates_nothing(files):
+    for path in (files / "evil.pt", files / "evil.pkl"):
+        with pytest.raises(CheckpointError, match="refused"):
+            load_model(path)
+    assert not (files / "PWNED").exists()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=4096))
+def test_random_bytes_only_raise_checkpoint_error(tmp_path, data):
+    path = tmp_path / "random.pt"
+    path.write_bytes(data)
+    with pytest.raises(CheckpointError):
+        load_model(path)
+
+
+plain = st.recursive(st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=False) | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+                     max_leaves=12)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(st.sampled_from(["format", "spec", "state_dict", "meta", "cfg", "best_prec1", "x"]), plain,
+                       max_size=5),
+       st.booleans())
+def test_random_dicts_only_raise_checkpoint_error(tmp_path, content, claim_format):
+    if claim_format:
+        content["format"] = "cifar-compress/1"
+    path = tmp_path / "random.pt"
+    torch.save(content, path)
+    with pytest.raises(CheckpointError):
+        load_model(path)
