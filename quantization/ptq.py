@@ -151,7 +151,7 @@ def evaluate_int8(args):
     sess, ckpt = int8_session_from_checkpoint(args.eval, args.threads)
     batches, desc = eval_batches(args.data_dir, ckpt["meta"]["normalization"], args.test_subset)
     preds, labels = ort_predictions(sess, batches)
-    top1 = 100.0 * (preds == labels).float().mean().item()
+    top1 = 100.0 * (preds == labels).double().mean().item()
     print(f"{args.eval}: int8 (ONNX Runtime) top-1 {top1:.2f}% on {desc} ({len(labels)} images)")
     return top1
 
@@ -184,9 +184,9 @@ def main(argv=None):
         batches, test_desc = eval_batches(d, normalization, args.test_subset)
         p_fp32, y = ort_predictions(fp32_sess, batches)
         p_int8, _ = ort_predictions(int8_sess, batches)
-        top1_fp32 = 100.0 * (p_fp32 == y).float().mean().item()
-        top1_int8 = 100.0 * (p_int8 == y).float().mean().item()
-        agree = 100.0 * (p_int8 == p_fp32).float().mean().item()
+        top1_fp32 = 100.0 * (p_fp32 == y).double().mean().item()
+        top1_int8 = 100.0 * (p_int8 == y).double().mean().item()
+        agree = 100.0 * (p_int8 == p_fp32).double().mean().item()
         metrics.setdefault("eval", []).append({"data": test_desc, "images": len(y), "fp32_top1": top1_fp32,
                                                "int8_top1": top1_int8, "agreement": agree})
         print(f"{test_desc}: fp32 top-1 {top1_fp32:.2f}%, int8 top-1 {top1_int8:.2f}% "
