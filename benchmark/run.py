@@ -10,7 +10,6 @@ median and spread of each statistic are reported. Repeats are interleaved (repea
 configuration, then repeat 2, ...) so a checkpoint and its baseline see the same machine state.
 One CSV row per (checkpoint, backend, device, precision, batch); see benchmark/README.md.
 """
-import argparse
 import datetime
 import math
 import os
@@ -23,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from benchmark.results import merge_rows, read_rows
+from common import cli
 from common.checkpoint import file_sha256
 from common.data import load_cifar10, normalizer
 from common.errors import UserError, run_cli
@@ -236,14 +236,18 @@ class Checkpoint:
             raise UserError(f"{path}: checkpoint carries no normalisation (meta['normalization'])")
         self.normalize = normalizer(norm["mean"], norm["std"])
         self.precision = str(self.meta.get("precision") or "fp32")
-        baseline = self.meta.get("baseline") or ""
-        self.is_baseline = not baseline or os.path.abspath(baseline) == os.path.abspath(path)
-        self.baseline = "" if self.is_baseline else baseline
-        self.baseline_sha256 = self.sha256 if self.is_baseline else \
-            (file_sha256(baseline) if os.path.isfile(baseline) else "")
+        self.set_baseline(self.meta.get("baseline") or "")
         self.metrics = model_metrics(self.model)
         self.file_bytes = os.path.getsize(path)
         self.compressed_bytes, self.compressed_kind = compressed_size(path, self.meta)
+
+    def set_baseline(self, baseline):
+        """The checkpoint speedups and top-1 changes are relative to (default: the lineage in meta)."""
+        self.is_baseline = not baseline or os.path.abspath(baseline) == os.path.abspath(self.path) or \
+            (os.path.isfile(baseline) and file_sha256(baseline) == self.sha256)
+        self.baseline = "" if self.is_baseline else baseline
+        self.baseline_sha256 = self.sha256 if self.is_baseline else \
+            (file_sha256(baseline) if os.path.isfile(baseline) else "")
 
     def backends(self, requested):
         """An int8 (or other non-float) checkpoint runs only as the ONNX graph it carries."""
@@ -307,8 +311,11 @@ def parse_list(text, kind, name):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = cli.parser(__doc__.split("\n")[0])
     p.add_argument("checkpoints", nargs="+", metavar="CKPT")
+    p.add_argument("--baseline", default=None, metavar="CKPT",
+                   help="compare every checkpoint with this one (e.g. the baseline fine-tuned with the same recipe) "
+                        "instead of the baseline recorded in its lineage")
     p.add_argument("--data-dir", default=os.environ.get("CIFAR10_DIR"),
                    help="CIFAR-10 folder whose test split gives the accuracy and the timed inputs (default: $CIFAR10_DIR)")
     p.add_argument("--test-subset", type=int, default=None, help="score a fixed random subset of N test images")
@@ -373,8 +380,12 @@ def main(argv=None):
 
     # Checkpoints, plus any baseline that this run or the CSV has not measured in every configuration.
     ckpts = {}
+    if args.baseline:
+        load_model(args.baseline)  # a clear error now, not after minutes of measuring
     for path in args.checkpoints:
         ck = Checkpoint(path)
+        if args.baseline:
+            ck.set_baseline(args.baseline)
         ckpts.setdefault(ck.sha256, ck)
     existing = read_rows(args.out)
     ref_precision = args.precision
@@ -390,6 +401,8 @@ def main(argv=None):
         if any((b, n) not in have for b in ck.backends(backends) for n in batch_sizes):
             print(f"note: also benchmarking baseline {ck.baseline} of {ck.path}")
             base = Checkpoint(ck.baseline)
+            if args.baseline:
+                base.set_baseline(args.baseline)
             ckpts[base.sha256] = base
 
     images, labels, data_label = load_cifar10(args.data_dir, False, subset=args.test_subset)

@@ -15,7 +15,7 @@ from benchmark import run as bench
 from benchmark.results import COLUMNS, merge_rows, read_rows
 from common.checkpoint import make_meta, save_checkpoint
 from common.cli import default_normalization
-from common.data import synthetic_cifar
+from common.data import SYNTHETIC_MARK, synthetic_cifar
 from common.errors import run_cli
 from models import build_model, load_model, make_spec, replace_module
 from models.export import bytes_to_tensor, onnx_bytes
@@ -229,6 +229,7 @@ def tiny(tmp_path_factory):
     images, labels, _ = synthetic_cifar(96, seed=3)
     with open(data / "test_batch", "wb") as f:
         pickle.dump({"data": images.reshape(96, -1).numpy(), "labels": labels.tolist()}, f)
+    (data / SYNTHETIC_MARK).touch()  # labels its numbers "synthetic"
     norm = default_normalization()
     torch.manual_seed(0)
     spec = make_spec("resnet8")
@@ -258,7 +259,7 @@ def test_end_to_end_rows_baselines_and_speedups(tiny, capsys):
     rows = _bench(tiny, out, tiny["base"])
     assert len(rows) == 4  # (eager, onnx) x (batch 1, 4)
     for r in rows:
-        assert r["data"] == "synthetic" and r["test_images"] == 96 and 0 <= r["top1"] <= 100
+        assert r["data"] == "synthetic test" and r["test_images"] == 96 and 0 <= r["top1"] <= 100
         assert r["repeats"] == 2 and r["iterations"] == 6 and r["threads"] == 1 and r["cores"] == os.cpu_count()
         assert r["latency_p50_ms"] <= r["latency_p90_ms"] <= r["latency_p95_ms"] <= r["latency_p99_ms"]
         assert r["throughput_min_ips"] <= r["throughput_ips"] <= r["throughput_max_ips"]
