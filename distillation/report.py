@@ -32,7 +32,9 @@ def schedule_of(meta):
     a = meta.get("args", {})
     text = (f"{a.get('subset') or 50000} imgs x {a.get('epochs')} ep, bs {a.get('batch_size')}, lr {a.get('lr')} "
             f"{a.get('schedule')}, wd {a.get('weight_decay')}, seed {a.get('seed')}")
-    key = tuple(a.get(k) for k in ("subset", "epochs", "batch_size", "lr", "schedule", "weight_decay", "seed"))
+    init = a.get("student", "")
+    text = (f"init {'random (seed)' if init and not init.endswith('.pt') else init}; ") + text
+    key = tuple(a.get(k) for k in ("student", "subset", "epochs", "batch_size", "lr", "schedule", "weight_decay", "seed"))
     return text, key
 
 
@@ -87,6 +89,7 @@ def main(argv=None):
     p.add_argument("--benchmark", default=None, help="benchmark.run CSV with measured speedups (optional)")
     p.add_argument("--speed-batch", type=int, default=1, help="batch size of the measured speedup column")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--note", action="append", default=[], help="a line of notes appended under the table")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -136,6 +139,8 @@ def main(argv=None):
         f.write("| " + " | ".join(show) + " |\n|" + "---|" * len(show) + "\n")
         for r in rows:
             f.write("| " + " | ".join(str(r[c]) for c in show) + " |\n")
+        for note in args.note:
+            f.write(f"\n{note}\n")
     for r in rows:
         print(f"{r['method']:>15} {r['student']:>9} {r['top1']:6.2f} {str(r['gain_vs_no_teacher']):>6}  {r['details']}")
     print(f"wrote {args.out}.csv and {args.out}.md")

@@ -3,7 +3,9 @@
 # no-teacher twin trained with the same seed, epochs and schedule, then write results/distillation.{csv,md}.
 #
 #   CIFAR10_DIR=~/.cache/cifar-compress/cifar10 scripts/sweep_distill.sh
-#   STUDENTS="resnet20" TEMPS="1 2 4" SUBSET=10000 EPOCHS=1 scripts/sweep_distill.sh     # the short CPU comparison
+#   STUDENTS=resnet20 TEMPS="1 2 4" scripts/sweep_distill.sh                  # the committed random-init comparison
+#   STUDENTS=runs/base/r20.pt TEMPS=4 ALPHA=0.5 SUBSET=3000 EPOCHS=2 LR=0.01 FITNETS=0 scripts/sweep_distill.sh
+#                                                                  # both twins start from the published ResNet-20
 #
 # Every knob is an environment variable; defaults are the short CPU schedule used for the committed table.
 set -euo pipefail
@@ -31,13 +33,14 @@ tag="s${SUBSET}-e${EPOCHS}"
 for teacher in $TEACHERS; do
   t=$(basename "$teacher" .pt)
   for student in $STUDENTS; do
-    s=${student#resnet}; s=r${s}
+    if [ -f "$student" ]; then s=$(basename "$student" .pt)pub; else s=r${student#resnet}; fi  # CKPT init or name
     # the twin: same student init (seeded), same data order, plain cross-entropy
     [ -f "$OUT/$s-noteacher-$tag.pt" ] || python -m distillation.train --teacher "$teacher" --student "$student" \
         --no-teacher "${SCHED[@]}" --out "$OUT/$s-noteacher-$tag.pt"
     for T in $TEMPS; do
-      [ -f "$OUT/$s-kd-$t-T$T-$tag.pt" ] || python -m distillation.train --teacher "$teacher" --student "$student" \
-          --temperature "$T" --alpha "$ALPHA" "${SCHED[@]}" --out "$OUT/$s-kd-$t-T$T-$tag.pt"
+      kd="$OUT/$s-kd-$t-T$T$([ "$ALPHA" = 0.9 ] || echo "-a$ALPHA")-$tag.pt"
+      [ -f "$kd" ] || python -m distillation.train --teacher "$teacher" --student "$student" \
+          --temperature "$T" --alpha "$ALPHA" "${SCHED[@]}" --out "$kd"
     done
     if [ "$FITNETS" = 1 ]; then
       [ -f "$OUT/$s-fitnet-$t-T$FITNET_T-$tag.pt" ] || python -m fitnets.train --teacher "$teacher" --student "$student" \
