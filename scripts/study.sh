@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# The whole study: baseline -> every method -> fine-tuning -> stacked compression -> benchmark -> figures -> summary.
+#
+#   bash scripts/study.sh quick     # this 2-core CPU, ~1-2 h: published ResNet-20/56, short fine-tunes on the JPEG copy
+#   bash scripts/study.sh smoke     # synthetic data, tiny models, a few minutes (run by the test suite)
+#   bash scripts/study.sh paper     # the papers' schedules (160-epoch baseline, 40-epoch fine-tunes, 200-epoch students): GPUs
+#
+# Outputs on disk are the state: every step is skipped when its output exists (checkpoints are written atomically),
+# so an interrupted study continues where it stopped. Environment: CIFAR10_DIR (data), PRETRAINED (folder with the
+# akamaster .th files; default ../shared/pretrained/akamaster), RUNS (default runs/study-PRESET), RESULTS / IMGS
+# (default results/ and imgs/ for quick, RUNS/results and RUNS/imgs otherwise), THREADS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PRESET=${1:-quick}
+RUNS=${RUNS:-runs/study-$PRESET}
+PRETRAINED=${PRETRAINED:-../shared/pretrained/akamaster}
+THREADS=${THREADS:-$(nproc)}
+mkdir -p "$RUNS"/{base,l1,weight,lowrank,distill,quant,stack}
+
+case "$PRESET" in
+  smoke)
+    DATA="$RUNS/data"
+    [ -f "$DATA/cifar-10-batches-py/test_batch" ] || python -m common.data "$DATA" --train 640 --test 128 >/dev/null
+    RESULTS=${RESULTS:-$RUNS/results}; IMGS=${IMGS:-$RUNS/imgs}
+    TEACHER_ARCH=resnet20; STUDENT=resnet8
+    FT=(--epochs 1 --lr 0.02 --schedule cosine --batch-size 64)
+    STUDENT_FT=(--epochs 1 --lr 0.05 --schedule cosine --batch-size 64)
+    L1_SCHEMES=("u50r8:--ratio 0.5 --round-to 8")
+    PERCENTS="50 90"; LOWRANK="svd"; CALIB=64
+    BENCH=(--backends eager,onnx --batch-sizes 1,16 --quick)
+    ;;
+  quick|paper)
+    DATA=${CIFAR10_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cifar-compress/cifar10}
+    if [ ! -f "$DATA/cifar-10-batches-py/test_batch" ]; then
+      echo "study.sh: no CIFAR-10 under $DATA: set CIFAR10_DIR, build it with 'python ../shared/cifar10/build.py DIR'," \
+           "or run scripts/main.sh (downloads with internet)" >&2
+      exit 2
+    fi
+    RESULTS=${RESULTS:-results}; IMGS=${IMGS:-imgs}
+    TEACHER_ARCH=resnet56; STUDENT=resnet20
+    L1_SCHEMES=("A:--variant A" "B:--variant B" "u50r8:--ratio 0.5 --round-to 8")
+    PERCENTS="30 50 70 90 95"; LOWRANK="svd spatial tucker2"; CALIB=1024
+    if [ "$PRESET" = quick ]; then
+      FT=(--recipe quick --subset 10000)
+      STUDENT_FT=(--epochs 3 --lr 0.01 --schedule cosine --subset 10000)
+      BENCH=(--backends eager,onnx --batch-sizes 1,64 --repeat 3)
+    else
+      FT=(--recipe finetune)
+      STUDENT_FT=(--recipe student)
+      BENCH=(--backends eager,compile,onnx --batch-sizes 1,64 --repeat 3)
+    fi
+    ;;
+  *) echo "study.sh: unknown preset '$PRESET' (smoke, quick or paper)" >&2; exit 2 ;;
+esac
+COMMON=(--data-dir "$DATA" --threads "$THREADS" --no-progress)
+
+step() {  # step OUTPUT command...: run the command unless OUTPUT already exists
+  local out=$1; shift
+  if [ -e "$out" ]; then echo "[done] $out"; return; fi
+  echo "[run ] $out: $*"
+  "$@"
+}
+
+# ---- baseline: published weights when given (quick), trained from scratch otherwise ----
+B=$RUNS/base
+if [ "$PRESET" = quick ]; then
+  for depth in 56 20; do
+    src=$(ls "$PRETRAINED"/resnet$depth-*.th 2>/dev/null | head -1 || true)
+    [ -n "$src" ] || { echo "study.sh: no published resnet$depth in $PRETRAINED (set PRETRAINED)" >&2; exit 2; }
+    step "$B/r$depth.pt" python -m models.convert "$src" --out "$B/r$depth.pt"
+  done
+else
+  step "$B/r56.pt" python -m models.train --model $TEACHER_ARCH "${COMMON[@]}" \
+    $([ "$PRESET" = smoke ] && echo "--epochs 2 --lr 0.05 --batch-size 64" || echo "--recipe scratch") --out "$B/r56.pt"
+fi
+# The equally fine-tuned baseline: every method below gets the same fine-tune, and is compared with this.
+step "$B/r56-ft.pt" python -m models.train --from "$B/r56.pt" "${FT[@]}" "${COMMON[@]}" --out "$B/r56-ft.pt"
+TEACHER=$B/r56.pt
+MEASURED=("$B/r56.pt" "$B/r56-ft.pt")
+
+# ---- L1 filter pruning (Li et al.): prune, fine-tune ----
+for scheme in "${L1_SCHEMES[@]}"; do
+  name=${scheme%%:*}; args=${scheme#*:}
+  # shellcheck disable=SC2086
+  step "$RUNS/l1/r56-$name.pt" python -m pruning_l1.prune "$B/r56.pt" $args --threads "$THREADS" --out "$RUNS/l1/r56-$name.pt"
+  step "$RUNS/l1/r56-$name-ft.pt" python -m pruning_l1.finetune "$RUNS/l1/r56-$name.pt" "${FT[@]}" "${COMMON[@]}" \
+    --out "$RUNS/l1/r56-$name-ft.pt"
+  MEASURED+=("$RUNS/l1/r56-$name-ft.pt")
+done
+
+# ---- magnitude weight pruning (Han et al.): gradual pruning inside the masked fine-tune ----
+for p in $PERCENTS; do
+  step "$RUNS/weight/r56-p$p.pt" python -m pruning_weight.prune "$B/r56.pt" --percent "$p" --finetune --steps 4 \
+    "${FT[@]}" "${COMMON[@]}" --out "$RUNS/weight/r56-p$p.pt"
+  MEASURED+=("$RUNS/weight/r56-p$p.pt")
+done
+
+# ---- low-rank factorisation at half the MACs, then the same fine-tune ----
+for scheme in $LOWRANK; do
+  step "$RUNS/lowrank/r56-$scheme.pt" python -m lowrank.decompose "$B/r56.pt" --scheme "$scheme" --target-flops 0.5 \
+    --multiple 8 --threads "$THREADS" --out "$RUNS/lowrank/r56-$scheme.pt"
+  step "$RUNS/lowrank/r56-$scheme-ft.pt" python -m models.train --from "$RUNS/lowrank/r56-$scheme.pt" "${FT[@]}" \
+    "${COMMON[@]}" --out "$RUNS/lowrank/r56-$scheme-ft.pt"
+  MEASURED+=("$RUNS/lowrank/r56-$scheme-ft.pt")
+done
+
+# ---- students: no teacher, Hinton KD, FitNets (two-stage and single-stage), equal schedules ----
+S=$RUNS/distill
+step "$S/student-noteacher.pt" python -m distillation.train --teacher "$B/r56-ft.pt" --student $STUDENT --no-teacher \
+  "${STUDENT_FT[@]}" "${COMMON[@]}" --out "$S/student-noteacher.pt"
+step "$S/student-kd.pt" python -m distillation.train --teacher "$B/r56-ft.pt" --student $STUDENT --temperature 4 \
+  --alpha 0.9 "${STUDENT_FT[@]}" "${COMMON[@]}" --out "$S/student-kd.pt"
+step "$S/student-fitnet.pt" python -m fitnets.train --teacher "$B/r56-ft.pt" --student $STUDENT \
+  "${STUDENT_FT[@]}" "${COMMON[@]}" --out "$S/student-fitnet.pt"
+step "$S/student-fitnet1.pt" python -m fitnets.train --teacher "$B/r56-ft.pt" --student $STUDENT --single-stage \
+  "${STUDENT_FT[@]}" "${COMMON[@]}" --out "$S/student-fitnet1.pt"
+MEASURED+=("$S/student-noteacher.pt" "$S/student-kd.pt" "$S/student-fitnet.pt" "$S/student-fitnet1.pt")
+
+# ---- int8 (ONNX Runtime static QDQ, calibrated on training images) ----
+step "$RUNS/quant/r56-ft-int8.pt" python -m quantization.ptq "$B/r56-ft.pt" --calib-images $CALIB --data-dir "$DATA" \
+  --threads "$THREADS" --out "$RUNS/quant/r56-ft-int8.pt"
+MEASURED+=("$RUNS/quant/r56-ft-int8.pt")
+
+# ---- stacked: L1 (SIMD-friendly widths) -> KD fine-tune from the unpruned teacher -> int8; student -> int8 ----
+L1=$RUNS/l1/r56-u50r8.pt
+step "$RUNS/stack/r56-u50r8-kd.pt" python -m distillation.train --teacher "$B/r56-ft.pt" --student "$L1" \
+  --temperature 4 --alpha 0.9 "${FT[@]}" "${COMMON[@]}" --out "$RUNS/stack/r56-u50r8-kd.pt"
+step "$RUNS/stack/r56-u50r8-kd-int8.pt" python -m quantization.ptq "$RUNS/stack/r56-u50r8-kd.pt" --calib-images $CALIB \
+  --data-dir "$DATA" --threads "$THREADS" --out "$RUNS/stack/r56-u50r8-kd-int8.pt"
+step "$RUNS/stack/student-kd-int8.pt" python -m quantization.ptq "$S/student-kd.pt" --calib-images $CALIB \
+  --data-dir "$DATA" --threads "$THREADS" --out "$RUNS/stack/student-kd-int8.pt"
+MEASURED+=("$RUNS/stack/r56-u50r8-kd.pt" "$RUNS/stack/r56-u50r8-kd-int8.pt" "$RUNS/stack/student-kd-int8.pt")
+
+# ---- measure every checkpoint against the equally fine-tuned baseline, then figures and summary ----
+mkdir -p "$RESULTS" "$IMGS"
+step "$RESULTS/benchmark.csv" python -m benchmark.run "${MEASURED[@]}" --baseline "$B/r56-ft.pt" --data-dir "$DATA" \
+  --threads "$THREADS" "${BENCH[@]}" --no-progress --out "$RESULTS/benchmark.csv"
+python -m plots.make --results "$RESULTS/benchmark.csv" --out "$IMGS"
+python -m plots.summary --results "$RESULTS/benchmark.csv" --out "$RESULTS/summary.md"
+echo "study ($PRESET) done: $RESULTS/summary.md, figures in $IMGS/"
