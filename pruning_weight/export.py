@@ -4,14 +4,15 @@
     python -m pruning_weight.export --unpack r56-p90.sparse.npz --out r56-p90-again.pt     # back to a checkpoint
 
 The file is a plain .npz (numpy's zip of arrays, deflate-compressed, read with allow_pickle=False, so
-loading it can never run code). Every weight tensor that has zeros is stored as
-    mask    the keep-mask, one bit per weight (np.packbits, C order)
-    values  the nonzero weights in mask order: fp32 (lossless, default), fp16, or int8 with one
+loading it can never run code). Every fp32 weight tensor that has zeros is stored as
+    mask    its keep-mask, one bit per weight (np.packbits, C order)
+    values  its nonzero weights in mask order: fp32 (lossless, default), fp16, or int8 with one
             per-tensor scale (symmetric, max |w| / 127)
-fp32/fp16 values are stored byte-shuffled (all first bytes, then all second bytes, ...): the sign and
-exponent bytes of trained weights are highly repetitive, so deflate shrinks them, while the mantissa
-bytes stay as they are -- the same trick as blosc/HDF5's shuffle filter, and still lossless.
-Everything else (BatchNorm, unpruned layers) is stored dense as is. The spec and meta travel as JSON.
+with the masks of all such tensors concatenated into one bit array and their values into one array
+(each zip member costs ~150 bytes of headers). fp32/fp16 values are stored byte-shuffled (all first
+bytes, then all second bytes, ...): the sign/exponent bytes of trained weights are highly repetitive, so
+deflate shrinks them -- the shuffle filter of blosc/HDF5, still lossless. Everything else (BatchNorm,
+unpruned layers) is stored dense as is, one array per dtype. Spec, meta and the tensor list are JSON.
 
 Compression ratio = dense fp32 bytes of the model (4 bytes per float parameter/buffer) / bytes of this
 file, both measured, never computed from parameter counts.

@@ -81,7 +81,7 @@ def main(argv=None):
             })
             print(f"{path}: {info['sparsity']:.1f}% sparse, top-1 {top1}, fp32 sparse file {sizes['fp32'][0]} bytes "
                   f"({dense / sizes['fp32'][0]:.2f}x), identical outputs {sizes['fp32'][2]}")
-    rows.sort(key=lambda r: r["percent"])
+    rows.sort(key=lambda r: (r["percent"], r["steps"]))
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out + ".csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -95,22 +95,23 @@ def main(argv=None):
              f"Data: {'; '.join(datas)}.", f"Recipe: {'; '.join(recipes)}.",
              f"Dense baseline fine-tuned with the same recipe: `{args.baseline}`, top-1 {base_top1:.2f}%.", "",
              "Sizes are measured from files: dense fp32 = 4 bytes per float parameter/buffer "
-             f"({rows[0]['dense_fp32_bytes']} bytes; the dense .pt file is ~{rows[0]['checkpoint_file_bytes']} bytes); "
+             f"({rows[0]['dense_fp32_bytes']} bytes; the dense baseline .pt file is {os.path.getsize(args.baseline)} bytes); "
              "sparse = `pruning_weight.export` .npz (bitmask + nonzero values, deflate; BN and other dense tensors as is). "
              "fp32 values are lossless (reloaded outputs identical); fp16/int8 values are lossy.", "",
              "Speed: the theoretical speedup counts only multiplications by nonzero weights; with dense kernels "
              "(PyTorch / ONNX Runtime conv) a weight-pruned model runs at about 1.0x -- zeros are multiplied like any "
              "other weight. Measured speed: see the benchmark results.", "",
-             "| sparsity (conv) | nonzero params | top-1 | vs dense ft | theor. speedup | sparse fp32 bytes (ratio) | "
-             "identical reload | fp16 bytes (ratio) | int8 bytes (ratio) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| sparsity (conv) | pruning steps | nonzero params | top-1 | vs dense ft | within 1 pt | theor. speedup | "
+             "sparse fp32 bytes (ratio) | identical reload | fp16 bytes (ratio) | int8 bytes (ratio) | checkpoint |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         top1 = "-" if r["top1"] is None else f"{r['top1']:.2f}"
         delta = "-" if r["delta_vs_dense_ft"] is None else f"{r['delta_vs_dense_ft']:+.2f}"
-        lines.append(f"| {r['conv_sparsity_pct']:.1f}% | {r['nonzero_params']:,} | {top1} | {delta} | "
+        within = "-" if r["delta_vs_dense_ft"] is None else ("yes" if r["delta_vs_dense_ft"] >= -1 else "no")
+        lines.append(f"| {r['conv_sparsity_pct']:.1f}% | {r['steps']} | {r['nonzero_params']:,} | {top1} | {delta} | {within} | "
                      f"{r['theoretical_speedup']:.2f}x | {r['sparse_fp32_bytes']:,} ({r['ratio_fp32']:.2f}x) | "
                      f"{'yes' if r['fp32_reload_identical_outputs'] else 'NO'} | {r['sparse_fp16_bytes']:,} "
-                     f"({r['ratio_fp16']:.2f}x) | {r['sparse_int8_bytes']:,} ({r['ratio_int8']:.2f}x) |")
+                     f"({r['ratio_fp16']:.2f}x) | {r['sparse_int8_bytes']:,} ({r['ratio_int8']:.2f}x) | `{r['checkpoint']}` |")
     with open(args.out + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
     print(f"wrote {args.out}.csv and {args.out}.md")
