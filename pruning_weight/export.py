@@ -18,7 +18,6 @@ Compression ratio = dense fp32 bytes of the model (4 bytes per float parameter/b
 file, both measured, never computed from parameter counts.
 """
 import argparse
-import io
 import json
 import os
 import zipfile
@@ -26,7 +25,7 @@ import zipfile
 import numpy as np
 import torch
 
-from common.checkpoint import FORMAT, CheckpointError, atomic_write, make_meta, save_checkpoint
+from common.checkpoint import FORMAT, CheckpointError, atomic_write, save_checkpoint
 from common.errors import UserError, run_cli
 from common.metrics import state_dict_bytes
 from models import build_model, load_model

@@ -112,6 +112,14 @@ def main(argv=None):
                      f"{r['theoretical_speedup']:.2f}x | {r['sparse_fp32_bytes']:,} ({r['ratio_fp32']:.2f}x) | "
                      f"{'yes' if r['fp32_reload_identical_outputs'] else 'NO'} | {r['sparse_fp16_bytes']:,} "
                      f"({r['ratio_fp16']:.2f}x) | {r['sparse_int8_bytes']:,} ({r['ratio_int8']:.2f}x) | `{r['checkpoint']}` |")
+    scored = [r for r in rows if r["top1"] is not None]
+    if scored:
+        lines += ["", "Criterion (issue 5): within 1 point of the equally fine-tuned dense model:"]
+        for pct in sorted({r["percent"] for r in scored}):
+            best = max((r for r in scored if r["percent"] == pct), key=lambda r: r["top1"])
+            verdict = "met" if best["delta_vs_dense_ft"] >= -1 else "NOT met with this recipe"
+            lines.append(f"- {pct:g}%: best {best['top1']:.2f}% ({best['steps']} pruning step(s)) vs dense "
+                         f"{base_top1:.2f}% ({best['delta_vs_dense_ft']:+.2f}): {verdict}")
     with open(args.out + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
     print(f"wrote {args.out}.csv and {args.out}.md")

@@ -1,7 +1,4 @@
 """Magnitude weight pruning: exact sparsity, masks that survive momentum and weight decay, exact export."""
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -13,7 +10,6 @@ from common.training import fit
 from models import build_model, load_model, make_spec
 from pruning_weight import export, prune
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 NORM = {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
 
 
@@ -47,10 +43,6 @@ def run(module, *args):
             r.returncode = e.code or 0
     r.stdout, r.stderr = out.getvalue(), err.getvalue()
     return r
-
-
-def run_subprocess(*args):
-    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.parametrize("percent", [30, 50, 70, 90, 95, 99.5])
@@ -111,7 +103,7 @@ def test_pruned_weights_stay_exactly_zero_through_finetuning(tmp_path, one_threa
     weights = prune.prunable_weights(model, include_classifier=True)
     keeper = prune.MaskKeeper(model, weights, prune.magnitude_masks(weights, 80), "global")
     zeros = {n: (w.detach() == 0).clone() for n, w in weights.items()}
-    images, labels, _ = synthetic_cifar(128, seed=0)
+    images, labels, _ = synthetic_cifar(64, seed=0)
     batches = Batches(images, labels, 32, NORM, True, torch.device("cpu"), 0)
     fit(model, batches, None, epochs=2, lr=0.2, spec=spec, meta={}, out=None, run_dir=str(tmp_path / "run"),
         momentum=0.9, weight_decay=5e-3, progress=False)
@@ -190,7 +182,7 @@ def test_export_cli_check_and_unpack_are_exact(tmp_path):
 def test_corrupt_sparse_file_is_a_clear_error(tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip")
-    r = run_subprocess("pruning_weight.export", "--unpack", str(bad), "--out", str(tmp_path / "x.pt"))
+    r = run("pruning_weight.export", "--unpack", str(bad), "--out", str(tmp_path / "x.pt"))
     assert r.returncode == 2 and "not a readable sparse file" in r.stderr and "Traceback" not in r.stderr
     r = run("pruning_weight.prune", str(tmp_path / "missing.pt"), "--percent", "50", "--out", str(tmp_path / "y.pt"))
     assert r.returncode == 2 and "no such file" in r.stderr
