@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Low-rank decomposition of ResNet-56: decompose (data-free top-1), fine-tune with the shared loop, tabulate.
-#   bash scripts/sweep_lowrank.sh                  # the configurations in results/lowrank_r56.md
+#   bash scripts/sweep_lowrank.sh                  # the three schemes at equal MACs (target 0.5, ranks x8)
+#   SCHEMES=spatial MULTIPLES=16 TARGETS="0.5 0.6 0.65 0.7" bash scripts/sweep_lowrank.sh   # the speed candidates
+# Names: r56-SCHEME-f7-m16.pt = --target-flops 0.7 --multiple 16 (e9 = --energy 0.9); fine-tuned: ...-ft.pt.
+# results/lowrank_r56.md was made from both runs with REPORT=none, then one lowrank.report call over all
+# checkpoints (see the command in that file's commit).
 #   CKPT=runs/base/r56.pt TARGETS="0.5 0.35" SCHEMES="spatial" MULTIPLES="16" bash scripts/sweep_lowrank.sh
 #   ENERGIES="0.9 0.95" ...                        # also select ranks by kept energy instead of a MAC target
 #   REPORT=none skips the table; FINETUNE=0 only decomposes
