@@ -3,8 +3,10 @@
 #   bash scripts/sweep_lowrank.sh                  # the three schemes at equal MACs (target 0.5, ranks x8)
 #   SCHEMES=spatial MULTIPLES=16 TARGETS="0.5 0.6 0.65 0.7" bash scripts/sweep_lowrank.sh   # the speed candidates
 # Names: r56-SCHEME-f7-m16.pt = --target-flops 0.7 --multiple 16 (e9 = --energy 0.9); fine-tuned: ...-ft.pt.
-# results/lowrank_r56.md was made from both runs with REPORT=none, then one lowrank.report call over all
-# checkpoints (see the command in that file's commit).
+# results/lowrank_r56.md = both runs with REPORT=none, then one table over everything:
+#   python -m lowrank.report runs/lowrank/r56-{svd,tucker2,spatial}-f5-m8.pt runs/lowrank/r56-spatial-f{5,6,65,7}-m16.pt \
+#     --baseline runs/base/r56.pt --baseline-ft runs/base/r56-ft-quick.pt --data-dir $CIFAR10_DIR \
+#     --notes results/lowrank_r56_notes.md --out results/lowrank_r56
 #   CKPT=runs/base/r56.pt TARGETS="0.5 0.35" SCHEMES="spatial" MULTIPLES="16" bash scripts/sweep_lowrank.sh
 #   ENERGIES="0.9 0.95" ...                        # also select ranks by kept energy instead of a MAC target
 #   REPORT=none skips the table; FINETUNE=0 only decomposes
