@@ -26,7 +26,7 @@ case "$PRESET" in
     FT=(--epochs 1 --lr 0.02 --schedule cosine --batch-size 64)
     STUDENT_FT=(--epochs 1 --lr 0.05 --schedule cosine --batch-size 64)
     L1_SCHEMES=("u50r8:--ratio 0.5 --round-to 8")
-    PERCENTS="50 90"; LOWRANK="svd"; CALIB=64
+    PERCENTS="90"; LOWRANK="svd"; CALIB=64
     BENCH=(--backends eager,onnx --batch-sizes 1,16 --quick)
     ;;
   quick|paper)

@@ -1,0 +1,56 @@
+"""The study end to end (smoke preset, synthetic data) and the committed figures against the committed CSV."""
+import json
+import os
+import subprocess
+
+import pandas as pd
+import pytest
+
+from plots.make import figure_data, load, pareto
+from tests.conftest import ROOT
+
+
+def test_pareto_front():
+    pts = [(1.0, 0.0), (2.0, -1.0), (1.5, 0.5), (3.0, -5.0), (0.5, 1.0), (2.5, -2.0), (1.4, 0.2)]
+    assert pareto(pts) == [(0.5, 1.0), (1.5, 0.5), (2.0, -1.0), (2.5, -2.0), (3.0, -5.0)]
+
+
+def test_committed_figures_are_what_plots_make_draws_from_the_committed_csv():
+    csv, figures = ROOT / "results" / "benchmark.csv", ROOT / "imgs" / "figures.json"
+    if not csv.exists():
+        pytest.skip("no committed results/benchmark.csv")
+    committed = json.loads(figures.read_text())
+    regenerated = json.loads(json.dumps(figure_data(load(str(csv)))))
+    for name in ("speedup_vs_compression", "accuracy_vs_speedup", "theoretical_vs_measured", "latency_batch1"):
+        assert regenerated[name] == committed[name], name
+        assert (ROOT / "imgs" / f"{name}.png").exists() and (ROOT / "imgs" / f"{name}.svg").exists()
+
+
+def test_smoke_study_end_to_end(tmp_path):
+    env = dict(os.environ, RUNS=str(tmp_path / "study"), THREADS="2")
+    r = subprocess.run(["bash", "scripts/study.sh", "smoke"], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=1200)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    results = tmp_path / "study" / "results"
+    df = pd.read_csv(results / "benchmark.csv")
+    methods = set(df["method"])
+    assert {"baseline", "l1", "weight_prune", "lowrank", "kd", "no-teacher", "int8"} <= methods, methods
+    assert set(df["batch"]) == {1, 16} and {"eager", "onnx"} <= set(df["backend"])
+    assert (df["data"] == "synthetic test").all()
+    assert df["measured_speedup"].notna().all()
+    summary = (results / "summary.md").read_text()
+    assert "Best configuration" in summary and "| checkpoint |" in summary
+    for name in ("speedup_vs_compression", "accuracy_vs_speedup", "theoretical_vs_measured", "latency_batch1"):
+        assert (tmp_path / "study" / "imgs" / f"{name}.png").stat().st_size > 10_000
+    # Re-running skips every finished step.
+    again = subprocess.run(["bash", "scripts/study.sh", "smoke"], cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 0 and "[run ]" not in again.stdout
+
+
+def test_study_without_data_stops_at_once_with_a_clear_message(tmp_path):
+    env = dict(os.environ, CIFAR10_DIR=str(tmp_path / "none"), RUNS=str(tmp_path / "runs"))
+    r = subprocess.run(["bash", "scripts/study.sh", "quick"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "CIFAR10_DIR" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = subprocess.run(["bash", "scripts/study.sh", "bogus"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "unknown preset" in r.stderr
