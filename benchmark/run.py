@@ -213,11 +213,14 @@ def compact_spec(spec):
 
 
 def compressed_size(path, meta):
-    """(bytes, kind): a sparse export file named by meta["sparse_export"] if it exists, else zlib -9 of the file."""
-    export = meta.get("sparse_export")
-    if isinstance(export, str) and export:
-        candidate = export if os.path.isabs(export) else os.path.join(os.path.dirname(os.path.abspath(path)), export)
-        if os.path.isfile(candidate):
+    """(bytes, kind): the sparse file that weight pruning wrote (meta["sparse_file"]["path"], or the
+    `<stem>.sparse.npz` beside the checkpoint), else zlib -9 of the checkpoint file."""
+    recorded = meta.get("sparse_file")
+    candidates = [recorded.get("path")] if isinstance(recorded, dict) and recorded.get("path") else []
+    if recorded:
+        candidates.append(os.path.splitext(os.path.abspath(path))[0] + ".sparse.npz")
+    for candidate in candidates:
+        if isinstance(candidate, str) and os.path.isfile(candidate):
             return os.path.getsize(candidate), "sparse export"
     with open(path, "rb") as f:
         return len(zlib.compress(f.read(), 9)), "zlib"

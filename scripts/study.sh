@@ -8,7 +8,8 @@
 # Outputs on disk are the state: every step is skipped when its output exists (checkpoints are written atomically),
 # so an interrupted study continues where it stopped. Environment: CIFAR10_DIR (data), PRETRAINED (folder with the
 # akamaster .th files; default ../shared/pretrained/akamaster), RUNS (default runs/study-PRESET), RESULTS / IMGS
-# (default results/ and imgs/ for quick, RUNS/results and RUNS/imgs otherwise), THREADS.
+# (default results/ and imgs/ for quick, RUNS/results and RUNS/imgs otherwise), THREADS, UNTIL=methods (stop before
+# the benchmark, to measure later on a quiet machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PRESET=${1:-quick}
@@ -26,7 +27,7 @@ case "$PRESET" in
     FT=(--epochs 1 --lr 0.02 --schedule cosine --batch-size 64)
     STUDENT_FT=(--epochs 1 --lr 0.05 --schedule cosine --batch-size 64)
     L1_SCHEMES=("u50r8:--ratio 0.5 --round-to 8")
-    PERCENTS="90"; LOWRANK="svd"; CALIB=64
+    PERCENTS="90"; LOWRANK=("svd:--scheme svd --target-flops 0.5 --multiple 8"); CALIB=64
     BENCH=(--backends eager,onnx --batch-sizes 1,16 --quick)
     ;;
   quick|paper)
@@ -39,10 +40,16 @@ case "$PRESET" in
     RESULTS=${RESULTS:-results}; IMGS=${IMGS:-imgs}
     TEACHER_ARCH=resnet56; STUDENT=resnet20
     L1_SCHEMES=("A:--variant A" "B:--variant B" "u50r8:--ratio 0.5 --round-to 8")
-    PERCENTS="30 50 70 90 95"; LOWRANK="svd spatial tucker2"; CALIB=1024
+    PERCENTS="30 50 70 90 95"; CALIB=1024
+    # The three schemes at equal MACs, and the spatial scheme with SIMD-friendly ranks at 70% of the MACs.
+    LOWRANK=("svd:--scheme svd --target-flops 0.5 --multiple 8" "spatial:--scheme spatial --target-flops 0.5 --multiple 8"
+             "tucker2:--scheme tucker2 --target-flops 0.5 --multiple 8"
+             "spatial-f7-m16:--scheme spatial --target-flops 0.7 --multiple 16")
     if [ "$PRESET" = quick ]; then
       FT=(--recipe quick --subset 10000)
-      STUDENT_FT=(--epochs 3 --lr 0.01 --schedule cosine --subset 10000)
+      # Students start from the published ResNet-20: a random init cannot learn much in a CPU-sized schedule.
+      STUDENT=$RUNS/base/r20.pt
+      STUDENT_FT=("${FT[@]}")
       BENCH=(--backends eager,onnx --batch-sizes 1,64 --repeat 3)
     else
       FT=(--recipe finetune)
@@ -95,13 +102,15 @@ for p in $PERCENTS; do
   MEASURED+=("$RUNS/weight/r56-p$p.pt")
 done
 
-# ---- low-rank factorisation at half the MACs, then the same fine-tune ----
-for scheme in $LOWRANK; do
-  step "$RUNS/lowrank/r56-$scheme.pt" python -m lowrank.decompose "$B/r56.pt" --scheme "$scheme" --target-flops 0.5 \
-    --multiple 8 --threads "$THREADS" --out "$RUNS/lowrank/r56-$scheme.pt"
-  step "$RUNS/lowrank/r56-$scheme-ft.pt" python -m models.train --from "$RUNS/lowrank/r56-$scheme.pt" "${FT[@]}" \
-    "${COMMON[@]}" --out "$RUNS/lowrank/r56-$scheme-ft.pt"
-  MEASURED+=("$RUNS/lowrank/r56-$scheme-ft.pt")
+# ---- low-rank factorisation, then the same fine-tune ----
+for config in "${LOWRANK[@]}"; do
+  name=${config%%:*}; args=${config#*:}
+  # shellcheck disable=SC2086
+  step "$RUNS/lowrank/r56-$name.pt" python -m lowrank.decompose "$B/r56.pt" $args --threads "$THREADS" \
+    --out "$RUNS/lowrank/r56-$name.pt"
+  step "$RUNS/lowrank/r56-$name-ft.pt" python -m models.train --from "$RUNS/lowrank/r56-$name.pt" "${FT[@]}" \
+    "${COMMON[@]}" --out "$RUNS/lowrank/r56-$name-ft.pt"
+  MEASURED+=("$RUNS/lowrank/r56-$name-ft.pt")
 done
 
 # ---- students: no teacher, Hinton KD, FitNets (two-stage and single-stage), equal schedules ----
@@ -109,7 +118,7 @@ S=$RUNS/distill
 step "$S/student-noteacher.pt" python -m distillation.train --teacher "$B/r56-ft.pt" --student $STUDENT --no-teacher \
   "${STUDENT_FT[@]}" "${COMMON[@]}" --out "$S/student-noteacher.pt"
 step "$S/student-kd.pt" python -m distillation.train --teacher "$B/r56-ft.pt" --student $STUDENT --temperature 4 \
-  --alpha 0.9 "${STUDENT_FT[@]}" "${COMMON[@]}" --out "$S/student-kd.pt"
+  --alpha 0.5 "${STUDENT_FT[@]}" "${COMMON[@]}" --out "$S/student-kd.pt"
 step "$S/student-fitnet.pt" python -m fitnets.train --teacher "$B/r56-ft.pt" --student $STUDENT \
   "${STUDENT_FT[@]}" "${COMMON[@]}" --out "$S/student-fitnet.pt"
 step "$S/student-fitnet1.pt" python -m fitnets.train --teacher "$B/r56-ft.pt" --student $STUDENT --single-stage \
@@ -124,12 +133,16 @@ MEASURED+=("$RUNS/quant/r56-ft-int8.pt")
 # ---- stacked: L1 (SIMD-friendly widths) -> KD fine-tune from the unpruned teacher -> int8; student -> int8 ----
 L1=$RUNS/l1/r56-u50r8.pt
 step "$RUNS/stack/r56-u50r8-kd.pt" python -m distillation.train --teacher "$B/r56-ft.pt" --student "$L1" \
-  --temperature 4 --alpha 0.9 "${FT[@]}" "${COMMON[@]}" --out "$RUNS/stack/r56-u50r8-kd.pt"
+  --temperature 4 --alpha 0.5 "${FT[@]}" "${COMMON[@]}" --out "$RUNS/stack/r56-u50r8-kd.pt"
 step "$RUNS/stack/r56-u50r8-kd-int8.pt" python -m quantization.ptq "$RUNS/stack/r56-u50r8-kd.pt" --calib-images $CALIB \
   --data-dir "$DATA" --threads "$THREADS" --out "$RUNS/stack/r56-u50r8-kd-int8.pt"
 step "$RUNS/stack/student-kd-int8.pt" python -m quantization.ptq "$S/student-kd.pt" --calib-images $CALIB \
   --data-dir "$DATA" --threads "$THREADS" --out "$RUNS/stack/student-kd-int8.pt"
 MEASURED+=("$RUNS/stack/r56-u50r8-kd.pt" "$RUNS/stack/r56-u50r8-kd-int8.pt" "$RUNS/stack/student-kd-int8.pt")
+
+if [ "${UNTIL:-}" = methods ]; then  # e.g. train on a busy machine now, benchmark later on a quiet one
+  echo "study ($PRESET): every checkpoint is made; stopping before the benchmark (UNTIL=methods)"; exit 0
+fi
 
 # ---- measure every checkpoint against the equally fine-tuned baseline, then figures and summary ----
 mkdir -p "$RESULTS" "$IMGS"
