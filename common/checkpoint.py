@@ -44,6 +44,13 @@ def atomic_write(path, write):
         raise
 
 
+def atomic_write_text(path, text):
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+    atomic_write(path, write)
+
+
 def environment():
     import numpy
     return {"python": platform.python_version(), "torch": str(torch.__version__), "numpy": str(numpy.__version__),

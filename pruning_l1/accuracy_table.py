@@ -9,7 +9,7 @@ top-1 that `prune` measured right after pruning), with the data label and recipe
 import os
 
 from common import cli
-from common.checkpoint import atomic_write, load_checkpoint
+from common.checkpoint import atomic_write_text, load_checkpoint
 from common.errors import UserError, run_cli
 
 
@@ -73,10 +73,7 @@ def main(argv=None):
         if recipe(meta) != recipe(base_meta):
             raise UserError(f"{path}: fine-tuned with '{recipe(meta)}', the baseline with '{recipe(base_meta)}'")
     text = "\n".join(lines) + "\n"
-    def write(tmp):
-        with open(tmp, "w") as f:
-            f.write(text)
-    atomic_write(args.out, write)
+    atomic_write_text(args.out, text)
     print(text)
 
 

@@ -8,7 +8,7 @@ the kept widths); ResNet-110 rows prune a randomly initialised model (seed 0), a
 import torch
 
 from common import cli
-from common.checkpoint import atomic_write
+from common.checkpoint import atomic_write_text
 from common.errors import run_cli
 from common.metrics import model_metrics
 from models import build_model, load_model, make_spec
@@ -61,10 +61,7 @@ def main(argv=None):
             for label, ratios, skip, round_to in EXTRA:
                 lines.append(row(f"{depth} {label}", model, source, ratios, skip, round_to, dense))
     text = "\n".join(lines) + "\n"
-    def write(tmp):
-        with open(tmp, "w") as f:
-            f.write(text)
-    atomic_write(args.out, write)
+    atomic_write_text(args.out, text)
     print(text)
 
 

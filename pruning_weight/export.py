@@ -17,7 +17,6 @@ unpruned layers) is stored dense as is, one array per dtype. Spec, meta and the 
 Compression ratio = dense fp32 bytes of the model (4 bytes per float parameter/buffer) / bytes of this
 file, both measured, never computed from parameter counts.
 """
-import argparse
 import json
 import os
 import zipfile
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 
 from common.checkpoint import FORMAT, CheckpointError, atomic_write, save_checkpoint
+from common import cli
 from common.errors import UserError, run_cli
 from common.metrics import state_dict_bytes
 from models import build_model, load_model
@@ -203,7 +203,7 @@ def compare_outputs(model_a, model_b, n=64, seed=0):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = cli.parser(__doc__.split("\n")[0])
     p.add_argument("source", help="checkpoint to export (or, with --unpack, a sparse file to turn back into one)")
     p.add_argument("--out", help="output file (default: SOURCE-stem.sparse.npz; required with --unpack)")
     p.add_argument("--values", choices=VALUE_TYPES, default="fp32", help="storage of the nonzero weights")

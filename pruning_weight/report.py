@@ -8,13 +8,13 @@ For each pruned checkpoint: sparsity, nonzero parameters, top-1 recorded at the 
 int8 values), measured from files written now and checked by reloading them (identical weights; fp32
 also identical outputs). Writes OUT.csv and OUT.md.
 """
-import argparse
 import csv
 import os
 import tempfile
 
 import torch
 
+from common import cli
 from common.errors import UserError, run_cli
 from common.metrics import state_dict_bytes
 from models import load_model
@@ -45,7 +45,7 @@ def storage(model, ckpt, folder):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = cli.parser(__doc__.split("\n")[0])
     p.add_argument("checkpoints", nargs="+")
     p.add_argument("--baseline", required=True, help="the dense model fine-tuned with the same recipe")
     p.add_argument("--out", required=True, help="output stem: writes STEM.csv and STEM.md")
