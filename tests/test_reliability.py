@@ -95,6 +95,14 @@ CASES = [
     ("benchmark.run", ["{d}/good.pt", "--data-dir", "{d}/data", "--batch-sizes", "0", "--out", "{d}/out.csv"], "batch"),
     ("benchmark.run", ["{d}/good.pt", "--data-dir", "{d}/nowhere", "--out", "{d}/out.csv"], "not found"),
     ("pruning_weight.export", ["{d}/evil.pt", "--out", "{d}/out.npz"], "refused"),
+    ("pruning_weight.prune", ["{d}/evil.pt", "--percent", "50", "--out", "{d}/out.pt"], "refused"),
+    ("pruning_l1.finetune", ["{d}/evil.pt", "--data-dir", "{d}/data", "--out", "{d}/out.pt"], "refused"),
+    ("quantization.qat", ["{d}/evil.pt", "--data-dir", "{d}/data", "--out", "{d}/out.pt"], "refused"),
+    ("fitnets.train", ["--teacher", "{d}/evil.pt", "--student", "resnet20", "--data-dir", "{d}/data",
+                       "--out", "{d}/out.pt"], "refused"),
+    ("distillation.train", ["--teacher", "{d}/good.pt", "--student", "{d}/evil.pt", "--data-dir", "{d}/data",
+                            "--out", "{d}/out.pt"], "refused"),
+    ("benchmark.run", ["{d}/good.pt", "--baseline", "{d}/evil.pt", "--data-dir", "{d}/data", "--out", "{d}/out.csv"], "refused"),
 ]
 if not HAS_CUDA:
     CASES += [
