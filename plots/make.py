@@ -116,29 +116,33 @@ def _panels(points, title):
     return fig, dict(zip(batches, axes[0]))
 
 
-def plot_speedup_vs_compression(data, context, out):
-    pts = data["speedup_vs_compression"]
-    fig, axes = _panels(pts, "Measured speedup vs compression ratio")
+def _per_batch_figure(points, title, name, context, out, draw, legend_size=7):
+    """One panel per batch size; `draw(ax, points_of_that_batch, batch)` plots and labels a panel (False: leave it empty)."""
+    fig, axes = _panels(points, title)
     for batch, ax in axes.items():
-        sub = [p for p in pts if p["batch"] == batch and p["x"] == p["x"]]
-        _scatter_by(ax, sub)
+        if draw(ax, [p for p in points if p["batch"] == batch], batch) is False:
+            continue
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=legend_size, ncol=2)
+    fig.text(0.5, 0.005, context, ha="center", fontsize=7)
+    _save(fig, out, name)
+
+
+def plot_speedup_vs_compression(data, context, out):
+    def draw(ax, sub, batch):
+        _scatter_by(ax, [p for p in sub if p["x"] == p["x"]])  # x is NaN where a baseline size is missing
         ax.set_xscale("log")
         ax.axhline(1, color="k", lw=0.8, ls="--")
         ax.set_xlabel("compression ratio (baseline bytes / compressed bytes, log)")
         ax.set_ylabel(f"measured speedup over baseline (batch {batch})")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, ncol=2)
-    fig.text(0.5, 0.005, context, ha="center", fontsize=7)
-    _save(fig, out, "speedup_vs_compression")
+    _per_batch_figure(data["speedup_vs_compression"], "Measured speedup vs compression ratio", "speedup_vs_compression",
+                      context, out, draw)
 
 
 def plot_accuracy_vs_speedup(data, context, out):
-    pts = data["accuracy_vs_speedup"]
-    fig, axes = _panels(pts, "Top-1 change vs measured speedup")
-    for batch, ax in axes.items():
-        sub = [p for p in pts if p["batch"] == batch]
+    def draw(ax, sub, batch):
         if not sub:
-            continue
+            return False
         xmax = max(p["x"] for p in sub) * 1.15
         ymin, ymax = min(p["y"] for p in sub) - 1, max(max(p["y"] for p in sub) + 1, 1)
         ax.axvspan(0, 1, color="red", alpha=0.08, label="slower than baseline")
@@ -155,19 +159,14 @@ def plot_accuracy_vs_speedup(data, context, out):
         ax.set_ylim(ymin, ymax)
         ax.set_xlabel(f"measured speedup over baseline (batch {batch})")
         ax.set_ylabel("top-1 change vs baseline (points)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, ncol=2)
-    fig.text(0.5, 0.005, context, ha="center", fontsize=7)
-    _save(fig, out, "accuracy_vs_speedup")
+    _per_batch_figure(data["accuracy_vs_speedup"], "Top-1 change vs measured speedup", "accuracy_vs_speedup",
+                      context, out, draw, legend_size=6)
 
 
 def plot_theoretical_vs_measured(data, context, out):
-    pts = data["theoretical_vs_measured"]
-    fig, axes = _panels(pts, "Theoretical (MACs) vs measured speedup")
-    for batch, ax in axes.items():
-        sub = [p for p in pts if p["batch"] == batch]
+    def draw(ax, sub, batch):
         if not sub:
-            continue
+            return False
         top = max(max(p["x"] for p in sub), max(p["y"] for p in sub)) * 1.1
         ax.plot([0, top], [0, top], color="k", lw=0.8, ls="--", label="measured = theoretical")
         _scatter_by(ax, sub)
@@ -175,10 +174,8 @@ def plot_theoretical_vs_measured(data, context, out):
         ax.set_ylim(0, top)
         ax.set_xlabel("theoretical speedup (baseline MACs / effective MACs)")
         ax.set_ylabel(f"measured speedup (batch {batch})")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, ncol=2)
-    fig.text(0.5, 0.005, context, ha="center", fontsize=7)
-    _save(fig, out, "theoretical_vs_measured")
+    _per_batch_figure(data["theoretical_vs_measured"], "Theoretical (MACs) vs measured speedup", "theoretical_vs_measured",
+                      context, out, draw)
 
 
 def plot_latency(data, context, out):
