@@ -19,10 +19,11 @@ COLUMNS = [
     "checkpoint", "checkpoint_sha256", "method", "parent", "baseline", "baseline_sha256", "spec_name", "spec",
     "params", "nonzero_params", "macs", "effective_macs", "dense_fp32_bytes", "file_bytes", "compressed_bytes",
     "compressed_kind", "data", "test_images", "top1",
-    "backend", "device", "precision", "batch", "mode", "iterations", "warmup", "repeats",
-    "latency_p50_ms", "latency_p50_spread", "latency_p90_ms", "latency_p90_spread",
-    "latency_p95_ms", "latency_p95_spread", "latency_p99_ms", "latency_p99_spread",
-    "throughput_ips", "throughput_spread", "throughput_min_ips", "throughput_max_ips", "gflops",
+    "backend", "device", "precision", "batch", "mode", "iterations", "warmup", "warmup_seconds", "min_seconds",
+    "repeats", "latency_p50_ms", "latency_p50_spread", "latency_p90_ms", "latency_p90_spread",
+    "latency_p95_ms", "latency_p95_spread", "latency_p95_repeats_ms", "latency_p99_ms", "latency_p99_spread",
+    "throughput_ips", "throughput_spread", "throughput_min_ips", "throughput_max_ips", "throughput_repeats_ips",
+    "gflops",
     "theoretical_speedup", "measured_speedup",
     "threads", "cpu", "cores", "gpu", "torch", "onnxruntime", "date",
 ]
@@ -31,7 +32,7 @@ INT_COLUMNS = {"params", "nonzero_params", "dense_fp32_bytes", "file_bytes", "co
 FLOAT_COLUMNS = {"macs", "effective_macs", "top1", "latency_p50_ms", "latency_p50_spread", "latency_p90_ms",
                  "latency_p90_spread", "latency_p95_ms", "latency_p95_spread", "latency_p99_ms", "latency_p99_spread",
                  "throughput_ips", "throughput_spread", "throughput_min_ips", "throughput_max_ips", "gflops",
-                 "theoretical_speedup", "measured_speedup"}
+                 "theoretical_speedup", "measured_speedup", "warmup_seconds", "min_seconds"}
 
 
 def row_key(row):

@@ -8,7 +8,7 @@ are not counted; batch 1 is the latency mode (per-iteration times, percentiles),
 throughput mode (iterations x N / total seconds); `--repeat` repeats the whole measurement and the
 median and spread of each statistic are reported. Repeats are interleaved (repeat 1 of every
 configuration, then repeat 2, ...) so a checkpoint and its baseline see the same machine state.
-One CSV row per (checkpoint, backend, device, precision, batch); see benchmark/README.md.
+One CSV row per (checkpoint, backend, device, precision, batch); the README explains each column.
 """
 import datetime
 import math
@@ -75,36 +75,44 @@ def default_warmup(iterations):
 
 # ---------------------------------------------------------------- timing
 
-def time_iterations(step, inputs, iterations, warmup, device, latency_mode):
-    """(per-iteration seconds, total seconds) of `iterations` calls of step(x), cycling through `inputs`.
+def time_iterations(step, inputs, iterations, warmup, device, latency_mode, warmup_seconds=0.0, min_seconds=0.0):
+    """(per-iteration seconds, total seconds) of at least `iterations` calls of step(x), cycling through `inputs`.
 
+    Warm-up runs at least `warmup` calls and `warmup_seconds`: a VM's cores and the backends' thread pools
+    take about a second to reach steady speed, and a cold first repeat was 30-50% slower here. The timed
+    part runs at least `iterations` calls and `min_seconds` (MLPerf's min_duration), so a fast model's
+    repeat is not a 0.5 s sample that one burst of host noise can move.
     CPU: perf_counter around each call (CPU backends return only when the output is computed).
     CUDA: events recorded around each call; in latency mode each iteration is synchronised before the
     next starts, in throughput mode iterations are queued back to back and synchronised at the end."""
     n = len(inputs)
-    for i in range(warmup):
+    clock = time.perf_counter
+    t0, i = clock(), 0
+    while i < warmup or clock() - t0 < warmup_seconds:
         step(inputs[i % n])
+        i += 1
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-        starts = [torch.cuda.Event(enable_timing=True) for _ in range(iterations)]
-        ends = [torch.cuda.Event(enable_timing=True) for _ in range(iterations)]
-        for i in range(iterations):
-            starts[i].record()
-            step(inputs[i % n])
-            ends[i].record()
+        starts, ends = [], []
+        t0 = clock()
+        while len(starts) < iterations or clock() - t0 < min_seconds:
+            starts.append(torch.cuda.Event(enable_timing=True))
+            ends.append(torch.cuda.Event(enable_timing=True))
+            starts[-1].record()
+            step(inputs[len(starts) % n])
+            ends[-1].record()
             if latency_mode:
-                ends[i].synchronize()
+                ends[-1].synchronize()
         torch.cuda.synchronize(device)
         times = np.array([s.elapsed_time(e) for s, e in zip(starts, ends)]) / 1e3
         return times, starts[0].elapsed_time(ends[-1]) / 1e3
-    times = np.empty(iterations)
-    clock = time.perf_counter
+    times = []
     t0 = clock()
-    for i in range(iterations):
+    while len(times) < iterations or clock() - t0 < min_seconds:
         s = clock()
-        step(inputs[i % n])
-        times[i] = clock() - s
-    return times, clock() - t0
+        step(inputs[len(times) % n])
+        times.append(clock() - s)
+    return np.array(times), clock() - t0
 
 
 # ---------------------------------------------------------------- backends
@@ -333,6 +341,11 @@ def parse_args(argv=None):
                         f"ceil({THROUGHPUT_IMAGES}/batch) otherwise)")
     p.add_argument("--warmup", type=int, default=None, help="untimed iterations before each measurement "
                                                             "(default: max(5, iterations/10))")
+    p.add_argument("--warmup-seconds", type=float, default=None,
+                   help="warm up for at least this long before each measurement (default: 1, --quick 0)")
+    p.add_argument("--min-seconds", type=float, default=None,
+                   help="time at least this long per measurement, running more than --iterations if needed "
+                        "(default: 2, --quick 0)")
     p.add_argument("--repeat", type=int, default=None,
                    help="repeat every measurement R times; report median and spread (default 3, --quick 1)")
     p.add_argument("--quick", action="store_true", help="smoke test: 64 iterations at batch 1, 4 otherwise, 1 repeat")
@@ -357,6 +370,11 @@ def main(argv=None):
         raise UserError("--warmup must be 0 or more")
     if args.repeat is None:
         args.repeat = 1 if args.quick else 3
+    for name, default in (("warmup_seconds", 1.0), ("min_seconds", 2.0)):
+        if getattr(args, name) is None:
+            setattr(args, name, 0.0 if args.quick else default)
+        if getattr(args, name) < 0:
+            raise UserError(f"--{name.replace('_', '-')} must be 0 or more")
     if os.path.isdir(args.out):
         raise UserError(f"{args.out}: is a directory, expected a CSV file name")
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -442,9 +460,11 @@ def main(argv=None):
     for r, (ck, backend, precision, runner, top1, inputs), batch in bar:
         bar.set_postfix_str(f"repeat {r + 1} {os.path.basename(ck.path)} {backend} batch {batch}")
         iterations = iterations_for(batch)
-        times, total = time_iterations(runner, inputs[batch], iterations, warmup_for(iterations), device, batch == 1)
+        times, total = time_iterations(runner, inputs[batch], iterations, warmup_for(iterations), device,
+                                       batch == 1, args.warmup_seconds, args.min_seconds)
         result = {f"p{q}": v * 1e3 for q, v in percentiles(times).items()}
-        result["ips"] = throughput(iterations, batch, total)
+        result["ips"] = throughput(len(times), batch, total)
+        result["iterations"] = len(times)
         stats.setdefault((ck.sha256, backend, batch), []).append(result)
         time.sleep(0.2)  # let the previous backend's spinning worker threads go idle
 
@@ -452,17 +472,21 @@ def main(argv=None):
     for ck, backend, precision, runner, top1, inputs in configs:
         for batch in batch_sizes:
             reps = stats[(ck.sha256, backend, batch)]
-            iterations = iterations_for(batch)
+            iterations = min(s["iterations"] for s in reps)
             row = ck.describe()
             row.update({"data": data_label, "test_images": len(labels), "top1": top1, "backend": backend,
                         "device": args.device, "precision": precision, "batch": batch,
                         "mode": "latency" if batch == 1 else "throughput", "iterations": iterations,
-                        "warmup": warmup_for(iterations), "repeats": len(reps)})
+                        "warmup": warmup_for(iterations_for(batch)), "warmup_seconds": args.warmup_seconds,
+                        "min_seconds": args.min_seconds, "repeats": len(reps)})
             for q in PERCENTILES:
                 row[f"latency_p{q}_ms"], row[f"latency_p{q}_spread"] = median_spread([s[f"p{q}"] for s in reps])
+            # Every repeat's value, in run order, so a reader can see whether one repeat or a trend made the spread.
+            row["latency_p95_repeats_ms"] = ";".join(f"{s['p95']:.4g}" for s in reps)
             ips = [s["ips"] for s in reps]
             row["throughput_ips"], row["throughput_spread"] = median_spread(ips)
             row["throughput_min_ips"], row["throughput_max_ips"] = float(min(ips)), float(max(ips))
+            row["throughput_repeats_ips"] = ";".join(f"{v:.5g}" for v in ips)
             row["gflops"] = achieved_gflops(ck.metrics["macs"], row["throughput_ips"])
             row.update(env)
             rows.append(row)

@@ -5,9 +5,12 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
+import time
+
 import torch
 import torch.nn as nn
 
@@ -59,6 +62,18 @@ def test_timing_loop_counts_only_timed_iterations():
     assert len(calls) == 14 and len(times) == 10
     assert calls[4:8] == ["a", "b", "c", "a"]  # timed loop cycles through the preprocessed inputs
     assert (times >= 0).all() and total >= times.sum()
+
+
+def test_timing_loop_honours_minimum_durations():
+    calls = []
+
+    def step(x):
+        calls.append(x)
+        time.sleep(0.002)
+    times, total = bench.time_iterations(step, [0], iterations=3, warmup=1, device=torch.device("cpu"),
+                                         latency_mode=True, warmup_seconds=0.05, min_seconds=0.1)
+    assert total >= 0.1 and len(times) > 3          # ran past the 3 iterations asked for, until 0.1 s
+    assert len(calls) - len(times) >= 10            # warm-up lasted 0.05 s, not just 1 call
 
 
 def test_compact_spec_and_combinations():
@@ -210,7 +225,7 @@ def test_bad_input_is_one_line_error(tmp_path, capsys):
 def test_cuda_path_runs(tiny):
     out = tiny["dir"] / "cuda.csv"
     bench.main([str(tiny["base"]), "--data-dir", str(tiny["data"]), "--device", "cuda", "--backends", "eager",
-                "--batch-sizes", "1,4", "--iterations", "5", "--warmup", "1", "--repeat", "2", "--out", str(out),
+                "--batch-sizes", "1,4", "--iterations", "5", "--warmup", "1", "--warmup-seconds", "0", "--min-seconds", "0", "--repeat", "2", "--out", str(out),
                 "--no-progress"])
     rows = read_rows(out)
     assert len(rows) == 2 and all(r["device"] == "cuda" and r["gpu"] and r["throughput_ips"] > 0 for r in rows)
@@ -249,7 +264,7 @@ def tiny(tmp_path_factory):
 
 def _bench(tiny, out, *ckpts, backends="eager,onnx"):
     bench.main([*map(str, ckpts), "--data-dir", str(tiny["data"]), "--backends", backends, "--batch-sizes", "1,4",
-                "--iterations", "6", "--warmup", "1", "--repeat", "2", "--threads", "1", "--out", str(out),
+                "--iterations", "6", "--warmup", "1", "--warmup-seconds", "0", "--min-seconds", "0", "--repeat", "2", "--threads", "1", "--out", str(out),
                 "--no-progress"])
     return read_rows(out)
 
