@@ -23,7 +23,7 @@ COLUMNS = [
     "repeats", "latency_p50_ms", "latency_p50_spread", "latency_p90_ms", "latency_p90_spread",
     "latency_p95_ms", "latency_p95_spread", "latency_p95_repeats_ms", "latency_p99_ms", "latency_p99_spread",
     "throughput_ips", "throughput_spread", "throughput_min_ips", "throughput_max_ips", "throughput_repeats_ips",
-    "gflops",
+    "gflops", "probe_ms", "probe_spread",
     "theoretical_speedup", "measured_speedup",
     "threads", "cpu", "cores", "gpu", "torch", "onnxruntime", "date",
 ]
@@ -32,7 +32,8 @@ INT_COLUMNS = {"params", "nonzero_params", "dense_fp32_bytes", "file_bytes", "co
 FLOAT_COLUMNS = {"macs", "effective_macs", "top1", "latency_p50_ms", "latency_p50_spread", "latency_p90_ms",
                  "latency_p90_spread", "latency_p95_ms", "latency_p95_spread", "latency_p99_ms", "latency_p99_spread",
                  "throughput_ips", "throughput_spread", "throughput_min_ips", "throughput_max_ips", "gflops",
-                 "theoretical_speedup", "measured_speedup", "warmup_seconds", "min_seconds"}
+                 "theoretical_speedup", "measured_speedup", "warmup_seconds", "min_seconds", "probe_ms",
+                 "probe_spread"}
 
 
 def row_key(row):

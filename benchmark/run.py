@@ -115,6 +115,26 @@ def time_iterations(step, inputs, iterations, warmup, device, latency_mode, warm
     return np.array(times), clock() - t0
 
 
+_PROBE = torch.randn(256, 256, generator=torch.Generator().manual_seed(0))
+
+
+def machine_probe(seconds=0.25):
+    """Median ms of a fixed 256x256 matmul, timed for `seconds` just before a measurement.
+
+    It does the same work every time, so its spread across repeats is the machine's own drift (host
+    contention, frequency), not the model's or the harness's: when a row's spread is large, compare it
+    with probe_spread before blaming the checkpoint."""
+    times = []
+    clock = time.perf_counter
+    t0 = clock()
+    with torch.inference_mode():
+        while not times or clock() - t0 < seconds:
+            s = clock()
+            torch.mm(_PROBE, _PROBE)
+            times.append(clock() - s)
+    return float(np.median(times)) * 1e3
+
+
 # ---------------------------------------------------------------- backends
 
 class TorchRunner:
@@ -460,11 +480,13 @@ def main(argv=None):
     for r, (ck, backend, precision, runner, top1, inputs), batch in bar:
         bar.set_postfix_str(f"repeat {r + 1} {os.path.basename(ck.path)} {backend} batch {batch}")
         iterations = iterations_for(batch)
+        probe_ms = machine_probe(0 if args.quick else 0.25)
         times, total = time_iterations(runner, inputs[batch], iterations, warmup_for(iterations), device,
                                        batch == 1, args.warmup_seconds, args.min_seconds)
         result = {f"p{q}": v * 1e3 for q, v in percentiles(times).items()}
         result["ips"] = throughput(len(times), batch, total)
         result["iterations"] = len(times)
+        result["probe_ms"] = probe_ms
         stats.setdefault((ck.sha256, backend, batch), []).append(result)
         time.sleep(0.2)  # let the previous backend's spinning worker threads go idle
 
@@ -487,6 +509,7 @@ def main(argv=None):
             row["throughput_ips"], row["throughput_spread"] = median_spread(ips)
             row["throughput_min_ips"], row["throughput_max_ips"] = float(min(ips)), float(max(ips))
             row["throughput_repeats_ips"] = ";".join(f"{v:.5g}" for v in ips)
+            row["probe_ms"], row["probe_spread"] = median_spread([s["probe_ms"] for s in reps])
             row["gflops"] = achieved_gflops(ck.metrics["macs"], row["throughput_ips"])
             row.update(env)
             rows.append(row)
@@ -529,13 +552,14 @@ def add_speedups(rows, ckpts, existing, ref_precision):
 
 def print_table(rows):
     head = f"{'checkpoint':<28} {'backend':<8} {'prec':<5} {'batch':>5} {'top1':>6} {'p50 ms':>8} {'p95 ms':>8} " \
-           f"{'p95 spr':>7} {'img/s':>8} {'GFLOP/s':>8} {'speedup':>7}"
+           f"{'p95 spr':>7} {'img/s':>8} {'GFLOP/s':>8} {'speedup':>7} {'probe spr':>9}"
     print(head)
     for r in rows:
         speed = f"{r['measured_speedup']:.2f}" if r.get("measured_speedup") else "-"
         print(f"{os.path.basename(r['checkpoint'])[:28]:<28} {r['backend']:<8} {r['precision']:<5} {r['batch']:>5} "
               f"{r['top1']:>6.2f} {r['latency_p50_ms']:>8.3f} {r['latency_p95_ms']:>8.3f} "
-              f"{100 * r['latency_p95_spread']:>6.1f}% {r['throughput_ips']:>8.1f} {r['gflops']:>8.1f} {speed:>7}")
+              f"{100 * r['latency_p95_spread']:>6.1f}% {r['throughput_ips']:>8.1f} {r['gflops']:>8.1f} {speed:>7} "
+              f"{100 * r['probe_spread']:>8.1f}%")
 
 
 if __name__ == "__main__":

@@ -64,6 +64,11 @@ def test_timing_loop_counts_only_timed_iterations():
     assert (times >= 0).all() and total >= times.sum()
 
 
+def test_machine_probe_times_a_fixed_workload():
+    assert 0 < bench.machine_probe(0.02) < 1e3
+    assert bench.machine_probe(0) > 0  # at least one call even with no time asked for
+
+
 def test_timing_loop_honours_minimum_durations():
     calls = []
 
@@ -282,6 +287,9 @@ def test_end_to_end_rows_baselines_and_speedups(tiny, capsys):
         assert r["theoretical_speedup"] == r["measured_speedup"] == 1.0 and r["method"] == "baseline"
         assert r["compressed_kind"] == "zlib" and 0 < r["compressed_bytes"] < r["file_bytes"]
         assert r["mode"] == ("latency" if r["batch"] == 1 else "throughput")
+        per_repeat = [float(v) for v in r["throughput_repeats_ips"].split(";")]
+        assert len(per_repeat) == 2 and min(per_repeat) == pytest.approx(r["throughput_min_ips"], rel=1e-4)
+        assert len(r["latency_p95_repeats_ms"].split(";")) == 2 and r["probe_ms"] > 0 and r["probe_spread"] >= 0
     eager_top1 = {r["top1"] for r in rows if r["backend"] == "eager"}
     assert eager_top1 == {r["top1"] for r in rows if r["backend"] == "onnx"}  # same model, same predictions
     capsys.readouterr()
