@@ -46,20 +46,22 @@ def summarize(df, tolerance=0.5):
                   f"baseline's throughput at batch {big}, top-1 {fmt(best['top1'])} ({fmt(best['top1_change'], 2)} points).", ""]
     lines += [f"## Batch {big} (throughput)", "",
               "| checkpoint | method | backend | precision | top-1 | change | MACs (M) | theoretical speedup | "
-              "measured speedup | img/s | x eager fp32 | compression |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "measured speedup | measured / theoretical | img/s | x eager fp32 | compression |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for _, r in df[df["batch"] == big].sort_values(["backend", "vs_eager_fp32"], ascending=[True, False]).iterrows():
         lines.append(f"| {r['name']} | {r['method']} | {r['backend']} | {r['precision']} | {fmt(r['top1'])} | "
                      f"{fmt(r['top1_change'])} | {fmt(r['effective_macs'] / 1e6, 1)} | {fmt(r['theoretical_speedup'])} | "
-                     f"{fmt(r['measured_speedup'])} | {fmt(r['throughput_ips'], 0)} | {fmt(r['vs_eager_fp32'])} | "
+                     f"{fmt(r['measured_speedup'])} | {fmt(r['measured_speedup'] / r['theoretical_speedup'])} | "
+                     f"{fmt(r['throughput_ips'], 0)} | {fmt(r['vs_eager_fp32'])} | "
                      f"{fmt(r['compression_ratio'], 1, 'x')} |")
     lines += ["", "## Batch 1 (latency, ms)", "",
-              "| checkpoint | method | backend | p50 | p95 | p99 | p95 spread | measured speedup |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "| checkpoint | method | backend | p50 | p95 | p99 | p95 spread | measured speedup | measured / theoretical |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for _, r in df[df["batch"] == 1].sort_values(["backend", "latency_p50_ms"]).iterrows():
         lines.append(f"| {r['name']} | {r['method']} | {r['backend']} | {fmt(r['latency_p50_ms'], 3)} | "
                      f"{fmt(r['latency_p95_ms'], 3)} | {fmt(r['latency_p99_ms'], 3)} | "
-                     f"{fmt(100 * r.get('latency_p95_spread', float('nan')), 1, '%')} | {fmt(r['measured_speedup'])} |")
+                     f"{fmt(100 * r.get('latency_p95_spread', float('nan')), 1, '%')} | {fmt(r['measured_speedup'])} | "
+                     f"{fmt(r['measured_speedup'] / r['theoretical_speedup'])} |")
     return "\n".join(lines) + "\n"
 
 
