@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The headline comparisons again with a longer, equal fine-tune: every model below (the baseline included) gets
+# `--recipe quick --epochs E` on all 50,000 JPEG-copy training images, where the quick study uses 1 epoch on 10,000.
+#
+#   bash scripts/equal_finetune.sh 2                     # everything, 2 epochs each (about an hour per model-queue here)
+#   ONLY="base l1b" THREADS=1 bash scripts/equal_finetune.sh 2 &   # two queues side by side on a 2-core CPU
+#   ONLY="lowrank kd" THREADS=1 bash scripts/equal_finetune.sh 2
+#
+# Items (ONLY, default all): base (the equally fine-tuned baseline), l1b (Li et al. ResNet-56-B), l1r16 (L1 with
+# SIMD-friendly widths: stage ratios 0,0.5,0.75 rounded to 16), lowrank (spatial, 65% of the MACs, ranks x16),
+# w90 (90% magnitude pruning, gradual), kd / kd32 (published ResNet-20 / ResNet-32 as students, Hinton KD from the
+# equally fine-tuned ResNet-56 of item base, which must exist), int8 (ONNX Runtime static int8 of the baseline,
+# the KD students and the low-rank model). Each output is skipped when it exists; a killed run continues with
+# --resume from its run folder.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+EPOCHS=${1:?usage: equal_finetune.sh EPOCHS}
+DATA=${CIFAR10_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cifar-compress/cifar10}
+QUICK=${QUICK:-runs/study-quick}   # published weights converted by scripts/study.sh quick, and its teacher
+OUT=${OUT:-runs/ft-e$EPOCHS}
+THREADS=${THREADS:-$(nproc)}
+PRETRAINED=${PRETRAINED:-../shared/pretrained/akamaster}
+ONLY=${ONLY:-base l1b l1r16 lowrank w90 kd kd32 int8}
+for f in "$QUICK/base/r56.pt" "$QUICK/base/r20.pt" "$QUICK/base/r56-ft.pt"; do
+  [ -f "$f" ] || { echo "equal_finetune.sh: $f missing: run 'bash scripts/study.sh quick' first (UNTIL=methods is enough)" >&2; exit 2; }
+done
+mkdir -p "$OUT"
+FT=(--recipe quick --epochs "$EPOCHS" --data-dir "$DATA" --threads "$THREADS" --no-progress)
+
+step() {  # step OUTPUT command...: run the command unless OUTPUT exists; resume a run folder left by a kill
+  local out=$1; shift
+  if [ -e "$out" ]; then echo "[done] $out"; return; fi
+  echo "[run ] $out: $*"
+  if [ -e "$out.run/last.pt" ]; then "$@" --resume; else "$@"; fi
+}
+
+for item in $ONLY; do
+  case $item in
+    base) step "$OUT/r56-ft.pt" python -m models.train --from "$QUICK/base/r56.pt" "${FT[@]}" --out "$OUT/r56-ft.pt" ;;
+    l1b)
+      step "$OUT/r56-B.pt" python -m pruning_l1.prune "$QUICK/base/r56.pt" --variant B --out "$OUT/r56-B.pt"
+      step "$OUT/r56-B-ft.pt" python -m pruning_l1.finetune "$OUT/r56-B.pt" "${FT[@]}" --out "$OUT/r56-B-ft.pt" ;;
+    l1r16)
+      step "$OUT/r56-s0-50-75r16.pt" python -m pruning_l1.prune "$QUICK/base/r56.pt" --ratios 0,0.5,0.75 --round-to 16 \
+        --out "$OUT/r56-s0-50-75r16.pt"
+      step "$OUT/r56-s0-50-75r16-ft.pt" python -m pruning_l1.finetune "$OUT/r56-s0-50-75r16.pt" "${FT[@]}" \
+        --out "$OUT/r56-s0-50-75r16-ft.pt" ;;
+    lowrank)
+      step "$OUT/r56-spatial-f65-m16.pt" python -m lowrank.decompose "$QUICK/base/r56.pt" --scheme spatial \
+        --target-flops 0.65 --multiple 16 --out "$OUT/r56-spatial-f65-m16.pt"
+      step "$OUT/r56-spatial-f65-m16-ft.pt" python -m models.train --from "$OUT/r56-spatial-f65-m16.pt" "${FT[@]}" \
+        --out "$OUT/r56-spatial-f65-m16-ft.pt" ;;
+    w90)
+      # the gradual schedule cannot resume mid-run (pruning_weight.prune refuses --resume with --steps > 1)
+      if [ ! -e "$OUT/r56-p90.pt" ]; then
+        echo "[run ] $OUT/r56-p90.pt"
+        python -m pruning_weight.prune "$QUICK/base/r56.pt" --percent 90 --finetune --steps 4 "${FT[@]}" --out "$OUT/r56-p90.pt"
+      fi ;;
+    kd|kd32)
+      [ -f "$OUT/r56-ft.pt" ] || { echo "equal_finetune.sh: $item needs the teacher $OUT/r56-ft.pt: run item base first" >&2; exit 2; }
+      if [ $item = kd ]; then student=$QUICK/base/r20.pt; name=r20-kd; else
+        student=$OUT/r32.pt; name=r32-kd
+        src=$(ls "$PRETRAINED"/resnet32-*.th 2>/dev/null | head -1 || true)
+        [ -n "$src" ] || { echo "equal_finetune.sh: no published resnet32 in $PRETRAINED (set PRETRAINED)" >&2; exit 2; }
+        step "$student" python -m models.convert "$src" --out "$student"
+      fi
+      step "$OUT/$name.pt" python -m distillation.train --teacher "$OUT/r56-ft.pt" --student "$student" \
+        --temperature 4 --alpha 0.5 "${FT[@]}" --out "$OUT/$name.pt" ;;
+    int8)
+      for m in r56-ft r20-kd r32-kd r56-spatial-f65-m16-ft; do
+        [ -f "$OUT/$m.pt" ] || { echo "[skip] $OUT/$m-int8.pt: $OUT/$m.pt not made yet"; continue; }
+        step "$OUT/$m-int8.pt" python -m quantization.ptq "$OUT/$m.pt" --calib-images 1024 --data-dir "$DATA" \
+          --threads "$THREADS" --out "$OUT/$m-int8.pt"
+      done ;;
+    *) echo "equal_finetune.sh: unknown item '$item' (base l1b l1r16 lowrank w90 kd kd32 int8)" >&2; exit 2 ;;
+  esac
+done
