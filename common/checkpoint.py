@@ -80,6 +80,18 @@ def make_meta(method, args=None, parent=None, normalization=None, data=None, met
     return _plain(meta)
 
 
+def describe_recipe(meta):
+    """One line naming the training a checkpoint's metadata records, for report headers."""
+    a = meta.get("args", {})
+    if not a.get("epochs"):
+        return "no fine-tune"
+    name = a.get("recipe") or a.get("default_recipe") or "custom"
+    text = (f"{name}: {a['epochs']} epoch(s), lr {a['lr']:g} {a['schedule']}, wd {a['weight_decay']:g}, "
+            f"{a.get('subset') or 'all'} train images, batch {a.get('batch_size')}, seed {a.get('seed')}")
+    steps = a.get("steps") or 1
+    return text + (f", {steps} gradual pruning steps" if steps > 1 else "")
+
+
 def _plain(obj):
     """Arguments as plain types only, so the checkpoint stays loadable with weights_only=True."""
     if isinstance(obj, dict):

@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from common import cli
-from common.checkpoint import load_checkpoint
+from common.checkpoint import describe_recipe, load_checkpoint
 from common.data import Batches, load_cifar10
 from common.errors import UserError, run_cli
 from common.training import evaluate
@@ -86,7 +86,7 @@ def main(argv=None):
     with open(args.out + ".md", "w") as f:
         f.write(f"# Low-rank decomposition of {os.path.basename(args.baseline)}\n\n"
                 f"Top-1 (%) on CIFAR-10 (JPEG-q75 copy) test, 10,000 images. datafree = right after "
-                f"decomposition; finetuned = after `--recipe quick --subset 10000` (1 epoch, lr 0.01 cosine; "
+                f"decomposition; finetuned = after the fine-tune its metadata records ({describe_recipe(base_ft)}; "
                 f"{data}); delta vs the baseline fine-tuned the same way ({os.path.basename(args.baseline_ft)}). "
                 f"macs_kept = model MACs / dense MACs.\n\n{table}\n")
         if args.notes:

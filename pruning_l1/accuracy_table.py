@@ -9,16 +9,8 @@ top-1 that `prune` measured right after pruning), with the data label and recipe
 import os
 
 from common import cli
-from common.checkpoint import atomic_write_text, load_checkpoint
+from common.checkpoint import atomic_write_text, describe_recipe, load_checkpoint
 from common.errors import UserError, run_cli
-
-
-def recipe(meta):
-    a = meta.get("args", {})
-    if not a.get("epochs"):
-        return "-"
-    return (f"{a.get('recipe') or a.get('default_recipe')}: {a['epochs']} epoch(s), lr {a['lr']:g} {a['schedule']}, "
-            f"subset {a.get('subset') or 'all'}, batch {a['batch_size']}, seed {a['seed']}")
 
 
 def describe(path):
@@ -58,7 +50,7 @@ def main(argv=None):
              "checkpoint's metadata; 'before fine-tune' = top-1 right after pruning (for the baseline: of the unpruned "
              "model). "
              "Fine-tuning uses the JPEG-q75 training copy, not the original training images.", "",
-             f"Recipe: {recipe(base_meta)}.", "",
+             f"Recipe: {describe_recipe(base_meta)}.", "",
              "| model | checkpoint | MACs | MAC cut % | params | param cut % | top-1 before fine-tune | top-1 fine-tuned "
              "| vs baseline (points) | within 0.5 | test data |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     # The unpruned model's top-1 before fine-tuning, as prune measured it (same test data) next to each pruned one.
@@ -70,8 +62,8 @@ def main(argv=None):
         lines.append(f"| {scheme} | {path} | {m['macs']:.4g} | {100 * (1 - m['macs'] / base_macs):.1f} | {m['params']:,} | "
                      f"{100 * (1 - m['params'] / base_params):.1f} | {f'{after:.2f}' if after is not None else '-'} | "
                      f"{m['top1']:.2f} | {delta} | {'-' if delta == '-' else ('yes' if abs(float(delta)) <= 0.5 else 'no')} | {test} |")
-        if recipe(meta) != recipe(base_meta):
-            raise UserError(f"{path}: fine-tuned with '{recipe(meta)}', the baseline with '{recipe(base_meta)}'")
+        if describe_recipe(meta) != describe_recipe(base_meta):
+            raise UserError(f"{path}: fine-tuned with '{describe_recipe(meta)}', the baseline with '{describe_recipe(base_meta)}'")
     text = "\n".join(lines) + "\n"
     atomic_write_text(args.out, text)
     print(text)

@@ -15,19 +15,11 @@ import tempfile
 import torch
 
 from common import cli
+from common.checkpoint import describe_recipe
 from common.errors import UserError, run_cli
 from common.metrics import state_dict_bytes
 from models import load_model
 from pruning_weight.export import compare_outputs, encode, load_sparse_model, write_sparse
-
-
-def recipe_of(meta):
-    a = meta.get("args", {})
-    if not a.get("epochs"):
-        return "no fine-tune"
-    steps = a.get("steps", 1)
-    return (f"{a.get('recipe') or 'quick'}: {a['epochs']} epoch(s), lr {a['lr']:g} {a['schedule']}, wd {a['weight_decay']:g}, "
-            f"{a.get('subset') or 50000} train images" + (f", {steps} gradual steps" if steps and steps > 1 else ""))
 
 
 def storage(model, ckpt, folder):
@@ -71,7 +63,7 @@ def main(argv=None):
                 "theoretical_speedup": round(meta["metrics"]["macs"] / meta["metrics"]["effective_macs"], 2),
                 "top1": top1, "dense_ft_top1": base_top1,
                 "delta_vs_dense_ft": None if top1 is None else round(top1 - base_top1, 2),
-                "data": meta.get("data", ""), "recipe": recipe_of(meta), "baseline": args.baseline,
+                "data": meta.get("data", ""), "recipe": describe_recipe(meta), "baseline": args.baseline,
                 "dense_fp32_bytes": dense, "checkpoint_file_bytes": os.path.getsize(path),
                 "sparse_fp32_bytes": sizes["fp32"][0], "ratio_fp32": round(dense / sizes["fp32"][0], 2),
                 "fp32_reload_identical_outputs": sizes["fp32"][2],
