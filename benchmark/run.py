@@ -15,13 +15,13 @@ import math
 import os
 import platform
 import time
-import zlib
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from benchmark.results import merge_rows, read_rows
+from benchmark.sizes import compressed_size
 from common import cli
 from common.checkpoint import file_sha256
 from common.data import load_cifar10, normalizer
@@ -240,20 +240,6 @@ def compact_spec(spec):
     return text
 
 
-def compressed_size(path, meta):
-    """(bytes, kind): the sparse file that weight pruning wrote (meta["sparse_file"]["path"], or the
-    `<stem>.sparse.npz` beside the checkpoint), else zlib -9 of the checkpoint file."""
-    recorded = meta.get("sparse_file")
-    candidates = [recorded.get("path")] if isinstance(recorded, dict) and recorded.get("path") else []
-    if recorded:
-        candidates.append(os.path.splitext(os.path.abspath(path))[0] + ".sparse.npz")
-    for candidate in candidates:
-        if isinstance(candidate, str) and os.path.isfile(candidate):
-            return os.path.getsize(candidate), "sparse export"
-    with open(path, "rb") as f:
-        return len(zlib.compress(f.read(), 9)), "zlib"
-
-
 class Checkpoint:
     """A checkpoint to benchmark: its model, identity, lineage and size/cost metrics."""
 
@@ -270,7 +256,7 @@ class Checkpoint:
         self.set_baseline(self.meta.get("baseline") or "")
         self.metrics = model_metrics(self.model)
         self.file_bytes = os.path.getsize(path)
-        self.compressed_bytes, self.compressed_kind = compressed_size(path, self.meta)
+        self.compressed_bytes, self.compressed_kind = compressed_size(path, self.meta, self.ckpt)
 
     def set_baseline(self, baseline):
         """The checkpoint speedups and top-1 changes are relative to (default: the lineage in meta)."""

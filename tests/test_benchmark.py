@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 from benchmark import run as bench
+from benchmark import sizes
 from benchmark.results import COLUMNS, merge_rows, read_rows
 from common.checkpoint import make_meta, save_checkpoint
 from common.cli import default_normalization
@@ -312,3 +313,15 @@ def test_end_to_end_rows_baselines_and_speedups(tiny, capsys):
     q = [r for r in rows if r["method"] == "quant"]
     assert {(r["backend"], r["precision"], r["batch"]) for r in q} == {("onnx", "int8", 1), ("onnx", "int8", 4)}
     assert all(r["measured_speedup"] > 0 for r in q) and len(rows) == 6
+    fp32 = [r for r in rows if r["method"] != "quant"][0]
+    # the deployable int8 graph, not the file that also keeps the fp32 weights
+    assert all(r["compressed_kind"] == "zlib int8 graph" and r["compressed_bytes"] < fp32["compressed_bytes"] for r in q)
+
+    # Size columns can be recomputed in place without timing anything again; timings stay as they were.
+    before = read_rows(fresh)
+    stale = [dict(r, compressed_bytes=1, compressed_kind="zlib") for r in before]
+    merge_rows(fresh, stale)
+    assert sizes.refresh(str(fresh)) == (len(before), 0)
+    after = read_rows(fresh)
+    assert [(r["compressed_bytes"], r["compressed_kind"], r["throughput_ips"]) for r in after] == \
+        [(r["compressed_bytes"], r["compressed_kind"], r["throughput_ips"]) for r in before]

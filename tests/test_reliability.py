@@ -103,6 +103,7 @@ CASES = [
     ("distillation.train", ["--teacher", "{d}/good.pt", "--student", "{d}/evil.pt", "--data-dir", "{d}/data",
                             "--out", "{d}/out.pt"], "refused"),
     ("benchmark.run", ["{d}/good.pt", "--baseline", "{d}/evil.pt", "--data-dir", "{d}/data", "--out", "{d}/out.csv"], "refused"),
+    ("benchmark.sizes", ["{d}/nowhere.csv"], "no such results CSV"),
 ]
 if not HAS_CUDA:
     CASES += [

@@ -15,15 +15,16 @@ def test_pareto_front():
     assert pareto(pts) == [(0.5, 1.0), (1.5, 0.5), (2.0, -1.0), (2.5, -2.0), (3.0, -5.0)]
 
 
-def test_committed_figures_are_what_plots_make_draws_from_the_committed_csv():
-    csv, figures = ROOT / "results" / "benchmark.csv", ROOT / "imgs" / "figures.json"
+@pytest.mark.parametrize("csv_name, imgs", [("benchmark.csv", "imgs"), ("benchmark_e2.csv", "imgs/e2")])
+def test_committed_figures_are_what_plots_make_draws_from_the_committed_csv(csv_name, imgs):
+    csv, folder = ROOT / "results" / csv_name, ROOT / imgs
     if not csv.exists():
-        pytest.skip("no committed results/benchmark.csv")
-    committed = json.loads(figures.read_text())
+        pytest.skip(f"no committed results/{csv_name}")
+    committed = json.loads((folder / "figures.json").read_text())
     regenerated = json.loads(json.dumps(figure_data(load(str(csv)))))
     for name in ("speedup_vs_compression", "accuracy_vs_speedup", "theoretical_vs_measured", "latency_batch1"):
         assert regenerated[name] == committed[name], name
-        assert (ROOT / "imgs" / f"{name}.png").exists() and (ROOT / "imgs" / f"{name}.svg").exists()
+        assert (folder / f"{name}.png").exists() and (folder / f"{name}.svg").exists()
 
 
 def test_smoke_study_end_to_end(tmp_path):

@@ -1,0 +1,72 @@
+"""Storage sizes of a checkpoint as the benchmark reports them, and a refresh of those columns in a results CSV.
+
+    python -m benchmark.sizes results/benchmark.csv [more.csv ...]
+
+Sizes are properties of the files, not measurements of time, so when the way they are counted improves, the size
+columns of existing rows can be recomputed without timing anything again: every row whose checkpoint is still on
+disk with the same sha256 gets file_bytes, compressed_bytes and compressed_kind anew; other rows are left alone.
+"""
+import os
+import zlib
+
+from common import cli
+from common.checkpoint import file_sha256, load_checkpoint
+from common.errors import UserError, run_cli
+from models.export import tensor_to_bytes
+
+
+def compressed_size(path, meta, ckpt=None):
+    """(bytes, kind): the sparse file that weight pruning wrote (meta["sparse_file"]["path"], or the
+    `<stem>.sparse.npz` beside the checkpoint); for an int8 checkpoint, zlib -9 of the int8 ONNX graph it
+    carries (what gets deployed: its file also keeps the fp32 weights the graph was made from); else zlib -9
+    of the checkpoint file."""
+    if ckpt is not None and "onnx" in ckpt and meta.get("precision") == "int8":
+        return len(zlib.compress(tensor_to_bytes(ckpt["onnx"]), 9)), "zlib int8 graph"
+    recorded = meta.get("sparse_file")
+    candidates = [recorded.get("path")] if isinstance(recorded, dict) and recorded.get("path") else []
+    if recorded:
+        candidates.append(os.path.splitext(os.path.abspath(path))[0] + ".sparse.npz")
+    for candidate in candidates:
+        if isinstance(candidate, str) and os.path.isfile(candidate):
+            return os.path.getsize(candidate), "sparse export"
+    with open(path, "rb") as f:
+        return len(zlib.compress(f.read(), 9)), "zlib"
+
+
+def refresh(csv_path):
+    """(rows updated, rows left alone) after recomputing the size columns of `csv_path`."""
+    from benchmark.results import merge_rows, read_rows
+    rows = read_rows(csv_path)
+    if not rows:
+        raise UserError(f"{csv_path}: no results rows")
+    updated, sizes = [], {}
+    for row in rows:
+        path = str(row.get("checkpoint", ""))
+        if path not in sizes:
+            ok = os.path.isfile(path) and file_sha256(path) == row.get("checkpoint_sha256")
+            if ok:
+                ckpt = load_checkpoint(path)
+                sizes[path] = (os.path.getsize(path),) + compressed_size(path, ckpt["meta"], ckpt)
+            else:
+                sizes[path] = None
+        if sizes[path]:
+            row["file_bytes"], row["compressed_bytes"], row["compressed_kind"] = sizes[path]
+            updated.append(row)
+    if updated:
+        merge_rows(csv_path, updated)
+    return len(updated), len(rows) - len(updated)
+
+
+def main(argv=None):
+    p = cli.parser(__doc__.split("\n")[0])
+    p.add_argument("csv", nargs="+", help="results CSV(s) written by benchmark.run")
+    args = p.parse_args(argv)
+    for path in args.csv:
+        if not os.path.isfile(path):
+            raise UserError(f"{path}: no such results CSV")
+        done, left = refresh(path)
+        print(f"{path}: sizes recomputed for {done} rows; {left} rows left as they were (checkpoint gone or changed)")
+
+
+if __name__ == "__main__":
+    run_cli(main)
