@@ -1,14 +1,20 @@
 """PyTorch-native int8 for comparison: torchao PT2E static quantisation (X86InductorQuantizer) lowered by
 torch.compile (Inductor, freezing on), timed against eager fp32 and torch.compile fp32 in one interleaved run.
 
-    python -m quantization.pt2e runs/base/r20.pt --data-dir $CIFAR10_DIR --threads 2
+    python -m quantization.pt2e runs/base/r20.pt --data-dir $CIFAR10_DIR --threads 2 --out results/quant_pt2e.csv
+
+The reference variants are plain eager fp32 (as users run it), eager fp32 with BatchNorm folded and channels_last
+(what benchmark.run calls `eager`), and torch.compile fp32. `--out` adds one row per variant to a small CSV.
 
 A compiled module cannot be stored in a plain-tensor checkpoint, so this is a measurement, not a producer of
 checkpoints: the int8 checkpoints for the benchmark come from quantization/ptq.py (ONNX Runtime). Needs
 `pip install torchao` (torch.ao.quantization's PT2E quantizers moved to torchao). Timings on a shared machine
 are indicative only.
 """
+import csv
+import datetime
 import os
+import platform
 import statistics
 import time
 
@@ -18,6 +24,7 @@ from common import cli
 from common.data import Batches, load_cifar10
 from common.errors import UserError, run_cli
 from models import load_model
+from models.fold import fold_batchnorm
 
 
 def quantize_pt2e(model, calib_batches, example):
@@ -45,6 +52,7 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", default=None, help="append one row per variant to this CSV")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -67,17 +75,24 @@ def main(argv=None):
         compiled_fp32 = torch.compile(model)
         compiled_fp32(x)
         print(f"fp32 compiled in {time.time() - t0:.0f} s")
-        test_dir = os.path.join(args.data_dir, "lossless-test1000")
-        if os.path.isdir(test_dir):
+        top1 = {}  # (variant, test set) -> top-1
+        for test_dir in (os.path.join(args.data_dir, "lossless-test1000"), args.data_dir):
+            if not os.path.isfile(os.path.join(test_dir, "cifar-10-batches-py", "test_batch")):
+                continue
             ti, tl, desc = load_cifar10(test_dir, False)
             n = len(ti) // bs * bs  # full batches only: one compiled shape
             test = Batches(ti[:n], tl[:n], bs, norm, False)
-            for name, f in (("eager fp32", model), ("PT2E int8", compiled_int8)):
+            for name, f in (("eager fp32", model), ("PT2E int8 compiled", compiled_int8)):
                 correct = sum((f(b.contiguous()).argmax(1) == y).sum().item() for b, y in test)
+                top1[name, test_dir] = 100 * correct / n
                 print(f"{name}: top-1 {100 * correct / n:.2f}% on {desc} (first {n})")
-        runs = {"eager fp32": lambda: model(x), "compile fp32": lambda: compiled_fp32(x),
-                "PT2E int8 compiled": lambda: compiled_int8(x)}
+        folded = fold_batchnorm(model).to(memory_format=torch.channels_last)
+        x_cl = x.contiguous(memory_format=torch.channels_last)
+        runs = {"eager fp32": lambda: model(x), "eager fp32 folded+CL": lambda: folded(x_cl),
+                "compile fp32": lambda: compiled_fp32(x), "PT2E int8 compiled": lambda: compiled_int8(x)}
         times = {k: [] for k in runs}
+        for f in runs.values():
+            f()  # first call of a variant (allocations, oneDNN primitive creation) is not timed
         for _ in range(args.repeats):  # interleaved, so load changes hit every variant alike
             for k, f in runs.items():
                 t = time.perf_counter()
@@ -85,8 +100,25 @@ def main(argv=None):
                     f()
                 times[k].append((time.perf_counter() - t) / 5)
     med = {k: statistics.median(v) for k, v in times.items()}
+    rows = []
     for k, v in med.items():
-        print(f"{k:>20}: {bs / v:7.0f} img/s at batch {bs} ({med['eager fp32'] / v:.2f}x eager)")
+        print(f"{k:>20}: {bs / v:7.0f} img/s at batch {bs} ({med['eager fp32'] / v:.2f}x eager, "
+              f"{med['eager fp32 folded+CL'] / v:.2f}x folded+CL eager)")
+        rows.append({"checkpoint": args.checkpoint, "variant": k, "batch": bs, "images_per_s": round(bs / v, 1),
+                     "x_eager": round(med["eager fp32"] / v, 3), "x_eager_folded_cl": round(med["eager fp32 folded+CL"] / v, 3),
+                     "repeats": args.repeats,
+                     "top1_lossless_first960": top1.get((k, os.path.join(args.data_dir, "lossless-test1000")), ""),
+                     "top1_test_first9984": top1.get((k, args.data_dir), ""), "threads": torch.get_num_threads(),
+                     "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+                     "date": datetime.date.today().isoformat()})
+    if args.out:
+        new = not os.path.exists(args.out)
+        with open(args.out, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            if new:
+                w.writeheader()
+            w.writerows(rows)
+        print(f"added {len(rows)} rows to {args.out}")
 
 
 if __name__ == "__main__":
