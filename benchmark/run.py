@@ -96,10 +96,11 @@ def time_iterations(step, inputs, iterations, warmup, device, latency_mode, warm
         starts, ends = [], []
         t0 = clock()
         while len(starts) < iterations or clock() - t0 < min_seconds:
+            x = inputs[len(starts) % n]
             starts.append(torch.cuda.Event(enable_timing=True))
             ends.append(torch.cuda.Event(enable_timing=True))
             starts[-1].record()
-            step(inputs[len(starts) % n])
+            step(x)
             ends[-1].record()
             if latency_mode:
                 ends[-1].synchronize()
