@@ -13,7 +13,6 @@ One CSV row per (checkpoint, backend, device, precision, batch); the README expl
 import datetime
 import math
 import os
-import platform
 import time
 
 import numpy as np
@@ -23,7 +22,7 @@ from tqdm import tqdm
 from benchmark.results import merge_rows, read_rows
 from benchmark.sizes import compressed_size
 from common import cli
-from common.checkpoint import file_sha256
+from common.checkpoint import cpu_name, file_sha256
 from common.data import load_cifar10, normalizer
 from common.errors import UserError, run_cli
 from common.metrics import model_metrics
@@ -285,18 +284,12 @@ class Checkpoint:
 
 
 def environment(device, threads):
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
     try:
         import onnxruntime
         ort_version = onnxruntime.__version__
     except ImportError:
         ort_version = ""
-    return {"threads": threads, "cpu": cpu, "cores": os.cpu_count(),
+    return {"threads": threads, "cpu": cpu_name(), "cores": os.cpu_count(),
             "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else "",
             "torch": str(torch.__version__), "onnxruntime": ort_version,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}

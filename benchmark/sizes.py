@@ -9,6 +9,7 @@ disk with the same sha256 gets file_bytes, compressed_bytes and compressed_kind 
 import os
 import zlib
 
+from benchmark.results import merge_rows, read_rows
 from common import cli
 from common.checkpoint import file_sha256, load_checkpoint
 from common.errors import UserError, run_cli
@@ -35,7 +36,6 @@ def compressed_size(path, meta, ckpt=None):
 
 def refresh(csv_path):
     """(rows updated, rows left alone) after recomputing the size columns of `csv_path`."""
-    from benchmark.results import merge_rows, read_rows
     rows = read_rows(csv_path)
     if not rows:
         raise UserError(f"{csv_path}: no results rows")

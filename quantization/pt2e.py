@@ -14,13 +14,13 @@ are indicative only.
 import csv
 import datetime
 import os
-import platform
 import statistics
 import time
 
 import torch
 
 from common import cli
+from common.checkpoint import cpu_name
 from common.data import Batches, load_cifar10
 from common.errors import UserError, run_cli
 from models import load_model
@@ -109,7 +109,7 @@ def main(argv=None):
                      "repeats": args.repeats,
                      "top1_lossless_first960": top1.get((k, os.path.join(args.data_dir, "lossless-test1000")), ""),
                      "top1_test_first9984": top1.get((k, args.data_dir), ""), "threads": torch.get_num_threads(),
-                     "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+                     "cpu": cpu_name(), "torch": torch.__version__,
                      "date": datetime.date.today().isoformat()})
     if args.out:
         new = not os.path.exists(args.out)

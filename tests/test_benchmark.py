@@ -17,7 +17,7 @@ import torch.nn as nn
 from benchmark import run as bench
 from benchmark import sizes
 from benchmark.results import COLUMNS, merge_rows, read_rows
-from common.checkpoint import make_meta, save_checkpoint
+from common.checkpoint import cpu_name, make_meta, save_checkpoint
 from common.cli import default_normalization
 from common.data import SYNTHETIC_MARK, synthetic_cifar
 from common.errors import run_cli
@@ -282,6 +282,7 @@ def test_end_to_end_rows_baselines_and_speedups(tiny, capsys):
     for r in rows:
         assert r["data"] == "synthetic test" and r["test_images"] == 96 and 0 <= r["top1"] <= 100
         assert r["repeats"] == 2 and r["iterations"] == 6 and r["threads"] == 1 and r["cores"] == os.cpu_count()
+        assert r["cpu"] == cpu_name() and r["cpu"]
         assert r["latency_p50_ms"] <= r["latency_p90_ms"] <= r["latency_p95_ms"] <= r["latency_p99_ms"]
         assert r["throughput_min_ips"] <= r["throughput_ips"] <= r["throughput_max_ips"]
         assert r["gflops"] == pytest.approx(2 * r["macs"] * r["throughput_ips"] / 1e9)
