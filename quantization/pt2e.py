@@ -84,7 +84,7 @@ def main(argv=None):
             test = Batches(ti[:n], tl[:n], bs, norm, False)
             for name, f in (("eager fp32", model), ("PT2E int8 compiled", compiled_int8)):
                 correct = sum((f(b.contiguous()).argmax(1) == y).sum().item() for b, y in test)
-                top1[name, test_dir] = 100 * correct / n
+                top1[name, test_dir] = (100 * correct / n, n)
                 print(f"{name}: top-1 {100 * correct / n:.2f}% on {desc} (first {n})")
         folded = fold_batchnorm(model).to(memory_format=torch.channels_last)
         x_cl = x.contiguous(memory_format=torch.channels_last)
@@ -104,11 +104,14 @@ def main(argv=None):
     for k, v in med.items():
         print(f"{k:>20}: {bs / v:7.0f} img/s at batch {bs} ({med['eager fp32'] / v:.2f}x eager, "
               f"{med['eager fp32 folded+CL'] / v:.2f}x folded+CL eager)")
+        # top-1 of the first full batches (one compiled shape) of each test set; blank for untimed-only variants
+        lossless = top1.get((k, os.path.join(args.data_dir, "lossless-test1000")), ("", ""))
+        test = top1.get((k, args.data_dir), ("", ""))
         rows.append({"checkpoint": args.checkpoint, "variant": k, "batch": bs, "images_per_s": round(bs / v, 1),
                      "x_eager": round(med["eager fp32"] / v, 3), "x_eager_folded_cl": round(med["eager fp32 folded+CL"] / v, 3),
                      "repeats": args.repeats,
-                     "top1_lossless_first960": top1.get((k, os.path.join(args.data_dir, "lossless-test1000")), ""),
-                     "top1_test_first9984": top1.get((k, args.data_dir), ""), "threads": torch.get_num_threads(),
+                     "top1_lossless": lossless[0], "lossless_images": lossless[1],
+                     "top1_test": test[0], "test_images": test[1], "threads": torch.get_num_threads(),
                      "cpu": cpu_name(), "torch": torch.__version__,
                      "date": datetime.date.today().isoformat()})
     if args.out:
