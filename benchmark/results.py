@@ -20,7 +20,7 @@ COLUMNS = [
     "params", "nonzero_params", "macs", "effective_macs", "dense_fp32_bytes", "file_bytes", "compressed_bytes",
     "compressed_kind", "data", "test_images", "top1",
     "backend", "device", "precision", "batch", "mode", "iterations", "warmup", "warmup_seconds", "min_seconds",
-    "repeats", "latency_p50_ms", "latency_p50_spread", "latency_p90_ms", "latency_p90_spread",
+    "repeats", "slices", "latency_p50_ms", "latency_p50_spread", "latency_p90_ms", "latency_p90_spread",
     "latency_p95_ms", "latency_p95_spread", "latency_p95_repeats_ms", "latency_p99_ms", "latency_p99_spread",
     "throughput_ips", "throughput_spread", "throughput_min_ips", "throughput_max_ips", "throughput_repeats_ips",
     "gflops", "probe_ms", "probe_spread",
@@ -28,7 +28,7 @@ COLUMNS = [
     "threads", "cpu", "cores", "gpu", "torch", "onnxruntime", "date",
 ]
 INT_COLUMNS = {"params", "nonzero_params", "dense_fp32_bytes", "file_bytes", "compressed_bytes", "test_images",
-               "batch", "iterations", "warmup", "repeats", "threads", "cores"}
+               "batch", "iterations", "warmup", "repeats", "slices", "threads", "cores"}
 FLOAT_COLUMNS = {"macs", "effective_macs", "top1", "latency_p50_ms", "latency_p50_spread", "latency_p90_ms",
                  "latency_p90_spread", "latency_p95_ms", "latency_p95_spread", "latency_p99_ms", "latency_p99_spread",
                  "throughput_ips", "throughput_spread", "throughput_min_ips", "throughput_max_ips", "gflops",

@@ -6,13 +6,16 @@
 Rules (EEMBC MLMark): inputs are preprocessed and in memory before any timing; warm-up iterations
 are not counted; batch 1 is the latency mode (per-iteration times, percentiles), batch N the
 throughput mode (iterations x N / total seconds); `--repeat` repeats the whole measurement and the
-median and spread of each statistic are reported. Repeats are interleaved (repeat 1 of every
-configuration, then repeat 2, ...) so a checkpoint and its baseline see the same machine state.
+median and spread of each statistic are reported. Every repeat is cut into `--slices` slices and the
+slices of all (repeat, configuration) pairs run in rounds, in a shuffled order within each round
+(Google Benchmark's random interleaving): each repeat then samples the whole session rather than one
+contiguous window, so slow machine drift falls on every repeat, and on a checkpoint and its baseline, alike.
 One CSV row per (checkpoint, backend, device, precision, batch); the README explains each column.
 """
 import datetime
 import math
 import os
+import random
 import time
 
 import numpy as np
@@ -70,6 +73,32 @@ def default_iterations(batch):
 
 def default_warmup(iterations):
     return max(5, iterations // 10)
+
+
+def slice_plan(jobs, slices, seed=0):
+    """[(slice index, job), ...]: round k runs slice k of every job, in an order shuffled afresh each round.
+
+    Each job (one repeat of one configuration) is thereby spread evenly over the session; the shuffle keeps
+    a job from always following the same neighbour (whose spinning threads or cache footprint it would inherit)."""
+    rng = random.Random(seed)
+    plan = []
+    for k in range(slices):
+        order = list(jobs)
+        rng.shuffle(order)
+        plan += [(k, job) for job in order]
+    return plan
+
+
+def combine_slices(parts, batch):
+    """One repeat's statistics from its slices [(per-iteration seconds, timed seconds, probe ms), ...]:
+    percentiles over all its iterations, throughput = all its images / all its timed seconds (warm-up excluded),
+    probe = median over the slices."""
+    times = np.concatenate([t for t, _, _ in parts])
+    result = {f"p{q}": v * 1e3 for q, v in percentiles(times).items()}
+    result["ips"] = throughput(len(times), batch, sum(seconds for _, seconds, _ in parts))
+    result["iterations"] = len(times)
+    result["probe_ms"] = float(np.median([probe for _, _, probe in parts]))
+    return result
 
 
 # ---------------------------------------------------------------- timing
@@ -339,15 +368,18 @@ def parse_args(argv=None):
     p.add_argument("--iterations", type=int, default=None,
                    help=f"timed iterations per measurement (default: {LATENCY_ITERATIONS} at batch 1, "
                         f"ceil({THROUGHPUT_IMAGES}/batch) otherwise)")
-    p.add_argument("--warmup", type=int, default=None, help="untimed iterations before each measurement "
-                                                            "(default: max(5, iterations/10))")
+    p.add_argument("--warmup", type=int, default=None, help="untimed iterations before each timed slice "
+                                                            "(default: max(5, slice iterations/10))")
     p.add_argument("--warmup-seconds", type=float, default=None,
-                   help="warm up for at least this long before each measurement (default: 1, --quick 0)")
+                   help="warm up for at least this long before each timed slice (default: 0.5, --quick 0)")
     p.add_argument("--min-seconds", type=float, default=None,
-                   help="time at least this long per measurement, running more than --iterations if needed "
-                        "(default: 2, --quick 0)")
+                   help="time at least this long per repeat (all its slices together), running more than "
+                        "--iterations if needed (default: 2, --quick 0)")
     p.add_argument("--repeat", type=int, default=None,
                    help="repeat every measurement R times; report median and spread (default 3, --quick 1)")
+    p.add_argument("--slices", type=int, default=None,
+                   help="cut every repeat into S slices run in shuffled rounds across all configurations, so each "
+                        "repeat samples the whole session (default 4, --quick 1 = each repeat in one piece)")
     p.add_argument("--quick", action="store_true", help="smoke test: 64 iterations at batch 1, 4 otherwise, 1 repeat")
     p.add_argument("--out", default="results/benchmark.csv", help="results CSV; rows are added or replaced (default: results/benchmark.csv)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
@@ -363,14 +395,16 @@ def main(argv=None):
     batch_sizes = sorted(set(parse_list(args.batch_sizes, int, "batch-sizes")))
     if batch_sizes[0] < 1:
         raise UserError("--batch-sizes must be positive")
-    for name in ("iterations", "repeat", "threads"):
+    for name in ("iterations", "repeat", "threads", "slices"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise UserError(f"--{name} must be at least 1")
     if args.warmup is not None and args.warmup < 0:
         raise UserError("--warmup must be 0 or more")
     if args.repeat is None:
         args.repeat = 1 if args.quick else 3
-    for name, default in (("warmup_seconds", 1.0), ("min_seconds", 2.0)):
+    if args.slices is None:
+        args.slices = 1 if args.quick else 4
+    for name, default in (("warmup_seconds", 0.5), ("min_seconds", 2.0)):
         if getattr(args, name) is None:
             setattr(args, name, 0.0 if args.quick else default)
         if getattr(args, name) < 0:
@@ -453,34 +487,35 @@ def main(argv=None):
         if skipped:
             print(f"note: {ck.path} is {ck.precision}: runs only as its ONNX graph, skipping {', '.join(skipped)}")
 
-    # Timed measurements, repeats interleaved across configurations.
-    stats = {}  # (sha, backend, batch) -> list of per-repeat dicts
-    jobs = [(r, c, b) for r in range(args.repeat) for c in configs for b in batch_sizes]
-    bar = tqdm(jobs, desc="benchmark", disable=not args.progress)
-    for r, (ck, backend, precision, runner, top1, inputs), batch in bar:
-        bar.set_postfix_str(f"repeat {r + 1} {os.path.basename(ck.path)} {backend} batch {batch}")
-        iterations = iterations_for(batch)
-        probe_ms = machine_probe(0 if args.quick else 0.25)
+    # Timed measurements: every repeat of every configuration in `slices` slices, run in shuffled rounds.
+    parts = {}  # (config index, batch, repeat) -> [(times, seconds, probe ms), ...]
+    jobs = [(c, b, r) for r in range(args.repeat) for c in range(len(configs)) for b in batch_sizes]
+    bar = tqdm(slice_plan(jobs, args.slices), desc="benchmark", disable=not args.progress)
+    for k, (c, batch, r) in bar:
+        ck, backend, precision, runner, top1, inputs = configs[c]
+        bar.set_postfix_str(f"slice {k + 1} repeat {r + 1} {os.path.basename(ck.path)} {backend} batch {batch}")
+        iterations = math.ceil(iterations_for(batch) / args.slices)
+        probe_ms = machine_probe(0 if args.quick else 0.25 / args.slices)
+        # Every slice is warmed up in full: the configuration run just before it was another backend or model.
         times, total = time_iterations(runner, inputs[batch], iterations, warmup_for(iterations), device,
-                                       batch == 1, args.warmup_seconds, args.min_seconds)
-        result = {f"p{q}": v * 1e3 for q, v in percentiles(times).items()}
-        result["ips"] = throughput(len(times), batch, total)
-        result["iterations"] = len(times)
-        result["probe_ms"] = probe_ms
-        stats.setdefault((ck.sha256, backend, batch), []).append(result)
-        time.sleep(0.2)  # let the previous backend's spinning worker threads go idle
+                                       batch == 1, args.warmup_seconds, args.min_seconds / args.slices)
+        parts.setdefault((c, batch, r), []).append((times, total, probe_ms))
+        time.sleep(0.1)  # let the previous backend's spinning worker threads go idle
+    stats = {(c, batch): [combine_slices(parts[(c, batch, r)], batch) for r in range(args.repeat)]
+             for c in range(len(configs)) for batch in batch_sizes}
 
     rows = []
-    for ck, backend, precision, runner, top1, inputs in configs:
+    for c, (ck, backend, precision, runner, top1, inputs) in enumerate(configs):
         for batch in batch_sizes:
-            reps = stats[(ck.sha256, backend, batch)]
+            reps = stats[(c, batch)]
             iterations = min(s["iterations"] for s in reps)
             row = ck.describe()
             row.update({"data": data_label, "test_images": len(labels), "top1": top1, "backend": backend,
                         "device": args.device, "precision": precision, "batch": batch,
                         "mode": "latency" if batch == 1 else "throughput", "iterations": iterations,
-                        "warmup": warmup_for(iterations_for(batch)), "warmup_seconds": args.warmup_seconds,
-                        "min_seconds": args.min_seconds, "repeats": len(reps)})
+                        "warmup": warmup_for(math.ceil(iterations_for(batch) / args.slices)),
+                        "warmup_seconds": args.warmup_seconds,
+                        "min_seconds": args.min_seconds, "repeats": len(reps), "slices": args.slices})
             for q in PERCENTILES:
                 row[f"latency_p{q}_ms"], row[f"latency_p{q}_spread"] = median_spread([s[f"p{q}"] for s in reps])
             # Every repeat's value, in run order, so a reader can see whether one repeat or a trend made the spread.

@@ -5,7 +5,9 @@
         --finetune --recipe quick --subset 10000 --steps 4 --threads 1                                   # + fine-tune
 
 The `percent` smallest-magnitude conv weights are set to zero, with one threshold over all conv layers
-(`--scope global`, as in the rethinking-network-pruning code) or one per layer (`--scope layer`).
+(`--scope global`, as in the rethinking-network-pruning code), one per layer (`--scope layer`), or one
+over LAMP scores (`--scope lamp`, Lee et al. 2021: magnitudes normalised within their layer, so a global
+ranking that cannot empty the last stage's convs the way a raw global threshold does at 90%).
 The mask is never stored: it is the set of zeros in the checkpoint, so every tool that reads the file
 sees the pruned model and a later fine-tune rebuilds the mask from it.
 
@@ -48,22 +50,42 @@ def check_percent(percent):
         raise UserError(f"--percent must be in [0, 100), got {percent:g} (100 would remove every weight)")
 
 
+SCOPES = ("global", "layer", "lamp")
+
+
+def lamp_scores(weight):
+    """LAMP score (Lee et al. 2021) of each weight of one layer: w_u^2 / sum of w_v^2 over the weights of
+    the same layer at least as large (in sorted order). A layer's largest weight scores 1, so one global
+    threshold over these scores never empties a layer, and layers with many small weights (the wide last
+    stage, which a raw global magnitude threshold prunes to ~99%) are not singled out for their scale."""
+    sq = weight.detach().flatten().float().cpu() ** 2
+    order = torch.argsort(sq, stable=True)
+    ranked = sq[order]
+    tail = torch.flip(torch.cumsum(torch.flip(ranked, [0]), 0), [0])  # sum of the weights from rank i up
+    scores = torch.empty_like(sq)
+    scores[order] = ranked / tail.clamp_min(torch.finfo(torch.float32).tiny)
+    return scores
+
+
 def magnitude_masks(weights, percent, scope="global"):
     """{name: bool keep-mask} that removes `percent`% of the weights by magnitude.
 
+    scope: "global" one magnitude threshold over all layers, "layer" the same percentage in every layer,
+    "lamp" one threshold over layer-normalised LAMP scores (a global ranking that adapts per-layer rates).
     Exactly round(percent% of N) weights are removed (ties broken by position, not by threshold), so the
     achieved sparsity matches the request to one weight. Weights that are already zero have the smallest
-    magnitude and are removed first, so pruning an already pruned model only ever adds zeros."""
+    score and are removed first, so pruning an already pruned model only ever adds zeros."""
     check_percent(percent)
-    if scope not in ("global", "layer"):
-        raise UserError(f"unknown scope {scope!r} (choose global or layer)")
+    if scope not in SCOPES:
+        raise UserError(f"unknown scope {scope!r} (choose {', '.join(SCOPES)})")
     if scope == "layer":
         masks = {}
         for name, w in weights.items():
             masks.update(magnitude_masks({name: w}, percent, "global"))
         return masks
     names = list(weights)
-    flat = torch.cat([weights[n].detach().abs().flatten().float().cpu() for n in names])
+    score = lamp_scores if scope == "lamp" else (lambda w: w.detach().abs().flatten().float().cpu())
+    flat = torch.cat([score(weights[n]) for n in names])
     k = int(round(flat.numel() * percent / 100.0))
     keep = torch.ones(flat.numel(), dtype=torch.bool)
     if k > 0:
@@ -109,7 +131,7 @@ def print_report(rows, overall, header="per-layer sparsity"):
     for name, numel, z, s in rows:
         if z == numel:
             print(f"warning: {name} has no weights left: its output is constant (only BN bias passes); "
-                  f"use a lower --percent or --scope layer")
+                  f"use a lower --percent, --scope layer or --scope lamp")
 
 
 class MaskKeeper:
@@ -175,8 +197,9 @@ def parse_args(argv=None):
     p.add_argument("checkpoint", help="checkpoint to prune (any project checkpoint with conv layers)")
     p.add_argument("--percent", type=float, required=True, help="percentage of the pruned weights set to zero")
     p.add_argument("--out", required=True, help="pruned checkpoint path")
-    p.add_argument("--scope", choices=("global", "layer"), default="global",
-                   help="one magnitude threshold over all layers, or one per layer")
+    p.add_argument("--scope", choices=SCOPES, default="global",
+                   help="global: one magnitude threshold over all layers; layer: the same percent in each layer; "
+                        "lamp: one threshold over layer-normalised LAMP scores (Lee et al. 2021)")
     p.add_argument("--include-classifier", action="store_true", help="prune the final linear layer too")
     p.add_argument("--finetune", action="store_true", help="masked fine-tune after pruning (needs data)")
     p.add_argument("--steps", type=int, default=1,

@@ -82,6 +82,30 @@ def test_timing_loop_honours_minimum_durations():
     assert len(calls) - len(times) >= 10            # warm-up lasted 0.05 s, not just 1 call
 
 
+def test_slice_plan_runs_every_slice_of_every_job_in_rounds():
+    jobs = [(c, b, r) for r in range(3) for c in range(4) for b in (1, 64)]
+    plan = bench.slice_plan(jobs, 4, seed=0)
+    assert len(plan) == 4 * len(jobs) and len(set(plan)) == len(plan)   # each (slice, job) exactly once
+    assert [k for k, _ in plan] == sorted(k for k, _ in plan)           # round k finishes before round k+1
+    rounds = [[job for k, job in plan if k == i] for i in range(4)]
+    assert all(sorted(r) == sorted(jobs) for r in rounds)
+    assert len({tuple(r) for r in rounds}) > 1                           # the order is shuffled per round
+    assert bench.slice_plan(jobs, 4, seed=0) == plan                     # and reproducible
+    assert sorted(bench.slice_plan(jobs, 1)) == sorted((0, j) for j in jobs)   # 1 slice: each job once
+
+
+def test_combine_slices_pools_iterations_and_seconds():
+    # Two slices of one latency repeat: times (ms) 1..4 and 5..10, timed 0.004 s and 0.045 s.
+    parts = [(np.array([1, 2, 3, 4]) / 1e3, 0.004, 2.0), (np.arange(5, 11) / 1e3, 0.045, 4.0)]
+    r = bench.combine_slices(parts, batch=1)
+    assert r["iterations"] == 10
+    assert r["p50"] == pytest.approx(5.5) and r["p95"] == pytest.approx(9.55)  # percentiles of 1..10 ms pooled
+    assert r["ips"] == pytest.approx(10 / 0.049)                                # all images / all timed seconds
+    assert r["probe_ms"] == pytest.approx(3.0)
+    r = bench.combine_slices([(np.full(3, 0.1), 0.3, 1.0), (np.full(2, 0.1), 0.2, 1.0)], batch=64)
+    assert r["ips"] == pytest.approx(5 * 64 / 0.5)
+
+
 def test_compact_spec_and_combinations():
     spec = make_spec("resnet56")
     assert bench.compact_spec(spec) == "resnet56/pad/mids:16x9,32x9,64x9"
@@ -270,7 +294,7 @@ def tiny(tmp_path_factory):
 
 def _bench(tiny, out, *ckpts, backends="eager,onnx"):
     bench.main([*map(str, ckpts), "--data-dir", str(tiny["data"]), "--backends", backends, "--batch-sizes", "1,4",
-                "--iterations", "6", "--warmup", "1", "--warmup-seconds", "0", "--min-seconds", "0", "--repeat", "2", "--threads", "1", "--out", str(out),
+                "--iterations", "6", "--warmup", "1", "--warmup-seconds", "0", "--min-seconds", "0", "--repeat", "2", "--slices", "2", "--threads", "1", "--out", str(out),
                 "--no-progress"])
     return read_rows(out)
 
@@ -281,7 +305,7 @@ def test_end_to_end_rows_baselines_and_speedups(tiny, capsys):
     assert len(rows) == 4  # (eager, onnx) x (batch 1, 4)
     for r in rows:
         assert r["data"] == "synthetic test" and r["test_images"] == 96 and 0 <= r["top1"] <= 100
-        assert r["repeats"] == 2 and r["iterations"] == 6 and r["threads"] == 1 and r["cores"] == os.cpu_count()
+        assert r["repeats"] == 2 and r["slices"] == 2 and r["iterations"] == 6 and r["threads"] == 1 and r["cores"] == os.cpu_count()
         assert r["cpu"] == cpu_name() and r["cpu"]
         assert r["latency_p50_ms"] <= r["latency_p90_ms"] <= r["latency_p95_ms"] <= r["latency_p99_ms"]
         assert r["throughput_min_ips"] <= r["throughput_ips"] <= r["throughput_max_ips"]
