@@ -46,7 +46,7 @@ def run(module, *args):
 
 
 @pytest.mark.parametrize("percent", [30, 50, 70, 90, 95, 99.5])
-@pytest.mark.parametrize("scope", ["global", "layer"])
+@pytest.mark.parametrize("scope", ["global", "layer", "lamp"])
 def test_threshold_hits_requested_sparsity(percent, scope):
     model, _ = tiny_model()
     weights = prune.prunable_weights(model)
@@ -69,6 +69,23 @@ def test_global_threshold_removes_the_smallest_magnitudes():
     prune.apply_masks(model, masks)
     sparsities = [s for *_, s in prune.sparsity_report(model, weights)[0]]
     assert max(sparsities) - min(sparsities) > 1
+
+
+def test_lamp_scores_hand_computed_and_no_layer_emptied():
+    # weights 1, 2, 3 (in any order): squares 1, 4, 9; tails 14, 13, 9 -> scores 1/14, 4/13, 1
+    scores = prune.lamp_scores(torch.tensor([3.0, -1.0, 2.0]))
+    assert torch.allclose(scores, torch.tensor([1.0, 1 / 14, 4 / 13]))
+    assert prune.lamp_scores(torch.zeros(4)).eq(0).all()  # an emptied layer scores 0, not NaN
+    # One layer with tiny weights: a global magnitude threshold empties it, LAMP keeps its largest weight.
+    weights = {"big": torch.nn.Parameter(torch.randn(200)), "small": torch.nn.Parameter(torch.randn(50) * 1e-3)}
+    assert not prune.magnitude_masks(weights, 80, "global")["small"].any()
+    masks = prune.magnitude_masks(weights, 80, "lamp")
+    assert masks["small"][weights["small"].abs().argmax()]
+    assert sum(int((~m).sum()) for m in masks.values()) == 200  # still exactly 80% of 250 removed
+    # Already-zero weights go first, so re-pruning never revives a weight.
+    with torch.no_grad():
+        weights["big"][:20] = 0
+    assert not prune.magnitude_masks(weights, 10, "lamp")["big"][:20].any()
 
 
 def test_classifier_only_pruned_on_request():
