@@ -5,13 +5,15 @@
 #   bash scripts/equal_finetune.sh 2                     # everything, 2 epochs each (about an hour per model-queue here)
 #   ONLY="base l1b" THREADS=1 bash scripts/equal_finetune.sh 2 &   # two queues side by side on a 2-core CPU
 #   ONLY="lowrank kd" THREADS=1 bash scripts/equal_finetune.sh 2
+#   LR=0.05 WSTEPS=16 OUT=runs/ft-e8-lr05 ONLY="base w90" bash scripts/equal_finetune.sh 8   # issue 5's longer run
 #
 # Items (ONLY, default all): base (the equally fine-tuned baseline), l1b (Li et al. ResNet-56-B), l1r16 (L1 with
 # SIMD-friendly widths: stage ratios 0,0.5,0.75 rounded to 16), lowrank (spatial, 65% of the MACs, ranks x16),
 # w90 (90% magnitude pruning, gradual), kd / kd32 (published ResNet-20 / ResNet-32 as students, Hinton KD from the
 # equally fine-tuned ResNet-56 of item base, which must exist), int8 (ONNX Runtime static int8 of the baseline,
 # the KD students and the low-rank model). Each output is skipped when it exists; a killed run continues with
-# --resume from its run folder.
+# --resume from its run folder. LR overrides the quick recipe's learning rate for every item (set OUT too, so runs
+# with different rates do not mix); WSTEPS is the number of gradual pruning events of item w90 (default 4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EPOCHS=${1:?usage: equal_finetune.sh EPOCHS}
@@ -25,7 +27,8 @@ for f in "$QUICK/base/r56.pt" "$QUICK/base/r20.pt" "$QUICK/base/r56-ft.pt"; do
   [ -f "$f" ] || { echo "equal_finetune.sh: $f missing: run 'bash scripts/study.sh quick' first (UNTIL=methods is enough)" >&2; exit 2; }
 done
 mkdir -p "$OUT"
-FT=(--recipe quick --epochs "$EPOCHS" --data-dir "$DATA" --threads "$THREADS" --no-progress)
+WSTEPS=${WSTEPS:-4}
+FT=(--recipe quick --epochs "$EPOCHS" ${LR:+--lr "$LR"} --data-dir "$DATA" --threads "$THREADS" --no-progress)
 
 step() {  # step OUTPUT command...: run the command unless OUTPUT exists; resume a run folder left by a kill
   local out=$1; shift
@@ -54,7 +57,7 @@ for item in $ONLY; do
       # the gradual schedule cannot resume mid-run (pruning_weight.prune refuses --resume with --steps > 1)
       if [ ! -e "$OUT/r56-p90.pt" ]; then
         echo "[run ] $OUT/r56-p90.pt"
-        python -m pruning_weight.prune "$QUICK/base/r56.pt" --percent 90 --finetune --steps 4 "${FT[@]}" --out "$OUT/r56-p90.pt"
+        python -m pruning_weight.prune "$QUICK/base/r56.pt" --percent 90 --finetune --steps "$WSTEPS" "${FT[@]}" --out "$OUT/r56-p90.pt"
       fi ;;
     kd|kd32)
       [ -f "$OUT/r56-ft.pt" ] || { echo "equal_finetune.sh: $item needs the teacher $OUT/r56-ft.pt: run item base first" >&2; exit 2; }
