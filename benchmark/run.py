@@ -371,15 +371,15 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=int, default=None, help="untimed iterations before each timed slice "
                                                             "(default: max(5, slice iterations/10))")
     p.add_argument("--warmup-seconds", type=float, default=None,
-                   help="warm up for at least this long before each timed slice (default: 0.5, --quick 0)")
+                   help="warm up for at least this long before each timed slice (default: 0.2, --quick 0)")
     p.add_argument("--min-seconds", type=float, default=None,
                    help="time at least this long per repeat (all its slices together), running more than "
-                        "--iterations if needed (default: 2, --quick 0)")
+                        "--iterations if needed (default: 4, --quick 0)")
     p.add_argument("--repeat", type=int, default=None,
                    help="repeat every measurement R times; report median and spread (default 3, --quick 1)")
     p.add_argument("--slices", type=int, default=None,
                    help="cut every repeat into S slices run in shuffled rounds across all configurations, so each "
-                        "repeat samples the whole session (default 4, --quick 1 = each repeat in one piece)")
+                        "repeat samples the whole session (default 16, --quick 1 = each repeat in one piece)")
     p.add_argument("--quick", action="store_true", help="smoke test: 64 iterations at batch 1, 4 otherwise, 1 repeat")
     p.add_argument("--out", default="results/benchmark.csv", help="results CSV; rows are added or replaced (default: results/benchmark.csv)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
@@ -403,8 +403,8 @@ def main(argv=None):
     if args.repeat is None:
         args.repeat = 1 if args.quick else 3
     if args.slices is None:
-        args.slices = 1 if args.quick else 4
-    for name, default in (("warmup_seconds", 0.5), ("min_seconds", 2.0)):
+        args.slices = 1 if args.quick else 16
+    for name, default in (("warmup_seconds", 0.2), ("min_seconds", 4.0)):
         if getattr(args, name) is None:
             setattr(args, name, 0.0 if args.quick else default)
         if getattr(args, name) < 0:

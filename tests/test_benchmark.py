@@ -1,5 +1,6 @@
 """benchmark/: timing arithmetic, the results CSV under concurrent writers, BN folding, CLI errors, and a tiny
 end-to-end run (random-init ResNet-8 on synthetic images, a few iterations)."""
+import csv
 import multiprocessing
 import os
 import pickle
@@ -351,3 +352,22 @@ def test_end_to_end_rows_baselines_and_speedups(tiny, capsys):
     after = read_rows(fresh)
     assert [(r["compressed_bytes"], r["compressed_kind"], r["throughput_ips"]) for r in after] == \
         [(r["compressed_bytes"], r["compressed_kind"], r["throughput_ips"]) for r in before]
+
+
+def test_drift_series_and_summary(tiny, tmp_path, capsys):
+    from benchmark import drift
+    assert drift.summarize([1.0, 1.02, 0.99, 2.0]) == (0.99, pytest.approx(1.01), 2.0, 0.75)
+    out = tmp_path / "drift.csv"
+    drift.main([str(tiny["base"]), "--backend", "eager", "--threads", "1", "--seconds", "0.3", "--window", "0.05",
+                "--warmup-seconds", "0", "--out", str(out)])
+    with open(out) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) >= 4 and all(float(r["p50_ms"]) > 0 and int(r["iterations"]) >= 1 for r in rows)
+    starts = [float(r["start_s"]) for r in rows]
+    assert starts == sorted(starts) and starts[0] == 0.0
+    assert "windows of 0.05 s" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        run_cli(drift.main, [str(tiny["int8"]), "--backend", "eager", "--seconds", "0.1", "--window", "0.05"])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit):
+        run_cli(drift.main, [str(tiny["base"]), "--seconds", "1", "--window", "2"])

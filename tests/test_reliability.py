@@ -104,6 +104,10 @@ CASES = [
                             "--out", "{d}/out.pt"], "refused"),
     ("benchmark.run", ["{d}/good.pt", "--baseline", "{d}/evil.pt", "--data-dir", "{d}/data", "--out", "{d}/out.csv"], "refused"),
     ("benchmark.sizes", ["{d}/nowhere.csv"], "no such results CSV"),
+    ("benchmark.drift", ["{d}/evil.pt", "--seconds", "0.1", "--window", "0.05"], "refused"),
+    ("benchmark.drift", ["{d}/trunc.pt", "--seconds", "0.1", "--window", "0.05"], "unreadable|truncated"),
+    ("benchmark.drift", ["{d}/good.pt", "--seconds", "0"], "positive"),
+    ("benchmark.run", ["{d}/good.pt", "--data-dir", "{d}/data", "--slices", "0", "--out", "{d}/out.csv"], "slices"),
 ]
 if not HAS_CUDA:
     CASES += [

@@ -1,0 +1,99 @@
+"""Is this machine quiet enough to benchmark on? Time one checkpoint back to back in short windows.
+
+    python -m benchmark.drift runs/study-quick/base/r56.pt --backend onnx --threads 2 --seconds 40 \
+        --out results/drift/r56-onnx-t2.csv
+
+Each window's median batch-1 latency is printed as a series and written to `--out`. On a quiet machine the
+series is flat; on a shared VM it shows what no harness can average away inside one window: slow drift, or
+jumps between speed regimes that last seconds (here ONNX Runtime on 2 threads switched between ~1.4 and
+~2.1 ms every 5-10 s). That is why benchmark.run cuts repeats into interleaved slices (`--slices`).
+"""
+import csv
+import os
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from benchmark.run import BACKENDS, OnnxRunner, TorchRunner, time_iterations
+from common import cli
+from common.checkpoint import atomic_write
+from common.errors import UserError, run_cli
+from models import load_model
+
+
+def window_series(runner, inputs, seconds, window):
+    """[(start s, median ms, iterations), ...] of back-to-back windows of `window` seconds over `seconds`."""
+    rows, elapsed = [], 0.0
+    bar = tqdm(total=round(seconds, 1), desc="windows", unit="s", leave=False)
+    while elapsed < seconds:
+        times, total = time_iterations(runner, inputs, 1, 0, torch.device("cpu"), True, 0.0, window)
+        rows.append((elapsed, float(np.median(times)) * 1e3, len(times)))
+        elapsed += total
+        bar.update(round(min(total, seconds - bar.n), 1))
+    bar.close()
+    return rows
+
+
+def summarize(medians):
+    """(min, median, max) of the window medians and the share of windows within 5% of their median."""
+    m = np.asarray(medians, dtype=np.float64)
+    med = float(np.median(m))
+    return float(m.min()), med, float(m.max()), float(np.mean(np.abs(m - med) <= 0.05 * med))
+
+
+def parse_args(argv=None):
+    p = cli.parser(__doc__.split("\n")[0])
+    p.add_argument("checkpoint")
+    p.add_argument("--backend", default="onnx", choices=BACKENDS, help="default: onnx")
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all cores)")
+    p.add_argument("--seconds", type=float, default=40.0, help="length of the series (default: 40)")
+    p.add_argument("--window", type=float, default=0.5, help="seconds per window (default: 0.5)")
+    p.add_argument("--warmup-seconds", type=float, default=1.0, help="untimed warm-up first (default: 1)")
+    p.add_argument("--out", default=None, help="CSV of the series (window start s, p50 ms, iterations)")
+    args = p.parse_args(argv)
+    if args.seconds <= 0 or args.window <= 0 or args.window > args.seconds:
+        raise UserError("--seconds and --window must be positive, with --window <= --seconds")
+    if args.threads is not None and args.threads < 1:
+        raise UserError("--threads must be at least 1")
+    if args.warmup_seconds < 0:
+        raise UserError("--warmup-seconds must be 0 or more")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.out:
+        cli.check_output_path(args.out)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
+    model, ckpt = load_model(args.checkpoint)
+    if args.backend == "onnx":
+        runner = OnnxRunner(model, ckpt, torch.device("cpu"), threads)
+    elif str(ckpt["meta"].get("precision") or "fp32") != "fp32":
+        raise UserError(f"{args.checkpoint} is {ckpt['meta']['precision']}: it runs only as its ONNX graph (--backend onnx)")
+    else:
+        runner = TorchRunner(model, args.backend, torch.device("cpu"), torch.float32)
+    # Timing does not depend on pixel values; random inputs keep this tool free of the dataset.
+    gen = torch.Generator().manual_seed(0)
+    inputs = [runner.prepare(torch.randn(1, 3, 32, 32, generator=gen)) for _ in range(8)]
+    time_iterations(runner, inputs, 10, 10, torch.device("cpu"), True, args.warmup_seconds, 0.0)
+    rows = window_series(runner, inputs, args.seconds, args.window)
+    lo, med, hi, steady = summarize([r[1] for r in rows])
+    print(" ".join(f"{r[1]:.2f}" for r in rows))
+    print(f"{os.path.basename(args.checkpoint)} {args.backend} {threads} thread(s): {len(rows)} windows of "
+          f"{args.window:g} s, median latency min {lo:.3f} / median {med:.3f} / max {hi:.3f} ms "
+          f"(max/min {hi / lo:.2f}); {100 * steady:.0f}% of windows within 5% of the median")
+    if args.out:
+        def write(tmp):
+            with open(tmp, "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(["start_s", "p50_ms", "iterations", "backend", "threads", "checkpoint"])
+                w.writerows([f"{s:.3f}", f"{p:.4f}", n, args.backend, threads, args.checkpoint] for s, p, n in rows)
+        atomic_write(args.out, write)
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    run_cli(main)
