@@ -106,10 +106,9 @@ def combine_slices(parts, batch):
 def time_iterations(step, inputs, iterations, warmup, device, latency_mode, warmup_seconds=0.0, min_seconds=0.0):
     """(per-iteration seconds, total seconds) of at least `iterations` calls of step(x), cycling through `inputs`.
 
-    Warm-up runs at least `warmup` calls and `warmup_seconds`: a VM's cores and the backends' thread pools
-    take about a second to reach steady speed, and a cold first repeat was 30-50% slower here. The timed
-    part runs at least `iterations` calls and `min_seconds` (MLPerf's min_duration), so a fast model's
-    repeat is not a 0.5 s sample that one burst of host noise can move.
+    Warm-up runs at least `warmup` calls and `warmup_seconds`: the backends' thread pools and caches need a
+    moment after another model ran (a cold first measurement was 30-50% slower here). The timed part runs at
+    least `iterations` calls and `min_seconds` (MLPerf's min_duration; benchmark.run passes one slice's share).
     CPU: perf_counter around each call (CPU backends return only when the output is computed).
     CUDA: events recorded around each call; in latency mode each iteration is synchronised before the
     next starts, in throughput mode iterations are queued back to back and synchronised at the end."""
