@@ -6,7 +6,8 @@
 Each window's median batch-1 latency is printed as a series and written to `--out`. On a quiet machine the
 series is flat; on a shared VM it shows what no harness can average away inside one window: slow drift, or
 jumps between speed regimes that last seconds (here ONNX Runtime on 2 threads switched between ~1.4 and
-~2.1 ms every 5-10 s). That is why benchmark.run cuts repeats into interleaved slices (`--slices`).
+~2.1 ms every 5-10 s, while on 1 thread it stayed at 2.3 ms: the slow regime is the second vCPU being
+mostly taken by the host). That is why benchmark.run cuts repeats into interleaved slices (`--slices`).
 """
 import csv
 import os
@@ -22,10 +23,10 @@ from common.errors import UserError, run_cli
 from models import load_model
 
 
-def window_series(runner, inputs, seconds, window):
+def window_series(runner, inputs, seconds, window, progress=True):
     """[(start s, median ms, iterations), ...] of back-to-back windows of `window` seconds over `seconds`."""
     rows, elapsed = [], 0.0
-    bar = tqdm(total=round(seconds, 1), desc="windows", unit="s", leave=False)
+    bar = tqdm(total=round(seconds, 1), desc="windows", unit="s", leave=False, disable=not progress)
     while elapsed < seconds:
         times, total = time_iterations(runner, inputs, 1, 0, torch.device("cpu"), True, 0.0, window)
         rows.append((elapsed, float(np.median(times)) * 1e3, len(times)))
@@ -51,6 +52,7 @@ def parse_args(argv=None):
     p.add_argument("--window", type=float, default=0.5, help="seconds per window (default: 0.5)")
     p.add_argument("--warmup-seconds", type=float, default=1.0, help="untimed warm-up first (default: 1)")
     p.add_argument("--out", default=None, help="CSV of the series (window start s, p50 ms, iterations)")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
     args = p.parse_args(argv)
     if args.seconds <= 0 or args.window <= 0 or args.window > args.seconds:
         raise UserError("--seconds and --window must be positive, with --window <= --seconds")
@@ -79,7 +81,7 @@ def main(argv=None):
     gen = torch.Generator().manual_seed(0)
     inputs = [runner.prepare(torch.randn(1, 3, 32, 32, generator=gen)) for _ in range(8)]
     time_iterations(runner, inputs, 10, 10, torch.device("cpu"), True, args.warmup_seconds, 0.0)
-    rows = window_series(runner, inputs, args.seconds, args.window)
+    rows = window_series(runner, inputs, args.seconds, args.window, args.progress)
     lo, med, hi, steady = summarize([r[1] for r in rows])
     print(" ".join(f"{r[1]:.2f}" for r in rows))
     print(f"{os.path.basename(args.checkpoint)} {args.backend} {threads} thread(s): {len(rows)} windows of "
