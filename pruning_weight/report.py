@@ -22,6 +22,11 @@ from models import load_model
 from pruning_weight.export import compare_outputs, encode, load_sparse_model, write_sparse
 
 
+SCOPE_TEXT = {"global": "one global magnitude threshold over all conv weights",
+              "layer": "the same percentage of each conv layer's weights by magnitude",
+              "lamp": "one global threshold over layer-normalised LAMP scores of the conv weights"}
+
+
 def storage(model, ckpt, folder):
     """{values type: (bytes, identical weights, identical outputs)} of freshly written sparse files."""
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
@@ -57,7 +62,9 @@ def main(argv=None):
             sizes = storage(model, ck, tmp)
             top1 = meta["metrics"].get("top1")
             rows.append({
-                "checkpoint": path, "percent": info["percent"], "scope": info["scope"], "steps": info["steps"],
+                "checkpoint": path, "parent": meta.get("parent", ""), "percent": info["percent"],
+                "scope": info["scope"], "include_classifier": info.get("include_classifier", False),
+                "steps": info["steps"],
                 "conv_sparsity_pct": round(info["sparsity"], 3),
                 "nonzero_params": meta["metrics"]["nonzero_params"], "params": meta["metrics"]["params"],
                 "theoretical_speedup": round(meta["metrics"]["macs"] / meta["metrics"]["effective_macs"], 2),
@@ -81,9 +88,13 @@ def main(argv=None):
         w.writerows(rows)
     datas = sorted({r["data"] for r in rows})
     recipes = sorted({r["recipe"] for r in rows})
-    lines = ["# Magnitude weight pruning (Han et al. 2015) of ResNet-56", "",
-             f"Parent: converted akamaster ResNet-56 (`runs/base/r56.pt`). Prune: one global magnitude threshold "
-             f"over all conv weights (classifier dense), then masked fine-tune.",
+    def shown(path):  # checkpoints record absolute paths; inside this checkout show them relative to it
+        return os.path.relpath(path) if path.startswith(os.getcwd() + os.sep) else path
+    parents = sorted({f"`{shown(r['parent'])}`" for r in rows if r["parent"]}) or ["unknown"]
+    scopes = sorted({SCOPE_TEXT[r["scope"]] + (" (classifier too)" if r["include_classifier"] else " (classifier dense)")
+                     for r in rows})
+    lines = ["# Magnitude weight pruning (Han et al. 2015)", "",
+             f"Parent: {', '.join(parents)}. Prune: {'; '.join(scopes)}, then masked fine-tune.",
              f"Data: {'; '.join(datas)}.", f"Recipe: {'; '.join(recipes)}.",
              f"Dense baseline fine-tuned with the same recipe: `{args.baseline}`, top-1 {base_top1:.2f}%.", "",
              "Sizes are measured from files: dense fp32 = 4 bytes per float parameter/buffer "

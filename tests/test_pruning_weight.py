@@ -215,3 +215,25 @@ def test_real_r56_90_percent_sparse_file_is_8x_smaller(r56_converted, tmp_path):
     assert ck["meta"]["metrics"]["dense_fp32_bytes"] / sparse.stat().st_size >= 8
     back, _ = export.load_sparse_model(sparse)
     assert export.compare_outputs(model, back)[0]
+
+
+def test_report_table_from_checkpoints(tmp_path):
+    from pruning_weight import report
+    base = tiny_checkpoint(tmp_path / "base.pt")
+    model, ck = load_model(base)
+    meta = dict(ck["meta"], metrics={"top1": 80.0})
+    save_checkpoint(base, ck["spec"], model.state_dict(), meta)
+    for scope in ("global", "lamp"):
+        r = run("pruning_weight.prune", str(base), "--percent", "80", "--scope", scope, "--out", str(tmp_path / f"{scope}.pt"))
+        assert r.returncode == 0, r.stderr
+        m, c = load_model(tmp_path / f"{scope}.pt")
+        c["meta"]["metrics"]["top1"] = 78.5
+        save_checkpoint(tmp_path / f"{scope}.pt", c["spec"], m.state_dict(), c["meta"])
+    report.main([str(tmp_path / "global.pt"), str(tmp_path / "lamp.pt"), "--baseline", str(base),
+                 "--out", str(tmp_path / "table")])
+    text = (tmp_path / "table.md").read_text()
+    assert f"Parent: `{base}`" in text                                  # from meta, not a fixed path
+    assert "one global magnitude threshold" in text and "LAMP" in text  # both scopes described
+    rows = (tmp_path / "table.csv").read_text().splitlines()
+    assert len(rows) == 3 and rows[0].startswith("checkpoint,parent,percent,scope")
+    assert text.count("| 80.0% |") == 2 and "-1.50" in text and "yes" in text
