@@ -156,9 +156,18 @@ class MaskKeeper:
             self.handles.append(params[name].register_hook(self._grad_hook(name)))
         self.set_masks(masks)
 
+    def _mask(self, name, like):
+        """The mask of `name` on `like`'s device and dtype, converted once and kept: fit() moves the model to
+        the GPU after this keeper was made, and a host-to-device copy of every mask at every step halved the
+        training speed of a masked fine-tune on an H200."""
+        mask = self.masks[name]
+        if mask.device != like.device or mask.dtype != like.dtype:
+            mask = self.masks[name] = mask.to(device=like.device, dtype=like.dtype)
+        return mask
+
     def _grad_hook(self, name):
         def hook(grad):
-            return grad * self.masks[name].to(device=grad.device, dtype=grad.dtype)
+            return grad * self._mask(name, grad)
         return hook
 
     def set_masks(self, masks):
@@ -173,7 +182,10 @@ class MaskKeeper:
         self.iteration += 1
         while self.schedule and self.schedule[0][0] <= self.iteration:
             self.prune_to(self.schedule.pop(0)[1])
-        apply_masks(model, self.masks)
+        params = dict(model.named_parameters())
+        with torch.no_grad():
+            for name in self.masks:
+                params[name].mul_(self._mask(name, params[name]))
 
     def remove(self):
         for h in self.handles:
