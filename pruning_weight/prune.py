@@ -183,9 +183,7 @@ class MaskKeeper:
         while self.schedule and self.schedule[0][0] <= self.iteration:
             self.prune_to(self.schedule.pop(0)[1])
         params = dict(model.named_parameters())
-        with torch.no_grad():
-            for name in self.masks:
-                params[name].mul_(self._mask(name, params[name]))
+        apply_masks(model, {name: self._mask(name, params[name]) for name in self.masks})  # .to() is then a no-op
 
     def remove(self):
         for h in self.handles:
