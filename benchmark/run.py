@@ -427,6 +427,9 @@ def main(argv=None):
             return args.iterations
         return (64 if batch == 1 else 4) if args.quick else default_iterations(batch)
 
+    def slice_iterations(batch):  # a repeat's iterations are split evenly over its slices
+        return math.ceil(iterations_for(batch) / args.slices)
+
     def warmup_for(iterations):
         if args.warmup is not None:
             return args.warmup
@@ -493,7 +496,7 @@ def main(argv=None):
     for k, (c, batch, r) in bar:
         ck, backend, precision, runner, top1, inputs = configs[c]
         bar.set_postfix_str(f"slice {k + 1} repeat {r + 1} {os.path.basename(ck.path)} {backend} batch {batch}")
-        iterations = math.ceil(iterations_for(batch) / args.slices)
+        iterations = slice_iterations(batch)
         probe_ms = machine_probe(0 if args.quick else 0.25 / args.slices)
         # Every slice is warmed up in full: the configuration run just before it was another backend or model.
         times, total = time_iterations(runner, inputs[batch], iterations, warmup_for(iterations), device,
@@ -512,7 +515,7 @@ def main(argv=None):
             row.update({"data": data_label, "test_images": len(labels), "top1": top1, "backend": backend,
                         "device": args.device, "precision": precision, "batch": batch,
                         "mode": "latency" if batch == 1 else "throughput", "iterations": iterations,
-                        "warmup": warmup_for(math.ceil(iterations_for(batch) / args.slices)),
+                        "warmup": warmup_for(slice_iterations(batch)),
                         "warmup_seconds": args.warmup_seconds,
                         "min_seconds": args.min_seconds, "repeats": len(reps), "slices": args.slices})
             for q in PERCENTILES:
