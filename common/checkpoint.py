@@ -99,7 +99,8 @@ def describe_recipe(meta):
     text = (f"{name}: {a['epochs']} epoch(s), lr {a['lr']:g} {a['schedule']}, wd {a['weight_decay']:g}, "
             f"{a.get('subset') or 'all'} train images, batch {a.get('batch_size')}, seed {a.get('seed')}")
     steps = a.get("steps") or 1
-    return text + (f", {steps} gradual pruning steps" if steps > 1 else "")
+    text += f", {steps} gradual pruning steps" if steps > 1 else ""
+    return text + (", bf16 autocast on CPU" if a.get("cpu_bf16") else "")
 
 
 def _plain(obj):

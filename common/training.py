@@ -1,5 +1,5 @@
 """The one training loop: SGD + momentum + weight decay, step/cosine/constant schedules, channels_last,
-AMP on CUDA, DDP under torchrun, tqdm, per-epoch CSV log, resumable run folder.
+AMP on CUDA (bf16 on CPUs that have it), DDP under torchrun, tqdm, per-epoch CSV log, resumable run folder.
 
 Methods plug in through two hooks instead of copying the loop:
     loss_fn(model, images, labels) -> (loss, logits or None)   an extra or different loss (KD, hints)
@@ -62,8 +62,10 @@ def cross_entropy_loss(model, images, labels):
 
 
 def autocast(device, enabled):
+    """Mixed precision: bf16 where the device has it (fp16 with a GradScaler on older GPUs). Scripts enable it
+    on CUDA by default and on a CPU only with --cpu-bf16 (common.cli.setup decides)."""
     dtype = torch.bfloat16 if device.type != "cuda" or torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast(device.type, dtype=dtype, enabled=enabled and device.type == "cuda")
+    return torch.autocast(device.type, dtype=dtype, enabled=enabled)
 
 
 @torch.inference_mode()
@@ -157,6 +159,7 @@ def fit(model, train_batches, test_batches, *, epochs, lr, spec, meta, out, run_
         os.makedirs(run_dir, exist_ok=True)
         run.truncate_log(start_epoch)
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    eval_amp = amp and device.type == "cuda"  # a CPU model's recorded top-1 is fp32, as every CPU backend runs it
     steps = len(train_batches)
     metrics = {}
     for epoch in range(start_epoch, epochs):
@@ -189,7 +192,7 @@ def fit(model, train_batches, test_batches, *, epochs, lr, spec, meta, out, run_
         if world > 1:
             dist.all_reduce(sums)
         loss_sum, corr, seen = sums.tolist()
-        test_acc, test_loss = evaluate(model, test_batches, device, amp) if test_batches is not None else (float("nan"),) * 2
+        test_acc, test_loss = evaluate(model, test_batches, device, eval_amp) if test_batches is not None else (float("nan"),) * 2
         metrics = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": loss_sum / seen,
                    "train_acc": 100 * corr / seen, "test_loss": test_loss, "test_acc": test_acc,
                    "seconds": seconds, "images_per_s": seen / seconds}
@@ -202,7 +205,7 @@ def fit(model, train_batches, test_batches, *, epochs, lr, spec, meta, out, run_
                   f"acc {metrics['train_acc']:.2f} | test acc {test_acc:.2f} | {metrics['images_per_s']:.0f} img/s")
     if rank == 0 and out:
         if not metrics:  # resumed a run that had already finished
-            test_acc, test_loss = evaluate(model, test_batches, device, amp) if test_batches is not None else (float("nan"),) * 2
+            test_acc, test_loss = evaluate(model, test_batches, device, eval_amp) if test_batches is not None else (float("nan"),) * 2
             metrics = {"epoch": epochs, "test_acc": test_acc, "test_loss": test_loss}
         final_meta = dict(meta)
         final_meta["metrics"] = dict(meta.get("metrics", {}), top1=metrics["test_acc"], epochs=epochs)

@@ -18,7 +18,7 @@ from common.checkpoint import make_meta
 from common.errors import UserError, run_cli
 from common.metrics import model_metrics
 from common.training import fit
-from distillation.kd import FrozenTeacher, check_kd_args, make_kd_loss_fn
+from common.kd import FrozenTeacher, check_kd_args, make_kd_loss_fn
 from models import DEPTH_NAMES, build_model, load_model, make_spec
 
 

@@ -6,7 +6,7 @@
 Two stages (default), as in the paper:
   1. hint training: the student up to its guided layer, plus a conv regressor, learn to predict the
      teacher's hint-layer output (MSE). Only those lower layers and the regressor are updated.
-  2. the whole student is trained with the knowledge-distillation loss (distillation.kd).
+  2. the whole student is trained with the knowledge-distillation loss (common.kd).
 --single-stage instead trains once with CE + --hint-weight * hint MSE (the Knowledge-Distillation-Zoo variant).
 Layers are module paths (layer1, layer2, layer2.1, ...); the default pairs the middle stages (layer2 outputs).
 """
@@ -19,7 +19,7 @@ from common.checkpoint import make_meta
 from common.errors import UserError, run_cli
 from common.metrics import model_metrics
 from common.training import fit
-from distillation.kd import FrozenTeacher, check_kd_args, make_kd_loss_fn
+from common.kd import FrozenTeacher, check_kd_args, make_kd_loss_fn
 from distillation.train import add_teacher_student_args, build_student, check_pair, load_teacher
 from fitnets.hints import (Regressor, ce_hint_loss_fn, feature_shape, get_layer, hint_loss_fn,
                            lower_parameter_names)

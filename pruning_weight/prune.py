@@ -16,7 +16,10 @@ During fine-tuning the gradient of a pruned weight is zeroed (a tensor hook) and
 after every optimizer step, so neither momentum nor weight decay can move a pruned weight off zero.
 `--steps K` prunes gradually inside the fine-tune: K pruning events spread over the first `--ramp` of
 the iterations, sparsity rising on the cubic schedule of Zhu & Gupta (2017) to the target -- Han et al.'s
-prune / retrain / prune-more iteration at the compute cost of one fine-tune.
+prune / retrain / prune-more iteration at the compute cost of one fine-tune. A killed run continues with
+`--resume`: the run state's zeros are the mask it had reached, and only the later events remain.
+`--teacher DENSE.pt` replaces cross-entropy by Hinton KD from a dense model (typically the one being pruned),
+the usual way to recover accuracy at high sparsity (see the README for what it bought here).
 """
 import os
 
@@ -26,8 +29,9 @@ import torch.nn as nn
 from common import cli
 from common.checkpoint import make_meta, save_checkpoint
 from common.errors import UserError, run_cli
+from common.kd import FrozenTeacher, check_kd_args, make_kd_loss_fn
 from common.metrics import model_metrics
-from common.training import evaluate, fit
+from common.training import RunFolder, evaluate, fit
 from models import load_model
 
 METHOD = "weight_prune"
@@ -145,10 +149,10 @@ class MaskKeeper:
     - with a schedule [(iteration, percent), ...] it re-prunes at those iterations (mask from magnitudes,
       never un-pruning: already-zero weights are the smallest and stay zero)."""
 
-    def __init__(self, model, names, masks, scope="global", schedule=()):
+    def __init__(self, model, names, masks, scope="global", schedule=(), iteration=0):
         self.model, self.names, self.scope = model, list(names), scope
         self.schedule = sorted(schedule)
-        self.iteration = 0
+        self.iteration = iteration  # optimizer steps already taken (a resumed run starts past its first epochs)
         self.masks = {}
         self.handles = []
         params = dict(model.named_parameters())
@@ -191,6 +195,27 @@ class MaskKeeper:
         self.handles = []
 
 
+def resumed_iterations(run, model, steps_per_epoch):
+    """Optimizer steps a killed fine-tune had finished (0 if it left no state); loads its weights into `model`
+    so the mask can be read from their zeros before the loop resumes (fit() loads the same state again)."""
+    state = run.load_last()
+    if state is None:
+        return 0
+    model.load_state_dict(state["state_dict"])
+    return int(state["train_state"]["epoch"]) * steps_per_epoch
+
+
+def load_teacher(path, normalization, device):
+    """The dense teacher of a distilled masked fine-tune, frozen, on `device`; it must see the same inputs."""
+    if not os.path.isfile(path):
+        raise UserError(f"--teacher {path}: no such file")
+    teacher, ckpt = load_model(path)
+    own = ckpt["meta"].get("normalization") or {}
+    if [own.get("mean"), own.get("std")] != [normalization.get("mean"), normalization.get("std")]:
+        raise UserError(f"--teacher {path}: normalisation {own} differs from the pruned model's {normalization}")
+    return FrozenTeacher(teacher.to(device=device, memory_format=torch.channels_last))
+
+
 def gradual_schedule(percent, steps, total_iterations, ramp=0.5):
     """K pruning events: the first before training, the others spread over the first `ramp` of the
     iterations; sparsity s_j = P * (1 - (1 - j/K)^3) (Zhu & Gupta 2017), reaching P at the last event."""
@@ -217,6 +242,11 @@ def parse_args(argv=None):
                    help="pruning events during the fine-tune (1 = one-shot prune, then fine-tune)")
     p.add_argument("--ramp", type=float, default=0.5,
                    help="fraction of the fine-tune over which the --steps events are spread")
+    p.add_argument("--teacher", metavar="CKPT",
+                   help="fine-tune with Hinton KD from this dense checkpoint (typically the one being pruned) "
+                        "instead of plain cross-entropy")
+    p.add_argument("--temperature", type=float, default=4.0, help="KD temperature (with --teacher)")
+    p.add_argument("--alpha", type=float, default=0.9, help="weight of the KD term, 1 - alpha goes to cross-entropy")
     p.add_argument("--no-export", dest="export", action="store_false",
                    help="do not write the compact sparse file OUT-stem.sparse.npz next to the checkpoint")
     cli.add_data_args(p)
@@ -227,8 +257,10 @@ def parse_args(argv=None):
         raise UserError(f"--steps must be at least 1, got {args.steps}")
     if args.steps > 1 and not args.finetune:
         raise UserError("--steps > 1 prunes gradually during fine-tuning: add --finetune")
-    if args.resume and args.steps > 1:
-        raise UserError("--resume is only supported with --steps 1 (a gradual schedule cannot restart mid-run)")
+    if args.teacher and not args.finetune:
+        raise UserError("--teacher distils during the masked fine-tune: add --finetune")
+    if args.teacher:
+        check_kd_args(args.temperature, args.alpha)
     if not 0 < args.ramp <= 1:
         raise UserError(f"--ramp must be in (0, 1], got {args.ramp}")
     return cli.finish_train_args(args)
@@ -260,20 +292,30 @@ def main(argv=None):
     else:
         if not normalization:
             raise UserError(f"{args.checkpoint}: checkpoint carries no normalisation")
+        loss_fn = make_kd_loss_fn(load_teacher(args.teacher, normalization, device), args.temperature,
+                                  args.alpha) if args.teacher else None
         train_b, test_b, data = cli.make_batches(args, normalization, device, rank, world)
         total = args.epochs * len(train_b)
         schedule = gradual_schedule(args.percent, args.steps, total, args.ramp)
         first = schedule.pop(0)[1]  # the first event happens before training starts
-        keeper = MaskKeeper(model, weights, magnitude_masks(weights, first, args.scope), args.scope, schedule)
-        print(f"pruned to {first:.2f}% before fine-tuning; events (iteration, %): "
-              + ", ".join(f"({i}, {s:.1f})" for i, s in schedule) if schedule else
-              f"pruned to {first:.2f}%, fine-tuning with the mask fixed")
+        masks = magnitude_masks(weights, first, args.scope)
+        done = resumed_iterations(RunFolder(args.run_dir), model, len(train_b)) if args.resume else 0
+        if done:  # the run state's zeros are the mask it had reached; only later events remain
+            masks = masks_from_zeros(weights)
+            schedule = [(i, s) for i, s in schedule if i > done]
+            print(f"resuming the masked fine-tune after iteration {done} at "
+                  f"{sparsity_report(model, masks)[1]:.2f}% sparsity")
+        else:
+            print(f"pruned to {first:.2f}% before fine-tuning; events (iteration, %): "
+                  + ", ".join(f"({i}, {s:.1f})" for i, s in schedule) if schedule else
+                  f"pruned to {first:.2f}%, fine-tuning with the mask fixed")
+        keeper = MaskKeeper(model, weights, masks, args.scope, schedule, iteration=done)
         meta = make_meta(METHOD, args, parent=args.checkpoint, parent_meta=parent["meta"],
                          normalization=normalization, data=data)
         train_metrics = fit(model, train_b, test_b, epochs=args.epochs, lr=args.lr, spec=parent["spec"], meta=meta,
                             out=None, run_dir=args.run_dir, schedule=args.schedule, momentum=args.momentum,
                             weight_decay=args.weight_decay, device=device, amp=args.amp, resume=args.resume,
-                            after_step=keeper.after_step, rank=rank, world=world, desc="masked fine-tune",
+                            loss_fn=loss_fn, after_step=keeper.after_step, rank=rank, world=world, desc="masked fine-tune",
                             progress=args.progress)
         keeper.after_step(model)  # any events the run did not reach (tiny runs) still happen
         keeper.remove()

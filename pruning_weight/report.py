@@ -27,6 +27,13 @@ SCOPE_TEXT = {"global": "one global magnitude threshold over all conv weights",
               "lamp": "one global threshold over layer-normalised LAMP scores of the conv weights"}
 
 
+def loss_of(args):
+    """The masked fine-tune's loss, as its checkpoint records it."""
+    if not args.get("teacher"):
+        return "cross-entropy"
+    return f"KD from {os.path.basename(args['teacher'])} (T {args['temperature']:g}, alpha {args['alpha']:g})"
+
+
 def storage(model, ckpt, folder):
     """{values type: (bytes, identical weights, identical outputs)} of freshly written sparse files."""
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
@@ -64,7 +71,7 @@ def main(argv=None):
             rows.append({
                 "checkpoint": path, "parent": meta.get("parent", ""), "percent": info["percent"],
                 "scope": info["scope"], "include_classifier": info.get("include_classifier", False),
-                "steps": info["steps"],
+                "steps": info["steps"], "finetune_loss": loss_of(meta.get("args", {})),
                 "conv_sparsity_pct": round(info["sparsity"], 3),
                 "nonzero_params": meta["metrics"]["nonzero_params"], "params": meta["metrics"]["params"],
                 "theoretical_speedup": round(meta["metrics"]["macs"] / meta["metrics"]["effective_macs"], 2),
@@ -80,7 +87,7 @@ def main(argv=None):
             })
             print(f"{path}: {info['sparsity']:.1f}% sparse, top-1 {top1}, fp32 sparse file {sizes['fp32'][0]} bytes "
                   f"({dense / sizes['fp32'][0]:.2f}x), identical outputs {sizes['fp32'][2]}")
-    rows.sort(key=lambda r: (r["percent"], r["steps"]))
+    rows.sort(key=lambda r: (r["percent"], r["steps"], r["finetune_loss"]))
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out + ".csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -104,14 +111,14 @@ def main(argv=None):
              "Speed: the theoretical speedup counts only multiplications by nonzero weights; with dense kernels "
              "(PyTorch / ONNX Runtime conv) a weight-pruned model runs at about 1.0x -- zeros are multiplied like any "
              "other weight. Measured speed: see the benchmark results.", "",
-             "| sparsity (conv) | pruning steps | nonzero params | top-1 | vs dense ft | within 1 pt | theor. speedup | "
+             "| sparsity (conv) | pruning steps | fine-tune loss | nonzero params | top-1 | vs dense ft | within 1 pt | theor. speedup | "
              "sparse fp32 bytes (ratio) | identical reload | fp16 bytes (ratio) | int8 bytes (ratio) | checkpoint |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         top1 = "-" if r["top1"] is None else f"{r['top1']:.2f}"
         delta = "-" if r["delta_vs_dense_ft"] is None else f"{r['delta_vs_dense_ft']:+.2f}"
         within = "-" if r["delta_vs_dense_ft"] is None else ("yes" if r["delta_vs_dense_ft"] >= -1 else "no")
-        lines.append(f"| {r['conv_sparsity_pct']:.1f}% | {r['steps']} | {r['nonzero_params']:,} | {top1} | {delta} | {within} | "
+        lines.append(f"| {r['conv_sparsity_pct']:.1f}% | {r['steps']} | {r['finetune_loss']} | {r['nonzero_params']:,} | {top1} | {delta} | {within} | "
                      f"{r['theoretical_speedup']:.2f}x | {r['sparse_fp32_bytes']:,} ({r['ratio_fp32']:.2f}x) | "
                      f"{'yes' if r['fp32_reload_identical_outputs'] else 'NO'} | {r['sparse_fp16_bytes']:,} "
                      f"({r['ratio_fp16']:.2f}x) | {r['sparse_int8_bytes']:,} ({r['ratio_int8']:.2f}x) | `{r['checkpoint']}` |")
@@ -121,7 +128,7 @@ def main(argv=None):
         for pct in sorted({r["percent"] for r in scored}):
             best = max((r for r in scored if r["percent"] == pct), key=lambda r: r["top1"])
             verdict = "met" if best["delta_vs_dense_ft"] >= -1 else "NOT met with this recipe"
-            lines.append(f"- {pct:g}%: best {best['top1']:.2f}% ({best['steps']} pruning step(s)) vs dense "
+            lines.append(f"- {pct:g}%: best {best['top1']:.2f}% ({best['steps']} pruning step(s), {best['finetune_loss']}) vs dense "
                          f"{base_top1:.2f}% ({best['delta_vs_dense_ft']:+.2f}): {verdict}")
     with open(args.out + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -30,12 +30,7 @@ mkdir -p "$OUT"
 WSTEPS=${WSTEPS:-4}
 FT=(--recipe quick --epochs "$EPOCHS" ${LR:+--lr "$LR"} --data-dir "$DATA" --threads "$THREADS" --no-progress)
 
-step() {  # step OUTPUT command...: run the command unless OUTPUT exists; resume a run folder left by a kill
-  local out=$1; shift
-  if [ -e "$out" ]; then echo "[done] $out"; return; fi
-  echo "[run ] $out: $*"
-  if [ -e "$out.run/last.pt" ]; then "$@" --resume; else "$@"; fi
-}
+source scripts/lib.sh  # step OUTPUT command...
 
 for item in $ONLY; do
   case $item in
@@ -53,12 +48,8 @@ for item in $ONLY; do
         --target-flops 0.65 --multiple 16 --out "$OUT/r56-spatial-f65-m16.pt"
       step "$OUT/r56-spatial-f65-m16-ft.pt" python -m models.train --from "$OUT/r56-spatial-f65-m16.pt" "${FT[@]}" \
         --out "$OUT/r56-spatial-f65-m16-ft.pt" ;;
-    w90)
-      # the gradual schedule cannot resume mid-run (pruning_weight.prune refuses --resume with --steps > 1)
-      if [ ! -e "$OUT/r56-p90.pt" ]; then
-        echo "[run ] $OUT/r56-p90.pt"
-        python -m pruning_weight.prune "$QUICK/base/r56.pt" --percent 90 --finetune --steps "$WSTEPS" "${FT[@]}" --out "$OUT/r56-p90.pt"
-      fi ;;
+    w90) step "$OUT/r56-p90.pt" python -m pruning_weight.prune "$QUICK/base/r56.pt" --percent 90 --finetune \
+           --steps "$WSTEPS" "${FT[@]}" --out "$OUT/r56-p90.pt" ;;
     kd|kd32)
       [ -f "$OUT/r56-ft.pt" ] || { echo "equal_finetune.sh: $item needs the teacher $OUT/r56-ft.pt: run item base first" >&2; exit 2; }
       if [ $item = kd ]; then student=$QUICK/base/r20.pt; name=r20-kd; else

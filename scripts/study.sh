@@ -61,12 +61,7 @@ case "$PRESET" in
 esac
 COMMON=(--data-dir "$DATA" --threads "$THREADS" --no-progress)
 
-step() {  # step OUTPUT command...: run the command unless OUTPUT already exists
-  local out=$1; shift
-  if [ -e "$out" ]; then echo "[done] $out"; return; fi
-  echo "[run ] $out: $*"
-  "$@"
-}
+source scripts/lib.sh  # step OUTPUT command...
 
 # ---- baseline: published weights when given (quick), trained from scratch otherwise ----
 B=$RUNS/base

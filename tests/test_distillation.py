@@ -12,7 +12,7 @@ from common.checkpoint import file_sha256, make_meta, save_checkpoint
 from common.cli import default_normalization
 from common.data import Batches, synthetic_cifar
 from common.training import fit
-from distillation.kd import FrozenTeacher, kd_loss, make_kd_loss_fn
+from common.kd import FrozenTeacher, kd_loss, make_kd_loss_fn
 from fitnets.hints import Regressor, feature_shape, hint_loss_fn, lower_parameter_names
 from models import build_model, load_model, make_spec
 

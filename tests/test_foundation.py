@@ -273,6 +273,44 @@ def test_training_learns_synthetic_data(tmp_path):
     assert log[0].startswith("epoch,lr,train_loss") and len(log) == 4
 
 
+def test_cpu_bf16_is_opt_in_and_refused_without_native_support(monkeypatch):
+    import argparse
+
+    from common import cli
+    from common.errors import UserError
+    from common.training import autocast
+
+    def args(**kw):
+        return argparse.Namespace(threads=None, seed=0, device="cpu", amp=True, cpu_bf16=False, **kw)
+    a = args()
+    cli.setup(a)
+    assert a.amp is False  # the CUDA default (AMP on) does not carry over to a CPU
+    monkeypatch.setattr(cli, "cpu_has_native_bf16", lambda: False)
+    b = args()
+    b.cpu_bf16 = True
+    with pytest.raises(UserError, match="no native bf16"):
+        cli.setup(b)
+    monkeypatch.setattr(cli, "cpu_has_native_bf16", lambda: True)
+    cli.setup(b)
+    assert b.amp is True
+    conv, x = torch.nn.Conv2d(3, 4, 3), torch.randn(1, 3, 8, 8)
+    with autocast(torch.device("cpu"), True):
+        assert conv(x).dtype == torch.bfloat16
+    with autocast(torch.device("cpu"), False):
+        assert conv(x).dtype == torch.float32
+
+
+@pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="this CPU has no native bf16")
+def test_cpu_bf16_training_learns(tmp_path):
+    out = tmp_path / "m.pt"
+    r = run(["models.train", "--model", "resnet1", "--synthetic", "512", "--epochs", "3", "--lr", "0.05", "--cpu-bf16",
+             "--out", str(out), "--threads", "1", "--no-progress"])
+    assert r.returncode == 0, r.stderr
+    ckpt = torch.load(out, weights_only=True)
+    assert ckpt["meta"]["metrics"]["top1"] > 30 and ckpt["meta"]["args"]["cpu_bf16"] is True
+    assert all(v.dtype != torch.bfloat16 for v in ckpt["state_dict"].values())  # weights stay fp32
+
+
 def test_killed_run_resumes_to_the_same_weights(tmp_path):
     base = ["models.train", "--model", "resnet1", "--synthetic", "1536", "--epochs", "3", "--lr", "0.05",
             "--threads", "1", "--no-progress", "--batch-size", "32"]

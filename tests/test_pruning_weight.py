@@ -237,3 +237,76 @@ def test_report_table_from_checkpoints(tmp_path):
     rows = (tmp_path / "table.csv").read_text().splitlines()
     assert len(rows) == 3 and rows[0].startswith("checkpoint,parent,percent,scope")
     assert text.count("| 80.0% |") == 2 and "-1.50" in text and "yes" in text
+
+
+class Killed(Exception):
+    pass
+
+
+def test_killed_gradual_prune_resumes_to_the_same_weights(tmp_path, one_thread, monkeypatch):
+    """A gradual masked fine-tune killed mid-epoch continues with --resume: the mask is read back from the run
+    state's zeros, only the later pruning events remain, and the weights end bit-identical to an unbroken run."""
+    ckpt = tiny_checkpoint(tmp_path / "m.pt")
+    args = [str(ckpt), "--percent", "80", "--finetune", "--steps", "6", "--ramp", "0.8", "--synthetic", "256",
+            "--batch-size", "32", "--epochs", "3", "--lr", "0.05", "--threads", "1", "--no-progress", "--no-export"]
+    # 8 steps per epoch, events at iterations 0, 3, 6, 10, 13, 16; the kill lands after the event at 10,
+    # the state is that of epoch 1 (iteration 8), so the resumed run must redo the events at 10, 13 and 16
+    assert [i for i, _ in prune.gradual_schedule(80, 6, 24, 0.8)] == [0, 3, 6, 10, 13, 16]
+    r = run("pruning_weight.prune", *args, "--out", str(tmp_path / "full.pt"))
+    assert r.returncode == 0, r.stderr
+    real_fit = prune.fit
+
+    def fit_killed_at_step_11(*a, after_step, **kw):
+        count = [0]
+
+        def step(model):
+            after_step(model)
+            count[0] += 1
+            if count[0] == 11:
+                raise Killed
+        return real_fit(*a, after_step=step, **kw)
+
+    monkeypatch.setattr(prune, "fit", fit_killed_at_step_11)
+    with pytest.raises(Killed):
+        prune.main(args + ["--out", str(tmp_path / "killed.pt")])
+    monkeypatch.setattr(prune, "fit", real_fit)
+    assert not (tmp_path / "killed.pt").exists()
+    r = run("pruning_weight.prune", *args, "--out", str(tmp_path / "killed.pt"), "--resume")
+    assert r.returncode == 0, r.stderr
+    assert "resuming the masked fine-tune after iteration 8" in r.stdout
+    full, killed = load_model(tmp_path / "full.pt")[0].state_dict(), load_model(tmp_path / "killed.pt")[0].state_dict()
+    assert all(torch.equal(full[k], killed[k]) for k in full)
+    model = load_model(tmp_path / "killed.pt")[0]
+    assert abs(prune.sparsity_report(model, prune.prunable_weights(model))[1] - 80) < 0.1
+
+
+def test_masked_finetune_with_a_teacher(tmp_path, one_thread):
+    """--teacher distils from a dense model during the masked fine-tune: the loss (hence the weights) differ
+    from plain cross-entropy, the mask holds, the teacher file is untouched and recorded; misuse is refused."""
+    ckpt = tiny_checkpoint(tmp_path / "m.pt")
+    teacher = tiny_checkpoint(tmp_path / "t.pt", seed=1)
+    before = torch.load(teacher, weights_only=True)["state_dict"]
+    common_args = [str(ckpt), "--percent", "75", "--finetune", "--steps", "2", "--synthetic", "256", "--epochs", "1",
+                   "--lr", "0.05", "--threads", "1", "--no-progress", "--no-export"]
+    assert run("pruning_weight.prune", *common_args, "--out", str(tmp_path / "ce.pt")).returncode == 0
+    r = run("pruning_weight.prune", *common_args, "--teacher", str(teacher), "--temperature", "4", "--alpha", "0.9",
+            "--out", str(tmp_path / "kd.pt"))
+    assert r.returncode == 0, r.stderr
+    ce, kd = load_model(tmp_path / "ce.pt")[0], load_model(tmp_path / "kd.pt")
+    kd, kd_ckpt = kd
+    assert kd_ckpt["meta"]["args"]["teacher"] == str(teacher) and kd_ckpt["meta"]["args"]["alpha"] == 0.9
+    assert abs(prune.sparsity_report(kd, prune.prunable_weights(kd))[1] - 75) < 0.1
+    assert not all(torch.equal(a, b) for a, b in zip(ce.state_dict().values(), kd.state_dict().values()))
+    after = torch.load(teacher, weights_only=True)["state_dict"]
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    r = run("pruning_weight.prune", str(ckpt), "--percent", "75", "--teacher", str(teacher), "--out", str(tmp_path / "x.pt"))
+    assert r.returncode == 2 and "add --finetune" in r.stderr
+    other = tmp_path / "other-norm.pt"
+    model, spec = tiny_model()
+    save_checkpoint(other, spec, model.state_dict(), make_meta("baseline", normalization={"mean": [0] * 3, "std": [1] * 3}))
+    r = run("pruning_weight.prune", *common_args, "--teacher", str(other), "--out", str(tmp_path / "x.pt"))
+    assert r.returncode == 2 and "normalisation" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = run("pruning_weight.prune", *common_args, "--teacher", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x.pt"))
+    assert r.returncode == 2 and "no such file" in r.stderr
+    r = run("pruning_weight.prune", *common_args, "--teacher", str(teacher), "--alpha", "2", "--out", str(tmp_path / "x.pt"))
+    assert r.returncode == 2 and "--alpha" in r.stderr

@@ -1,4 +1,5 @@
-"""Hinton et al. 2015 knowledge distillation: the loss, and a frozen teacher that feeds it.
+"""Hinton et al. 2015 knowledge distillation: the loss, and a frozen teacher that feeds it (used by distillation/,
+fitnets/ and the masked fine-tune of pruning_weight/, so it lives in the shared library).
 
     loss = alpha * T^2 * KL(softmax(t / T) || softmax(s / T))  +  (1 - alpha) * CE(s, y)
 
