@@ -94,10 +94,10 @@ def setup(args):
     seed_everything(args.seed)
     device = resolve_device(args.device)
     if device.type == "cpu":  # CUDA autocasts unless --no-amp; a CPU only when asked (it changes the numerics)
-        if getattr(args, "cpu_bf16", False) and not cpu_has_native_bf16():
+        args.amp = getattr(args, "cpu_bf16", False)
+        if args.amp and not cpu_has_native_bf16():
             raise UserError("--cpu-bf16: this CPU has no native bf16 (AVX512-BF16 or AMX); bf16 would be emulated "
                             "and slower than fp32")
-        args.amp = getattr(args, "cpu_bf16", False)
     return init_distributed(device)
 
 

@@ -298,7 +298,6 @@ def main(argv=None):
         total = args.epochs * len(train_b)
         schedule = gradual_schedule(args.percent, args.steps, total, args.ramp)
         first = schedule.pop(0)[1]  # the first event happens before training starts
-        masks = magnitude_masks(weights, first, args.scope)
         done = resumed_iterations(RunFolder(args.run_dir), model, len(train_b)) if args.resume else 0
         if done:  # the run state's zeros are the mask it had reached; only later events remain
             masks = masks_from_zeros(weights)
@@ -306,6 +305,7 @@ def main(argv=None):
             print(f"resuming the masked fine-tune after iteration {done} at "
                   f"{sparsity_report(model, masks)[1]:.2f}% sparsity")
         else:
+            masks = magnitude_masks(weights, first, args.scope)
             print(f"pruned to {first:.2f}% before fine-tuning; events (iteration, %): "
                   + ", ".join(f"({i}, {s:.1f})" for i, s in schedule) if schedule else
                   f"pruned to {first:.2f}%, fine-tuning with the mask fixed")
