@@ -14,19 +14,20 @@ import os
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from benchmark.run import BACKENDS, OnnxRunner, TorchRunner, time_iterations
+from benchmark.runners import BACKENDS, check_request, configurations, make_runner
+from benchmark.timing import time_iterations
 from common import cli
 from common.checkpoint import atomic_write
 from common.errors import UserError, run_cli
+from common.progress import progress_bar
 from models import load_model
 
 
 def window_series(runner, inputs, seconds, window, progress=True):
     """[(start s, median ms, iterations), ...] of back-to-back windows of `window` seconds over `seconds`."""
     rows, elapsed = [], 0.0
-    bar = tqdm(total=round(seconds, 1), desc="windows", unit="s", leave=False, disable=not progress)
+    bar = progress_bar(None, progress, total=round(seconds, 1), desc="windows", unit="s", leave=False)
     while elapsed < seconds:
         times, total = time_iterations(runner, inputs, 1, 0, torch.device("cpu"), True, 0.0, window)
         rows.append((elapsed, float(np.median(times)) * 1e3, len(times)))
@@ -71,12 +72,11 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
     model, ckpt = load_model(args.checkpoint)
-    if args.backend == "onnx":
-        runner = OnnxRunner(model, ckpt, torch.device("cpu"), threads)
-    elif str(ckpt["meta"].get("precision") or "fp32") != "fp32":
-        raise UserError(f"{args.checkpoint} is {ckpt['meta']['precision']}: it runs only as its ONNX graph (--backend onnx)")
-    else:
-        runner = TorchRunner(model, args.backend, torch.device("cpu"), torch.float32)
+    check_request([args.backend], ["fp32"], torch.device("cpu"))
+    todo = configurations(ckpt, [args.backend], ["fp32"])
+    if not todo:
+        raise UserError(f"{args.checkpoint}: its {ckpt['meta'].get('precision')} model does not run on {args.backend}")
+    runner = make_runner(args.backend, todo[0][1], model, ckpt, torch.device("cpu"), threads)
     # Timing does not depend on pixel values; random inputs keep this tool free of the dataset.
     gen = torch.Generator().manual_seed(0)
     inputs = [runner.prepare(torch.randn(1, 3, 32, 32, generator=gen)) for _ in range(8)]

@@ -19,13 +19,13 @@ COLUMNS = [
     "checkpoint", "checkpoint_sha256", "method", "parent", "baseline", "baseline_sha256", "spec_name", "spec",
     "params", "nonzero_params", "macs", "effective_macs", "dense_fp32_bytes", "file_bytes", "compressed_bytes",
     "compressed_kind", "data", "test_images", "top1",
-    "backend", "device", "precision", "batch", "mode", "iterations", "warmup", "warmup_seconds", "min_seconds",
+    "backend", "runtime_config", "device", "precision", "batch", "mode", "iterations", "warmup", "warmup_seconds", "min_seconds",
     "repeats", "slices", "latency_p50_ms", "latency_p50_spread", "latency_p90_ms", "latency_p90_spread",
     "latency_p95_ms", "latency_p95_spread", "latency_p95_repeats_ms", "latency_p99_ms", "latency_p99_spread",
     "throughput_ips", "throughput_spread", "throughput_min_ips", "throughput_max_ips", "throughput_repeats_ips",
     "gflops", "probe_ms", "probe_spread",
     "theoretical_speedup", "measured_speedup",
-    "threads", "cpu", "cores", "gpu", "torch", "onnxruntime", "date",
+    "threads", "cpu", "cpu_features", "cores", "gpu", "torch", "onnxruntime", "openvino", "nncf", "torchao", "date",
 ]
 INT_COLUMNS = {"params", "nonzero_params", "dense_fp32_bytes", "file_bytes", "compressed_bytes", "test_images",
                "batch", "iterations", "warmup", "repeats", "slices", "threads", "cores"}
@@ -34,6 +34,16 @@ FLOAT_COLUMNS = {"macs", "effective_macs", "top1", "latency_p50_ms", "latency_p5
                  "throughput_ips", "throughput_spread", "throughput_min_ips", "throughput_max_ips", "gflops",
                  "theoretical_speedup", "measured_speedup", "warmup_seconds", "min_seconds", "probe_ms",
                  "probe_spread"}
+
+
+# What a measurement depends on besides the checkpoint and the configuration: a row measured with other values
+# of these (another CPU, thread count or runtime version) is another machine's number, never reused as this one's.
+MACHINE_COLUMNS = ("cpu", "cpu_features", "cores", "threads", "gpu", "torch", "onnxruntime", "openvino", "torchao")
+
+
+def same_machine(row, env):
+    """True when `row` was measured on the machine and software that `env` (benchmark.run.environment) describes."""
+    return all(str(row.get(c) if row.get(c) is not None else "") == str(env.get(c, "")) for c in MACHINE_COLUMNS)
 
 
 def row_key(row):

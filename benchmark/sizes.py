@@ -14,15 +14,22 @@ from common import cli
 from common.checkpoint import file_sha256, load_checkpoint
 from common.errors import UserError, run_cli
 from models.export import tensor_to_bytes
+from models.int8 import engine_of
 
 
 def compressed_size(path, meta, ckpt=None):
     """(bytes, kind): the sparse file that weight pruning wrote (meta["sparse_file"]["path"], or the
-    `<stem>.sparse.npz` beside the checkpoint); for an int8 checkpoint, zlib -9 of the int8 ONNX graph it
-    carries (what gets deployed: its file also keeps the fp32 weights the graph was made from); else zlib -9
-    of the checkpoint file."""
-    if ckpt is not None and "onnx" in ckpt and meta.get("precision") == "int8":
+    `<stem>.sparse.npz` beside the checkpoint); for an int8 checkpoint, zlib -9 of the int8 ONNX graph or OpenVINO
+    IR it carries (what gets deployed: its file also keeps the fp32 weights the graph was made from), or one byte
+    per parameter for a PT2E model (its graph is rebuilt, not stored); else zlib -9 of the checkpoint file."""
+    engine = engine_of(ckpt) if ckpt is not None else ""
+    if engine == "onnxruntime":
         return len(zlib.compress(tensor_to_bytes(ckpt["onnx"]), 9)), "zlib int8 graph"
+    if engine == "openvino":
+        ir = tensor_to_bytes(ckpt["openvino"]["xml"]) + tensor_to_bytes(ckpt["openvino"]["bin"])
+        return len(zlib.compress(ir, 9)), "zlib int8 OpenVINO IR"
+    if engine == "pt2e":  # int8 weights (one byte each) and per-channel fp32 scales; biases stay fp32
+        return int(ckpt["meta"]["metrics"].get("params", 0)), "int8 weights (PT2E)"
     recorded = meta.get("sparse_file")
     candidates = [recorded.get("path")] if isinstance(recorded, dict) and recorded.get("path") else []
     if recorded:

@@ -57,16 +57,6 @@ def environment():
             "platform": platform.platform()}
 
 
-def cpu_name():
-    """The CPU model as /proc/cpuinfo names it (e.g. 'AMD EPYC'), else what platform knows ('x86_64')."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        return cpu
-
-
 def file_sha256(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -6,6 +6,7 @@ import random
 import numpy as np
 import torch
 
+from common import machine
 from common.data import CIFAR10_MEAN, CIFAR10_STD, Batches, load_cifar10, synthetic_cifar
 from common.errors import UserError
 from common.training import SCHEDULES, init_distributed, resolve_device
@@ -95,14 +96,11 @@ def setup(args):
     device = resolve_device(args.device)
     if device.type == "cpu":  # CUDA autocasts unless --no-amp; a CPU only when asked (it changes the numerics)
         args.amp = getattr(args, "cpu_bf16", False)
-        if args.amp and not cpu_has_native_bf16():
+        if args.amp and not machine.cpu_has_native_bf16():
             raise UserError("--cpu-bf16: this CPU has no native bf16 (AVX512-BF16 or AMX); bf16 would be emulated "
                             "and slower than fp32")
     return init_distributed(device)
 
-
-def cpu_has_native_bf16():
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def load_split(args, train):
@@ -157,3 +155,4 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def parser(description):
     return Parser(description=description, formatter_class=DefaultsHelpFormatter)
+

@@ -13,7 +13,7 @@ import time
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from tqdm import tqdm
+from common.progress import progress_bar
 
 from common.checkpoint import CheckpointError, atomic_write, safe_torch_load, save_checkpoint
 from common.errors import UserError
@@ -167,8 +167,8 @@ def fit(model, train_batches, test_batches, *, epochs, lr, spec, meta, out, run_
         net.train()
         sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss, correct, seen
         t0 = time.perf_counter()
-        bar = tqdm(train_batches, total=steps, desc=f"{desc} {epoch + 1}/{epochs}", leave=False,
-                   disable=not progress or rank != 0, dynamic_ncols=True)
+        bar = progress_bar(train_batches, progress and rank == 0, total=steps, desc=f"{desc} {epoch + 1}/{epochs}",
+                           leave=False, dynamic_ncols=True)
         for i, (images, labels) in enumerate(bar):
             images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
             for group in optimizer.param_groups:

@@ -18,13 +18,13 @@ import math
 
 import torch
 import torch.nn as nn
-from tqdm import tqdm
 
 from common import cli
 from common.checkpoint import make_meta, save_checkpoint
 from common.data import Batches, load_cifar10
 from common.errors import UserError, run_cli
 from common.metrics import count_macs, model_metrics
+from common.progress import progress_bar
 from common.training import evaluate
 from lowrank.factorize import (LayerChoice, allocate, energy_rank, factorise, reconstruct, relative_error,
                                round_up, spectrum)
@@ -141,7 +141,7 @@ def main(argv=None):
         chosen = {name: (None if c.dense else c.ranks) for name, c in choices.items()}
 
     spec, replaced, report = ckpt["spec"], {}, []
-    for name, conv, h, w in tqdm(layers, desc=f"{scheme} factorising", leave=False):
+    for name, conv, h, w in progress_bar(layers, desc=f"{scheme} factorising", leave=False):
         ranks = chosen[name]
         entry = base_entry(scheme, conv)
         row = {"layer": name, "shape": f"{conv.in_channels}->{conv.out_channels} {conv.kernel_size[0]}x"

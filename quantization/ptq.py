@@ -1,18 +1,23 @@
-"""Real int8: ONNX Runtime static post-training quantisation of any checkpoint, and its evaluation.
+"""Real int8: post-training static quantisation of any checkpoint for a deployment engine, and its evaluation.
 
-    python -m quantization.ptq runs/base/r56.pt --calib-images 1000 --out runs/quant/r56-int8.pt \\
+    python -m quantization.ptq runs/base/r56.pt --engine openvino --out runs/quant/r56-int8-ov.pt \
         --eval-dir $CIFAR10_DIR/lossless-test1000 --eval-dir $CIFAR10_DIR
-    python -m quantization.ptq --eval runs/quant/r56-int8.pt --data-dir $CIFAR10_DIR/lossless-test1000
+    python -m quantization.ptq --eval runs/quant/r56-int8-ov.pt --data-dir $CIFAR10_DIR/lossless-test1000
 
-The fp32 graph (models.export.onnx_bytes; the exporter's optimiser folds BatchNorm into the convs) goes through
-ORT's pre-processing (shape inference + graph optimisation), then static quantisation in QDQ format with signed
-per-channel int8 weights and UNSIGNED uint8 activations, MinMax ranges from N training images normalised as the
-checkpoint says. Unsigned activations matter: with signed ones ORT left half the convs in fp32 between Q/DQ pairs
-and ran slower than fp32 (../shared/REFERENCE-MEASUREMENTS.md); post-ReLU activations are non-negative anyway.
+Every engine quantises the BN-folded fp32 model (what every benchmark backend runs) and calibrates on the same
+N training images, normalised as the checkpoint says:
+- onnxruntime: the ONNX export through ORT's pre-processing, then static QDQ with signed per-channel int8 weights
+  and UNSIGNED uint8 activations, MinMax ranges. Unsigned activations matter: with signed ones ORT left half the
+  convs in fp32 between Q/DQ pairs and ran slower than fp32 (../shared/REFERENCE-MEASUREMENTS.md); post-ReLU
+  activations are non-negative anyway.
+- openvino: the model converted with openvino.convert_model, quantised by NNCF (`nncf.quantize`, its default
+  "performance" preset: symmetric int8 weights and activations, fast bias correction).
+- pt2e: torchao's PT2E flow with the X86 Inductor quantizer (the PyTorch-native int8 that torch.compile lowers to
+  oneDNN int8 kernels); the checkpoint keeps the calibrated observers and the benchmark rebuilds the graph.
 
-The output is a normal checkpoint of the fp32 model it came from (spec, state_dict) plus the int8 graph as a
-top-level "onnx" uint8 tensor and meta["precision"] = "int8"; the benchmark runs the embedded graph. A QAT
-checkpoint (quantization/qat.py) is exported the same way from its quantised-dequantised weights.
+The output is a normal checkpoint of the fp32 model it came from (spec, state_dict) plus the engine's int8 model as
+plain tensors (models/int8.py) and meta["precision"] = "int8", meta["quantization"]["engine"]. A QAT checkpoint
+(quantization/qat.py) is quantised the same way from its quantised-dequantised weights.
 """
 import os
 import tempfile
@@ -28,7 +33,12 @@ from common.errors import UserError, run_cli
 from common.metrics import model_metrics
 from models import build_model, load_model
 from models.export import INPUT_NAME, bytes_to_tensor, onnx_bytes, tensor_to_bytes
+from models.fold import fold_batchnorm
+from models.int8 import (ENGINES, engine_of, openvino_from_entry, openvino_from_module, openvino_to_entry,
+                         pt2e_from_observers, pt2e_observer_state, pt2e_prepare)
 from models.quant_layers import dequantized_state_dict, float_spec
+
+CALIB_IMAGES = 1024   # 16 batches of 64: the ranges of a ResNet's post-ReLU activations settle well before this
 
 
 def float_model(model, ckpt):
@@ -94,28 +104,85 @@ def session(graph_bytes, threads=None):
     return ort.InferenceSession(graph_bytes, opts, providers=["CPUExecutionProvider"])
 
 
-def ort_predictions(sess, batches):
-    """(predicted classes, labels) of an ONNX Runtime session over normalised batches."""
-    preds, labels = [], []
-    for images, y in batches:
-        logits = sess.run(None, {INPUT_NAME: images.contiguous().numpy().astype(np.float32)})[0]
-        preds.append(torch.from_numpy(logits).argmax(1))
-        labels.append(y)
-    return torch.cat(preds), torch.cat(labels)
+def quantize_openvino(fp32_model, calib_batches):
+    """NNCF-quantised openvino.Model of a float module."""
+    import logging
+
+    import nncf
+    nncf.set_log_level(logging.ERROR)
+    data = [x.contiguous().numpy().astype(np.float32) for x, _ in calib_batches]
+    return nncf.quantize(openvino_from_module(fp32_model), nncf.Dataset(data), subset_size=len(data))
 
 
-@torch.no_grad()
-def torch_predictions(model, batches):
-    model.eval()
-    return torch.cat([model(x).argmax(1) for x, _ in batches]), torch.cat([y for _, y in batches])
+def quantize_pt2e(fp32_model, calib_batches):
+    """{observer buffer: tensor} of the PT2E graph calibrated on `calib_batches` (one static batch size: the
+    last, smaller batch is dropped, so every calibration batch runs through the same exported graph)."""
+    batches = list(calib_batches)
+    size = batches[0][0].shape[0]
+    prepared = pt2e_prepare(fp32_model, size)
+    with torch.no_grad():
+        for images, _ in batches:
+            if images.shape[0] == size:
+                prepared(images.contiguous())
+    return pt2e_observer_state(prepared)
 
 
-def int8_session_from_checkpoint(path, threads=None):
-    """(ORT session of the embedded int8 graph, checkpoint) for a checkpoint this CLI wrote."""
-    ckpt = load_checkpoint(path)
-    if not isinstance(ckpt.get("onnx"), torch.Tensor) or ckpt["meta"].get("precision") != "int8":
-        raise UserError(f"{path}: not an int8 checkpoint (no embedded 'onnx' graph with meta precision int8)")
-    return session(tensor_to_bytes(ckpt["onnx"]), threads), ckpt
+def quantize(engine, fp32_model, calib_batches, per_channel=True):
+    """(top-level checkpoint entries holding the int8 model, meta["quantization"], conv counts or None)."""
+    if engine == "onnxruntime":
+        int8 = quantize_onnx(onnx_bytes(fp32_model), calib_batches, per_channel=per_channel)
+        info = {"tool": "onnxruntime.quantization.quantize_static", "format": "QDQ",
+                "weights": "int8 symmetric " + ("per-channel" if per_channel else "per-tensor"),
+                "activations": "uint8 asymmetric per-tensor", "calibration": "MinMax"}
+        return {"onnx": bytes_to_tensor(int8)}, info, quantized_conv_count(int8)
+    if not per_channel:
+        raise UserError(f"--per-tensor applies to the onnxruntime engine only; {engine} picks its own scheme")
+    if engine == "openvino":
+        import nncf
+        entry = openvino_to_entry(quantize_openvino(fp32_model, calib_batches))
+        info = {"tool": f"nncf.quantize (nncf {nncf.__version__})", "format": "OpenVINO IR",
+                "weights": "int8 symmetric per-channel", "activations": "int8/uint8 symmetric per-tensor",
+                "calibration": "MinMax, fast bias correction (NNCF preset performance)"}
+        return {"openvino": entry}, info, None
+    observers = quantize_pt2e(fp32_model, calib_batches)
+    info = {"tool": "torchao PT2E, X86InductorQuantizer", "format": "observer buffers (rebuilt per batch size)",
+            "weights": "int8 symmetric per-channel", "activations": "uint8 asymmetric per-tensor",
+            "calibration": "histogram observer"}
+    return {"pt2e": observers}, info, None
+
+
+class Int8Predictor:
+    """Logits of a checkpoint's int8 model on its engine, for scoring (the benchmark has its own timed runners)."""
+
+    def __init__(self, ckpt, model, threads=None):
+        self.engine = engine_of(ckpt)
+        if self.engine == "onnxruntime":
+            sess = session(tensor_to_bytes(ckpt["onnx"]), threads)
+            self.run = lambda x: torch.from_numpy(sess.run(None, {INPUT_NAME: x.contiguous().numpy()})[0])
+        elif self.engine == "openvino":
+            import openvino as ov
+            config = {"INFERENCE_NUM_THREADS": threads} if threads else {}
+            request = ov.Core().compile_model(openvino_from_entry(ckpt["openvino"]), "CPU", config).create_infer_request()
+            self.run = lambda x: torch.from_numpy(request.infer(x.contiguous().numpy())[0].copy())
+        elif self.engine == "pt2e":
+            folded, graphs = fold_batchnorm(model), {}
+
+            def run(x):  # the converted graph in eager mode: the reference int8 numerics, no compile wait
+                if x.shape[0] not in graphs:
+                    graphs[x.shape[0]] = pt2e_from_observers(folded, ckpt["pt2e"], x.shape[0])
+                with torch.no_grad():
+                    return graphs[x.shape[0]](x.contiguous())
+            self.run = run
+        else:
+            raise UserError("not an int8 checkpoint (meta precision int8 with an embedded int8 model)")
+
+    def predictions(self, batches):
+        """(predicted classes, labels) over normalised batches."""
+        preds, labels = [], []
+        for images, y in batches:
+            preds.append(self.run(images.float()).argmax(1))
+            labels.append(y)
+        return torch.cat(preds), torch.cat(labels)
 
 
 def eval_batches(data_dir, normalization, subset=None, batch_size=500):
@@ -123,20 +190,27 @@ def eval_batches(data_dir, normalization, subset=None, batch_size=500):
     return Batches(images, labels, batch_size, normalization, False), desc
 
 
+@torch.no_grad()
+def float_predictions(model, batches):
+    return torch.cat([model(x).argmax(1) for x, _ in batches]), torch.cat([y for _, y in batches])
+
+
 def parse_args(argv=None):
     p = cli.parser(__doc__.split("\n")[0])
     p.add_argument("checkpoint", nargs="?", help="fp32 (or QAT) checkpoint to quantise to int8")
     p.add_argument("--out", default=None, help="int8 checkpoint to write")
-    p.add_argument("--calib-images", type=int, default=1000, help="training images used for calibration")
+    p.add_argument("--engine", default="onnxruntime", choices=tuple(ENGINES),
+                   help="the runtime the int8 model is made for (benchmark backend: onnx, openvino, compile)")
+    p.add_argument("--calib-images", type=int, default=CALIB_IMAGES, help="training images used for calibration")
     p.add_argument("--data-dir", default=os.environ.get("CIFAR10_DIR", "data"),
                    help="CIFAR-10 folder: training images for calibration; with --eval, its test split is scored")
     p.add_argument("--eval-dir", action="append", default=[], metavar="DIR",
                    help="after quantising, score fp32 vs int8 on this folder's test split (repeatable)")
     p.add_argument("--eval", metavar="INT8_CKPT", default=None, help="only score an int8 checkpoint on --data-dir")
     p.add_argument("--test-subset", type=int, default=None, help="score a fixed random subset of N test images")
-    p.add_argument("--per-tensor", action="store_true", help="per-tensor instead of per-channel weight scales")
+    p.add_argument("--per-tensor", action="store_true", help="per-tensor weight scales (onnxruntime engine)")
     p.add_argument("--seed", type=int, default=0, help="which training images calibrate")
-    p.add_argument("--threads", type=int, default=None, help="torch and ONNX Runtime CPU threads")
+    p.add_argument("--threads", type=int, default=None, help="torch and runtime CPU threads")
     args = p.parse_args(argv)
     if bool(args.eval) == bool(args.checkpoint):
         p.error("give a CHECKPOINT to quantise (with --out), or --eval INT8_CKPT")
@@ -148,11 +222,14 @@ def parse_args(argv=None):
 
 
 def evaluate_int8(args):
-    sess, ckpt = int8_session_from_checkpoint(args.eval, args.threads)
+    model, ckpt = load_model(args.eval)
+    if ckpt["meta"].get("precision") != "int8":
+        raise UserError(f"{args.eval}: not an int8 checkpoint (meta precision is not int8)")
+    predictor = Int8Predictor(ckpt, model, args.threads)
     batches, desc = eval_batches(args.data_dir, ckpt["meta"]["normalization"], args.test_subset)
-    preds, labels = ort_predictions(sess, batches)
+    preds, labels = predictor.predictions(batches)
     top1 = 100.0 * (preds == labels).double().mean().item()
-    print(f"{args.eval}: int8 (ONNX Runtime) top-1 {top1:.2f}% on {desc} ({len(labels)} images)")
+    print(f"{args.eval}: int8 ({predictor.engine}) top-1 {top1:.2f}% on {desc} ({len(labels)} images)")
     return top1
 
 
@@ -173,17 +250,20 @@ def main(argv=None):
     fmodel, fspec, fstate = float_model(model, parent)
     images, labels, desc = load_cifar10(args.data_dir, True, subset=args.calib_images, seed=args.seed)
     calib = Batches(images, labels, 64, normalization, False)
-    print(f"calibrating on {len(images)} images of {desc}")
-    fp32 = onnx_bytes(fmodel)
-    int8 = quantize_onnx(fp32, calib, per_channel=not args.per_tensor)
-    n_q, n_conv = quantized_conv_count(int8)
-    print(f"int8 graph: {n_q} of {n_conv} conv/linear layers on int8 inputs and weights")
-    metrics = dict(model_metrics(fmodel), quantized_layers=n_q, layers=n_conv, calib_images=len(images))
-    fp32_sess, int8_sess = session(fp32, args.threads), session(int8, args.threads)
+    print(f"calibrating for {args.engine} on {len(images)} images of {desc}")
+    entries, info, counts = quantize(args.engine, fold_batchnorm(fmodel), calib, per_channel=not args.per_tensor)
+    metrics = dict(model_metrics(fmodel), calib_images=len(images))
+    if counts:
+        metrics["quantized_layers"], metrics["layers"] = counts
+        print(f"int8 graph: {counts[0]} of {counts[1]} conv/linear layers on int8 inputs and weights")
+    meta = make_meta("int8", args, parent=args.checkpoint, parent_meta=parent["meta"], normalization=normalization,
+                     data=f"calibration: {desc}", metrics=metrics, precision="int8",
+                     quantization=dict(info, engine=args.engine), source_method=parent["meta"].get("method", ""))
+    predictor = Int8Predictor({"meta": meta, **entries}, fmodel, args.threads)
     for d in args.eval_dir:
         batches, test_desc = eval_batches(d, normalization, args.test_subset)
-        p_fp32, y = ort_predictions(fp32_sess, batches)
-        p_int8, _ = ort_predictions(int8_sess, batches)
+        p_fp32, y = float_predictions(fmodel, batches)
+        p_int8, _ = predictor.predictions(batches)
         top1_fp32 = 100.0 * (p_fp32 == y).double().mean().item()
         top1_int8 = 100.0 * (p_int8 == y).double().mean().item()
         agree = 100.0 * (p_int8 == p_fp32).double().mean().item()
@@ -193,13 +273,8 @@ def main(argv=None):
               f"({top1_int8 - top1_fp32:+.2f}), top-1 agreement {agree:.1f}% ({len(y)} images)")
     if metrics.get("eval"):
         metrics["top1"] = metrics["eval"][0]["int8_top1"]
-    meta = make_meta("int8", args, parent=args.checkpoint, parent_meta=parent["meta"], normalization=normalization,
-                     data=f"calibration: {desc}", metrics=metrics, precision="int8",
-                     quantization={"tool": "onnxruntime.quantization.quantize_static", "format": "QDQ",
-                                   "weights": "int8 symmetric " + ("per-tensor" if args.per_tensor else "per-channel"),
-                                   "activations": "uint8 asymmetric per-tensor", "calibration": "MinMax"},
-                     source_method=parent["meta"].get("method", ""))
-    save_checkpoint(args.out, fspec, fstate, meta, onnx=bytes_to_tensor(int8))
+        meta["metrics"] = metrics
+    save_checkpoint(args.out, fspec, fstate, meta, **entries)
     print(f"wrote {args.out}")
 
 

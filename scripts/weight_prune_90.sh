@@ -28,7 +28,7 @@ THREADS=${THREADS:-$(nproc)}
 ONLY=${ONLY:-dense sparse kd report}
 [ -f "$PARENT" ] || { echo "weight_prune_90.sh: $PARENT missing: make it with 'LR=0.05 OUT=runs/ft-e8-lr05 ONLY=base bash scripts/equal_finetune.sh 8'" >&2; exit 2; }
 if [ -z "${CPU_BF16+x}" ]; then
-  CPU_BF16=$(python -c "from common.cli import cpu_has_native_bf16; print(int(cpu_has_native_bf16()))")
+  CPU_BF16=$(python -c "from common.machine import cpu_has_native_bf16; print(int(cpu_has_native_bf16()))")
 fi
 FT=(--recipe quick --epochs "$EPOCHS" --lr "$LR" --data-dir "$DATA" --threads "$THREADS" --no-progress)
 [ "$CPU_BF16" = 1 ] && FT+=(--cpu-bf16)

@@ -16,12 +16,16 @@ import torch
 import torch.nn as nn
 
 from benchmark import run as bench
+from benchmark import timing
+from benchmark.checkpoint import compact_spec
+from benchmark.runners import FLOAT_PRECISIONS, check_request, configurations
 from benchmark import sizes
 from benchmark.results import COLUMNS, merge_rows, read_rows
-from common.checkpoint import cpu_name, make_meta, save_checkpoint
+from common.checkpoint import make_meta, save_checkpoint
+from common.machine import cpu_name
 from common.cli import default_normalization
 from common.data import SYNTHETIC_MARK, synthetic_cifar
-from common.errors import run_cli
+from common.errors import UserError, run_cli
 from models import build_model, load_model, make_spec, replace_module
 from models.export import bytes_to_tensor, onnx_bytes, tensor_to_bytes
 from models.fold import conv_bn_pairs, fold_batchnorm
@@ -33,25 +37,25 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def test_percentiles_match_hand_computed_values():
     # 10 samples 1..10: rank = q/100 * 9, interpolated linearly between neighbours.
-    p = bench.percentiles([3, 1, 2, 10, 9, 8, 7, 6, 5, 4])
+    p = timing.percentiles([3, 1, 2, 10, 9, 8, 7, 6, 5, 4])
     assert p[50] == pytest.approx(5.5)    # rank 4.5 -> between 5 and 6
     assert p[90] == pytest.approx(9.1)    # rank 8.1 -> 9 + 0.1
     assert p[95] == pytest.approx(9.55)   # rank 8.55
     assert p[99] == pytest.approx(9.91)   # rank 8.91
-    p = bench.percentiles(np.arange(1024.0))  # 1024 iterations, the latency default
+    p = timing.percentiles(np.arange(1024.0))  # 1024 iterations, the latency default
     assert p[50] == pytest.approx(511.5) and p[99] == pytest.approx(1012.77)
-    assert bench.percentiles([4.0])[95] == 4.0
+    assert timing.percentiles([4.0])[95] == 4.0
 
 
 def test_throughput_speed_and_gflops_arithmetic():
-    assert bench.throughput(64, 64, 2.0) == 2048.0       # 64 batches of 64 images in 2 s
-    assert bench.throughput(1024, 1, 0.5) == 2048.0
-    med, spread = bench.median_spread([10.0, 10.4, 9.8])
+    assert timing.throughput(64, 64, 2.0) == 2048.0       # 64 batches of 64 images in 2 s
+    assert timing.throughput(1024, 1, 0.5) == 2048.0
+    med, spread = timing.median_spread([10.0, 10.4, 9.8])
     assert med == 10.0 and spread == pytest.approx(0.04)  # worst repeat 4% above the median
-    assert bench.median_spread([5.0]) == (5.0, 0.0)
+    assert timing.median_spread([5.0]) == (5.0, 0.0)
     # ResNet-56: 1.255e8 MACs = 2.51e8 FLOPs per image; 1000 img/s -> 251 GFLOP/s
-    assert bench.achieved_gflops(1.255e8, 1000.0) == pytest.approx(251.0)
-    assert bench.default_iterations(1) >= 1024 and bench.default_iterations(64) == 64
+    assert timing.achieved_gflops(1.255e8, 1000.0) == pytest.approx(251.0)
+    assert timing.default_iterations(1) >= 1024 and timing.default_iterations(64) == 64
     base = {"batch": 1, "latency_p50_ms": 8.0, "throughput_ips": 1.0}
     assert bench.seconds_per_image(base) == pytest.approx(0.008)
     assert bench.seconds_per_image({"batch": 64, "latency_p50_ms": 99.0, "throughput_ips": 500.0}) == 0.002
@@ -59,7 +63,7 @@ def test_throughput_speed_and_gflops_arithmetic():
 
 def test_timing_loop_counts_only_timed_iterations():
     calls = []
-    times, total = bench.time_iterations(lambda x: calls.append(x), ["a", "b", "c"], iterations=10, warmup=4,
+    times, total = timing.time_iterations(lambda x: calls.append(x), ["a", "b", "c"], iterations=10, warmup=4,
                                          device=torch.device("cpu"), latency_mode=True)
     assert len(calls) == 14 and len(times) == 10
     assert calls[4:8] == ["a", "b", "c", "a"]  # timed loop cycles through the preprocessed inputs
@@ -67,8 +71,8 @@ def test_timing_loop_counts_only_timed_iterations():
 
 
 def test_machine_probe_times_a_fixed_workload():
-    assert 0 < bench.machine_probe(0.02) < 1e3
-    assert bench.machine_probe(0) > 0  # at least one call even with no time asked for
+    assert 0 < timing.machine_probe(0.02) < 1e3
+    assert timing.machine_probe(0) > 0  # at least one call even with no time asked for
 
 
 def test_timing_loop_honours_minimum_durations():
@@ -77,7 +81,7 @@ def test_timing_loop_honours_minimum_durations():
     def step(x):
         calls.append(time.perf_counter())
     started = time.perf_counter()
-    times, total = bench.time_iterations(step, [0], iterations=3, warmup=1, device=torch.device("cpu"),
+    times, total = timing.time_iterations(step, [0], iterations=3, warmup=1, device=torch.device("cpu"),
                                          latency_mode=True, warmup_seconds=0.05, min_seconds=0.1)
     assert total >= 0.1 and len(times) > 3          # ran past the 3 iterations asked for, until 0.1 s
     warm = len(calls) - len(times)
@@ -86,40 +90,71 @@ def test_timing_loop_honours_minimum_durations():
 
 def test_slice_plan_runs_every_slice_of_every_job_in_rounds():
     jobs = [(c, b, r) for r in range(3) for c in range(4) for b in (1, 64)]
-    plan = bench.slice_plan(jobs, 4, seed=0)
+    plan = timing.slice_plan(jobs, 4, seed=0)
     assert len(plan) == 4 * len(jobs) and len(set(plan)) == len(plan)   # each (slice, job) exactly once
     assert [k for k, _ in plan] == sorted(k for k, _ in plan)           # round k finishes before round k+1
     rounds = [[job for k, job in plan if k == i] for i in range(4)]
     assert all(sorted(r) == sorted(jobs) for r in rounds)
     assert len({tuple(r) for r in rounds}) > 1                           # the order is shuffled per round
-    assert bench.slice_plan(jobs, 4, seed=0) == plan                     # and reproducible
-    assert sorted(bench.slice_plan(jobs, 1)) == sorted((0, j) for j in jobs)   # 1 slice: each job once
+    assert timing.slice_plan(jobs, 4, seed=0) == plan                     # and reproducible
+    assert sorted(timing.slice_plan(jobs, 1)) == sorted((0, j) for j in jobs)   # 1 slice: each job once
 
 
 def test_combine_slices_pools_iterations_and_seconds():
     # Two slices of one latency repeat: times (ms) 1..4 and 5..10, timed 0.004 s and 0.045 s.
     parts = [(np.array([1, 2, 3, 4]) / 1e3, 0.004, 2.0), (np.arange(5, 11) / 1e3, 0.045, 4.0)]
-    r = bench.combine_slices(parts, batch=1)
+    r = timing.combine_slices(parts, batch=1)
     assert r["iterations"] == 10
     assert r["p50"] == pytest.approx(5.5) and r["p95"] == pytest.approx(9.55)  # percentiles of 1..10 ms pooled
     assert r["ips"] == pytest.approx(10 / 0.049)                                # all images / all timed seconds
     assert r["probe_ms"] == pytest.approx(3.0)
-    r = bench.combine_slices([(np.full(3, 0.1), 0.3, 1.0), (np.full(2, 0.1), 0.2, 1.0)], batch=64)
+    r = timing.combine_slices([(np.full(3, 0.1), 0.3, 1.0), (np.full(2, 0.1), 0.2, 1.0)], batch=64)
     assert r["ips"] == pytest.approx(5 * 64 / 0.5)
 
 
 def test_compact_spec_and_combinations():
     spec = make_spec("resnet56")
-    assert bench.compact_spec(spec) == "resnet56/pad/mids:16x9,32x9,64x9"
+    assert compact_spec(spec) == "resnet56/pad/mids:16x9,32x9,64x9"
     spec["mids"][0] = 8
     spec["layers"] = {"layer1.0.conv1": {"type": "svd"}, "layer1.1.conv1": {"type": "svd"}}
-    assert bench.compact_spec(spec) == "resnet56/pad/mids:8,16x8,32x9,64x9/svd:2"
+    assert compact_spec(spec) == "resnet56/pad/mids:8,16x8,32x9,64x9/svd:2"
     cpu = torch.device("cpu")
-    bench.check_combination("eager", cpu, "bf16")
-    with pytest.raises(bench.UserError, match="fp16"):
-        bench.check_combination("eager", cpu, "fp16")
-    with pytest.raises(bench.UserError, match="onnx"):
-        bench.check_combination("onnx", cpu, "bf16")
+    with pytest.raises(UserError, match="fp16"):
+        check_request(["eager"], ["fp16"], cpu)
+    with pytest.raises(UserError, match="not offered"):
+        check_request(["onnx"], ["bf16"], cpu)
+    with pytest.raises(UserError, match="unknown backend"):
+        check_request(["tensorrt"], ["fp32"], cpu)
+    with pytest.raises(UserError, match="int8 is a checkpoint"):
+        check_request(["eager"], ["int8"], cpu)
+    fp32 = {"meta": {"precision": "fp32"}}
+    assert configurations(fp32, ["eager", "onnx", "openvino"], ["fp32", "bf16"]) == [
+        ("eager", "fp32"), ("eager", "bf16"), ("onnx", "fp32"), ("openvino", "fp32"), ("openvino", "bf16")]
+    for engine, backend in (("onnxruntime", "onnx"), ("openvino", "openvino"), ("pt2e", "compile")):
+        int8 = {"meta": {"precision": "int8", "quantization": {"engine": engine}}}
+        assert configurations(int8, ["eager", "compile", "onnx", "openvino"], ["fp32", "bf16"]) == [(backend, "int8")]
+        assert configurations(int8, [b for b in FLOAT_PRECISIONS if b != backend], ["fp32"]) == []
+    # an int8 file from before engines were recorded carries an ONNX graph
+    assert configurations({"meta": {"precision": "int8"}, "onnx": None}, ["onnx"], ["fp32"]) == [("onnx", "int8")]
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_is_refused_on_a_cpu_without_native_bf16(monkeypatch, native):
+    from common import machine
+    monkeypatch.setattr(machine, "cpu_has_native_bf16", lambda: native)
+    if native:
+        check_request(["eager", "openvino"], ["fp32", "bf16"], torch.device("cpu"))
+    else:
+        with pytest.raises(UserError, match="no native bf16"):
+            check_request(["eager", "openvino"], ["fp32", "bf16"], torch.device("cpu"))
+
+
+def test_cpu_features_name_the_speed_deciding_instruction_sets():
+    from common.machine import cpu_features
+    amx = "fpu sse avx2 avx512f avx512bw avx512_vnni avx512_bf16 amx_tile amx_bf16 amx_int8".split()
+    assert cpu_features(amx) == "avx2 avx512f avx512_vnni avx512_bf16 amx_bf16 amx_int8"
+    assert cpu_features("fpu sse sse2 avx avx2 fma".split()) == "avx2"
+    assert cpu_features([]) == ""
 
 
 # ---------------------------------------------------------------- results CSV
@@ -372,3 +407,78 @@ def test_drift_series_and_summary(tiny, tmp_path, capsys):
     assert e.value.code == 2
     with pytest.raises(SystemExit):
         run_cli(drift.main, [str(tiny["base"]), "--seconds", "1", "--window", "2"])
+
+
+# ---------------------------------------------------------------- deployment runtimes
+
+def test_openvino_fp32_matches_eager_fp32_logits(tiny):
+    from benchmark.runners import OpenVinoRunner, TorchRunner
+    model, ckpt = load_model(tiny["base"])
+    x = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    eager = TorchRunner(model, "eager", torch.device("cpu"), torch.float32)
+    ov = OpenVinoRunner(model, ckpt, "fp32", threads=1)
+    assert "inference precision f32" in ov.config  # never the CPU plugin's silent bf16 default
+    ref, got = eager.logits(eager.prepare(x)), ov.logits(ov.prepare(x))
+    assert (got - ref).abs().max() < 1e-3
+    assert torch.equal(ov.logits(ov.prepare(x[:1])), got[:1]) or (ov.logits(ov.prepare(x[:1])) - got[:1]).abs().max() < 1e-4
+
+
+def test_openvino_fp32_top1_equals_eager_on_the_lossless_images(r56_converted, cifar_dir):
+    from benchmark.runners import OpenVinoRunner, TorchRunner, accuracy
+    from common.data import load_cifar10, normalizer
+    model, ckpt = load_model(r56_converted)
+    norm = normalizer(ckpt["meta"]["normalization"]["mean"], ckpt["meta"]["normalization"]["std"])
+    images, labels, _ = load_cifar10(cifar_dir / "lossless-test1000", False)
+    eager = accuracy(TorchRunner(model, "eager", torch.device("cpu"), torch.float32), norm, images, labels, 100)
+    ov = accuracy(OpenVinoRunner(model, ckpt, "fp32", threads=2), norm, images, labels, 100)
+    assert abs(ov - eager) <= 100.0 / len(labels)  # within one image of 1,000
+
+
+def test_skip_measured_reuses_only_this_machines_rows(tiny, tmp_path, capsys):
+    out = tmp_path / "bench.csv"
+    first = _bench(tiny, out, tiny["base"], backends="eager")
+    capsys.readouterr()
+    again = _bench_skip(tiny, out, tiny["base"])
+    assert "nothing to measure" in capsys.readouterr().out
+    assert [r["date"] for r in again] == [r["date"] for r in first]  # not measured again
+    # The same rows from "another machine" (another CPU, or another runtime version) are measured anew.
+    for column, value in (("cpu", "Another CPU"), ("openvino", "1999.1")):
+        merge_rows(out, [dict(r, **{column: value}, throughput_ips=1.0) for r in first])
+        rows = _bench_skip(tiny, out, tiny["base"])
+        assert len(rows) == 2 and all(r[column] != value and r["throughput_ips"] != 1.0 for r in rows)
+    # a speedup is never computed against a baseline row from another machine
+    merge_rows(out, [dict(r, cpu="Another CPU") for r in read_rows(out)])
+    rows = _bench_skip(tiny, out, tiny["pruned"])
+    assert "also benchmarking" in capsys.readouterr().out
+
+
+def _bench_skip(tiny, out, *ckpts):
+    bench.main([*map(str, ckpts), "--data-dir", str(tiny["data"]), "--backends", "eager", "--batch-sizes", "1,4",
+                "--iterations", "4", "--warmup", "1", "--warmup-seconds", "0", "--min-seconds", "0", "--repeat", "1",
+                "--threads", "1", "--skip-measured", "--out", str(out), "--no-progress"])
+    return read_rows(out)
+
+
+def test_every_runtime_and_int8_engine_in_one_run(tiny, tmp_path):
+    """fp32 on every backend, an int8 model of each engine on its own backend, each compared with the fp32
+    baseline on that backend; the rows name the CPU features, runtime versions and runtime settings."""
+    from common.data import write_synthetic_layout
+    from common.machine import cpu_features
+    from quantization.ptq import main as ptq_main
+    data = tmp_path / "calib"
+    write_synthetic_layout(str(data), n_train=64, n_test=32)
+    int8 = {}
+    for engine in ("onnxruntime", "openvino", "pt2e"):
+        int8[engine] = tmp_path / f"int8-{engine}.pt"
+        ptq_main([str(tiny["base"]), "--engine", engine, "--calib-images", "64", "--data-dir", str(data),
+                  "--out", str(int8[engine])])
+    out = tmp_path / "all.csv"
+    rows = _bench(tiny, out, tiny["base"], *int8.values(), backends="eager,compile,onnx,openvino")
+    got = {(r["method"], r["backend"], r["precision"]) for r in rows}
+    assert got == {("baseline", b, "fp32") for b in ("eager", "compile", "onnx", "openvino")} | {
+        ("int8", "onnx", "int8"), ("int8", "openvino", "int8"), ("int8", "compile", "int8")}
+    for r in rows:
+        assert r["cpu_features"] == cpu_features() and r["openvino"] and r["torchao"] and r["runtime_config"]
+        assert r["measured_speedup"] > 0
+    ov = [r for r in rows if r["backend"] == "openvino"]
+    assert all("LATENCY hint, 1 stream, 1 threads" in r["runtime_config"] for r in ov)

@@ -278,6 +278,7 @@ def test_cpu_bf16_is_opt_in_and_refused_without_native_support(monkeypatch):
 
     from common import cli
     from common.errors import UserError
+    from common import machine
     from common.training import autocast
 
     def args(**kw):
@@ -285,12 +286,12 @@ def test_cpu_bf16_is_opt_in_and_refused_without_native_support(monkeypatch):
     a = args()
     cli.setup(a)
     assert a.amp is False  # the CUDA default (AMP on) does not carry over to a CPU
-    monkeypatch.setattr(cli, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(machine, "cpu_has_native_bf16", lambda: False)
     b = args()
     b.cpu_bf16 = True
     with pytest.raises(UserError, match="no native bf16"):
         cli.setup(b)
-    monkeypatch.setattr(cli, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(machine, "cpu_has_native_bf16", lambda: True)
     cli.setup(b)
     assert b.amp is True
     conv, x = torch.nn.Conv2d(3, 4, 3), torch.randn(1, 3, 8, 8)

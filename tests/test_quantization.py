@@ -126,31 +126,73 @@ def test_qat_cli_checkpoint_rebuilds_from_spec(tmp_path):
     assert row[0].startswith("model,") and ",W4A6," in row[1]
 
 
-def test_int8_agrees_with_fp32_on_real_data(tmp_path, r20_converted, cifar_dir):
-    from quantization.ptq import int8_session_from_checkpoint, main as ptq_main, ort_predictions
-    out = tmp_path / "r20-int8.pt"
-    ptq_main([str(r20_converted), "--calib-images", "200", "--out", str(out), "--data-dir", str(cifar_dir),
-              "--threads", "2"])
-    sess, ckpt = int8_session_from_checkpoint(out)
-    assert ckpt["meta"]["precision"] == "int8" and ckpt["meta"]["method"] == "int8"
-    assert ckpt["onnx"].dtype == torch.uint8
-    assert ckpt["meta"]["metrics"]["quantized_layers"] == ckpt["meta"]["metrics"]["layers"] == 20
+@pytest.mark.parametrize("engine", ["onnxruntime", "openvino", "pt2e"])
+def test_int8_agrees_with_fp32_on_real_data(tmp_path, r20_converted, cifar_dir, engine):
+    from quantization.ptq import Int8Predictor, main as ptq_main
+    out = tmp_path / f"r20-int8-{engine}.pt"
+    ptq_main([str(r20_converted), "--engine", engine, "--calib-images", "256", "--out", str(out),
+              "--data-dir", str(cifar_dir), "--threads", "2"])
+    model, ckpt = load_model(out)
     torch.load(out, weights_only=True)
-    model, _ = load_model(r20_converted)
+    assert ckpt["meta"]["precision"] == "int8" and ckpt["meta"]["method"] == "int8"
+    assert ckpt["meta"]["quantization"]["engine"] == engine
+    if engine == "onnxruntime":
+        assert ckpt["onnx"].dtype == torch.uint8
+        assert ckpt["meta"]["metrics"]["quantized_layers"] == ckpt["meta"]["metrics"]["layers"] == 20
     images, labels, _ = load_cifar10(cifar_dir / "lossless-test1000", False)
     batches = Batches(images[:500], labels[:500], 250, ckpt["meta"]["normalization"], False)
-    p_int8, y = ort_predictions(sess, batches)
+    p_int8, y = Int8Predictor(ckpt, model, threads=2).predictions(batches)
     with torch.no_grad():
         p_fp32 = torch.cat([model(x).argmax(1) for x, _ in batches])
-    assert (p_int8 == p_fp32).float().mean() >= 0.97
+    assert (p_int8 == p_fp32).float().mean() >= 0.95
     assert (p_int8 == y).float().mean() >= 0.85
 
 
+@pytest.mark.parametrize("engine", ["onnxruntime", "openvino", "pt2e"])
+def test_int8_model_travels_in_a_weights_only_checkpoint(tmp_path, engine):
+    from common.data import write_synthetic_layout
+    from quantization.ptq import Int8Predictor, main as ptq_main
+    path, model, _ = tiny_checkpoint(tmp_path)
+    data = tmp_path / "data"
+    write_synthetic_layout(str(data), n_train=128, n_test=64)
+    out = tmp_path / f"int8-{engine}.pt"
+    ptq_main([str(path), "--engine", engine, "--calib-images", "128", "--data-dir", str(data), "--out", str(out)])
+    raw = torch.load(out, weights_only=True)  # plain tensors only: no pickled engine objects
+    assert raw["meta"]["quantization"]["engine"] == engine
+    reloaded, ckpt = load_model(out)
+    x = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = model(x)
+    got = Int8Predictor(ckpt, reloaded).run(x)
+    # int8 logits follow the fp32 ones (random-init model: compare the logits, not the classes)
+    corr = torch.corrcoef(torch.stack([ref.flatten(), got.flatten()]))[0, 1]
+    assert got.shape == ref.shape and corr > 0.95, corr
+
+
+def test_pt2e_graph_rebuilt_twice_gives_identical_outputs(tmp_path):
+    from models.fold import fold_batchnorm
+    from models.int8 import pt2e_from_observers
+    from quantization.ptq import quantize_pt2e
+    model = build_model(make_spec("resnet8")).eval()
+    folded = fold_batchnorm(model)
+    observers = quantize_pt2e(folded, synthetic_batches())
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        a = pt2e_from_observers(folded, observers, 4)(x)
+        b = pt2e_from_observers(folded, observers, 4)(x)
+        c = pt2e_from_observers(folded, observers, 1)(x[:1])
+    assert torch.equal(a, b)
+    # Another batch size: the same scales in its own graph; fp32 sums in another order may flip a rounding step.
+    assert (a[:1] - c).abs().max() < 0.02 * a.abs().max()
+    with pytest.raises(ValueError, match="do not fit"):
+        pt2e_from_observers(folded, dict(list(observers.items())[:-3]), 4)
+
+
 def test_ptq_refuses_non_int8_checkpoint_for_eval(tmp_path):
-    from quantization.ptq import int8_session_from_checkpoint
+    from quantization.ptq import main as ptq_main
     path, _, _ = tiny_checkpoint(tmp_path)
     with pytest.raises(UserError, match="not an int8 checkpoint"):
-        int8_session_from_checkpoint(path)
+        ptq_main(["--eval", str(path), "--data-dir", str(tmp_path)])
 
 
 def test_qat_model_exports_as_float(tmp_path):

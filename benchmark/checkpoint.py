@@ -1,0 +1,80 @@
+"""A checkpoint as the benchmark sees it (model, identity, lineage, size and cost), and the machine it runs on."""
+import datetime
+import os
+
+import torch
+
+from benchmark.sizes import compressed_size
+from common import machine
+from common.checkpoint import file_sha256
+from common.data import normalizer
+from common.errors import UserError
+from common.metrics import model_metrics
+from models import load_model
+
+
+def compact_spec(spec):
+    """'resnet56/pad/mids:16x9,32x9,64x9[/svd:3]': architecture, shortcut, run-length block widths, replacements."""
+    runs = []
+    for m in spec.get("mids", []):
+        if runs and runs[-1][0] == m:
+            runs[-1][1] += 1
+        else:
+            runs.append([m, 1])
+    mids = ",".join(f"{m}x{n}" if n > 1 else str(m) for m, n in runs)
+    depth = 6 * sum(spec.get("blocks", [])) // 3 + 2 if len(spec.get("blocks", [])) == 3 and \
+        len(set(spec["blocks"])) == 1 else "-".join(map(str, spec.get("blocks", [])))
+    text = f"{spec.get('arch', '?')}{depth}/{spec.get('shortcut', '?')}/mids:{mids}"
+    if spec.get("stage_widths") not in (None, [16, 32, 64]):
+        text += "/widths:" + ",".join(map(str, spec["stage_widths"]))
+    kinds = {}
+    for entry in spec.get("layers", {}).values():
+        kinds[entry.get("type", "?")] = kinds.get(entry.get("type", "?"), 0) + 1
+    for kind, n in sorted(kinds.items()):
+        text += f"/{kind}:{n}"
+    return text
+
+
+class Checkpoint:
+    """A checkpoint to benchmark: its model, identity, lineage and size/cost metrics."""
+
+    def __init__(self, path):
+        self.path = path
+        self.model, self.ckpt = load_model(path)
+        self.meta = self.ckpt["meta"]
+        self.sha256 = file_sha256(path)
+        norm = self.meta.get("normalization") or {}
+        if not norm.get("mean") or not norm.get("std"):
+            raise UserError(f"{path}: checkpoint carries no normalisation (meta['normalization'])")
+        self.normalize = normalizer(norm["mean"], norm["std"])
+        self.precision = str(self.meta.get("precision") or "fp32")
+        self.set_baseline(self.meta.get("baseline") or "")
+        self.metrics = model_metrics(self.model)
+        self.file_bytes = os.path.getsize(path)
+        self.compressed_bytes, self.compressed_kind = compressed_size(path, self.meta, self.ckpt)
+
+    def set_baseline(self, baseline):
+        """The checkpoint speedups and top-1 changes are relative to (default: the lineage in meta)."""
+        self.is_baseline = not baseline or os.path.abspath(baseline) == os.path.abspath(self.path) or \
+            (os.path.isfile(baseline) and file_sha256(baseline) == self.sha256)
+        self.baseline = "" if self.is_baseline else baseline
+        self.baseline_sha256 = self.sha256 if self.is_baseline else \
+            (file_sha256(baseline) if os.path.isfile(baseline) else "")
+
+    def describe(self):
+        return {"checkpoint": self.path, "checkpoint_sha256": self.sha256, "method": self.meta.get("method", ""),
+                "parent": self.meta.get("parent", ""), "baseline": self.baseline or self.path,
+                "baseline_sha256": self.baseline_sha256, "spec_name": self.ckpt["spec"].get("name", ""),
+                "spec": compact_spec(self.ckpt["spec"]), "params": self.metrics["params"],
+                "nonzero_params": self.metrics["nonzero_params"], "macs": float(self.metrics["macs"]),
+                "effective_macs": float(self.metrics["effective_macs"]),
+                "dense_fp32_bytes": self.metrics["dense_fp32_bytes"], "file_bytes": self.file_bytes,
+                "compressed_bytes": self.compressed_bytes, "compressed_kind": self.compressed_kind}
+
+
+def environment(device, threads):
+    """The row columns that say where a number was measured (results.MACHINE_COLUMNS are compared on reuse)."""
+    return {"threads": threads, "cpu": machine.cpu_name(), "cpu_features": machine.cpu_features(),
+            "cores": os.cpu_count(), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else "",
+            "torch": str(torch.__version__), **machine.runtime_versions(),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
