@@ -20,7 +20,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-BACKEND_COLOURS = {"eager": "tab:blue", "compile": "tab:green", "onnx": "tab:orange"}
+BACKEND_COLOURS = {"eager": "tab:blue", "compile": "tab:green", "onnx": "tab:orange", "openvino": "tab:purple"}
+PRECISION_EDGES = {"fp32": None, "bf16": "k", "fp16": "k", "int8": "red"}  # bf16/int8 points get an outline
 METHOD_MARKERS = {"baseline": "o", "l1": "s", "weight_prune": "x", "kd": "^", "fitnets": "v", "student": "<",
                   "lowrank": "D", "qat": "P", "int8": "*", "stack": "h"}
 REQUIRED = ["checkpoint", "checkpoint_sha256", "method", "baseline_sha256", "backend", "device", "precision", "batch",
@@ -92,20 +93,33 @@ def figure_data(df):
     return data
 
 
+def machine_context(df):
+    """Where the numbers of `df` were measured: CPU (with its speed-deciding instruction sets), threads, versions."""
+    def values(column):
+        return ", ".join(sorted({str(v) for v in df[column].dropna()})) if column in df.columns else ""
+    text = f"{values('device')}: {values('cpu')}"
+    if values("cpu_features"):
+        text += f" [{values('cpu_features')}]"
+    text += f", {values('threads')} threads; torch {values('torch')}, onnxruntime {values('onnxruntime')}"
+    if values("openvino"):
+        text += f", openvino {values('openvino')}, nncf {values('nncf')}, torchao {values('torchao')}"
+    return text
+
+
 def _context(df):
-    devices = ", ".join(sorted(set(df["device"].astype(str))))
     datas = "; ".join(sorted(set(df["data"].astype(str))))
-    cpu = str(df["cpu"].iloc[0]) if "cpu" in df.columns else ""
-    return f"device: {devices} ({cpu}) | accuracy data: {datas}"
+    return f"{machine_context(df)} | accuracy data: {datas}"
 
 
 def _scatter_by(ax, points, xkey="x", ykey="y"):
     seen = set()
     for p in points:
-        key = (p["backend"], p["method"])
+        key = (p["backend"], p["precision"], p["method"])
+        edge = PRECISION_EDGES.get(p["precision"])
         ax.scatter(p[xkey], p[ykey], c=BACKEND_COLOURS.get(p["backend"], "grey"),
                    marker=METHOD_MARKERS.get(p["method"], "o"), s=36, alpha=0.85,
-                   label=f"{p['method']} / {p['backend']}" if key not in seen else None)
+                   edgecolors=edge, linewidths=1.0 if edge else 0,
+                   label=f"{p['method']} / {p['backend']} {p['precision']}" if key not in seen else None)
         seen.add(key)
 
 

@@ -6,10 +6,12 @@
 #   bash scripts/study.sh paper     # the papers' schedules (160-epoch baseline, 40-epoch fine-tunes, 200-epoch students): GPUs
 #
 # Outputs on disk are the state: every step is skipped when its output exists (checkpoints are written atomically),
-# so an interrupted study continues where it stopped. Environment: CIFAR10_DIR (data), PRETRAINED (folder with the
-# akamaster .th files; default ../shared/pretrained/akamaster), RUNS (default runs/study-PRESET), RESULTS / IMGS
-# (default results/ and imgs/ for quick, RUNS/results and RUNS/imgs otherwise), THREADS, UNTIL=methods (stop before
-# the benchmark, to measure later on a quiet machine).
+# so an interrupted study continues where it stopped. The benchmark measures on this machine every checkpoint that
+# its results CSV does not hold from this machine (same checkpoint sha256, CPU, CPU features, threads and runtime
+# versions): rows from another machine are never reused. Environment: CIFAR10_DIR (data), PRETRAINED (folder with
+# the akamaster .th files; default ../shared/pretrained/akamaster), RUNS (default runs/study-PRESET), RESULTS / IMGS
+# (default RUNS/results and RUNS/imgs; PUBLISH=1 writes the committed results/ and imgs/ instead), THREADS,
+# UNTIL=methods (stop before the benchmark, to measure later on a quiet machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PRESET=${1:-quick}
@@ -22,13 +24,13 @@ case "$PRESET" in
   smoke)
     DATA="$RUNS/data"
     [ -f "$DATA/cifar-10-batches-py/test_batch" ] || python -m common.data "$DATA" --train 640 --test 128 >/dev/null
-    RESULTS=${RESULTS:-$RUNS/results}; IMGS=${IMGS:-$RUNS/imgs}
     TEACHER_ARCH=resnet20; STUDENT=resnet8
     FT=(--epochs 1 --lr 0.02 --schedule cosine --batch-size 64)
     STUDENT_FT=(--epochs 1 --lr 0.05 --schedule cosine --batch-size 64)
     L1_SCHEMES=("u50r8:--ratio 0.5 --round-to 8")
     PERCENTS="90"; LOWRANK=("svd:--scheme svd --target-flops 0.5 --multiple 8"); CALIB=64
-    BENCH=(--backends eager,onnx --batch-sizes 1,16 --quick)
+    BENCH=(--backends eager,onnx,openvino --batch-sizes 1,16 --quick)
+    ENGINES="onnxruntime openvino"
     ;;
   quick|paper)
     DATA=${CIFAR10_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cifar-compress/cifar10}
@@ -37,7 +39,6 @@ case "$PRESET" in
            "or run scripts/main.sh (downloads with internet)" >&2
       exit 2
     fi
-    RESULTS=${RESULTS:-results}; IMGS=${IMGS:-imgs}
     TEACHER_ARCH=resnet56; STUDENT=resnet20
     L1_SCHEMES=("A:--variant A" "B:--variant B" "u50r8:--ratio 0.5 --round-to 8")
     PERCENTS="30 50 70 90 95"; CALIB=1024
@@ -50,15 +51,21 @@ case "$PRESET" in
       # Students start from the published ResNet-20: a random init cannot learn much in a CPU-sized schedule.
       STUDENT=$RUNS/base/r20.pt
       STUDENT_FT=("${FT[@]}")
-      BENCH=(--backends eager,onnx --batch-sizes 1,64 --repeat 3)
+      # eager (what a PyTorch user runs today) and the two deployment runtimes; torch.compile costs ~30 s of
+      # compiling per checkpoint and batch size here and ranked between eager and ONNX Runtime.
+      BENCH=(--backends eager,onnx,openvino --batch-sizes 1,64 --repeat 3 --min-seconds 2)
+      ENGINES="onnxruntime openvino"
     else
       FT=(--recipe finetune)
       STUDENT_FT=(--recipe student)
-      BENCH=(--backends eager,compile,onnx --batch-sizes 1,64 --repeat 3)
+      BENCH=(--backends eager,compile,onnx,openvino --batch-sizes 1,64 --repeat 3)
+      ENGINES="onnxruntime openvino pt2e"
     fi
     ;;
   *) echo "study.sh: unknown preset '$PRESET' (smoke, quick or paper)" >&2; exit 2 ;;
 esac
+if [ "${PUBLISH:-}" = 1 ]; then RESULTS=${RESULTS:-results}; IMGS=${IMGS:-imgs}; fi
+RESULTS=${RESULTS:-$RUNS/results}; IMGS=${IMGS:-$RUNS/imgs}
 COMMON=(--data-dir "$DATA" --threads "$THREADS" --no-progress)
 
 source scripts/lib.sh  # step OUTPUT command...
@@ -120,20 +127,23 @@ step "$S/student-fitnet1.pt" python -m fitnets.train --teacher "$B/r56-ft.pt" --
   "${STUDENT_FT[@]}" "${COMMON[@]}" --out "$S/student-fitnet1.pt"
 MEASURED+=("$S/student-noteacher.pt" "$S/student-kd.pt" "$S/student-fitnet.pt" "$S/student-fitnet1.pt")
 
-# ---- int8 (ONNX Runtime static QDQ, calibrated on training images) ----
-step "$RUNS/quant/r56-ft-int8.pt" python -m quantization.ptq "$B/r56-ft.pt" --calib-images $CALIB --data-dir "$DATA" \
-  --threads "$THREADS" --out "$RUNS/quant/r56-ft-int8.pt"
-MEASURED+=("$RUNS/quant/r56-ft-int8.pt")
+# ---- int8: static post-training quantisation for each deployment engine, calibrated on the same training images ----
+int8() {  # int8 SRC OUT_STEM: one int8 checkpoint per engine, OUT_STEM-ENGINE.pt
+  for engine in $ENGINES; do
+    step "$2-$engine.pt" python -m quantization.ptq "$1" --engine "$engine" --calib-images $CALIB --data-dir "$DATA" \
+      --threads "$THREADS" --out "$2-$engine.pt"
+    MEASURED+=("$2-$engine.pt")
+  done
+}
+int8 "$B/r56-ft.pt" "$RUNS/quant/r56-ft-int8"
 
 # ---- stacked: L1 (SIMD-friendly widths) -> KD fine-tune from the unpruned teacher -> int8; student -> int8 ----
 L1=$RUNS/l1/r56-u50r8.pt
 step "$RUNS/stack/r56-u50r8-kd.pt" python -m distillation.train --teacher "$B/r56-ft.pt" --student "$L1" \
   --temperature 4 --alpha 0.5 "${FT[@]}" "${COMMON[@]}" --out "$RUNS/stack/r56-u50r8-kd.pt"
-step "$RUNS/stack/r56-u50r8-kd-int8.pt" python -m quantization.ptq "$RUNS/stack/r56-u50r8-kd.pt" --calib-images $CALIB \
-  --data-dir "$DATA" --threads "$THREADS" --out "$RUNS/stack/r56-u50r8-kd-int8.pt"
-step "$RUNS/stack/student-kd-int8.pt" python -m quantization.ptq "$S/student-kd.pt" --calib-images $CALIB \
-  --data-dir "$DATA" --threads "$THREADS" --out "$RUNS/stack/student-kd-int8.pt"
-MEASURED+=("$RUNS/stack/r56-u50r8-kd.pt" "$RUNS/stack/r56-u50r8-kd-int8.pt" "$RUNS/stack/student-kd-int8.pt")
+MEASURED+=("$RUNS/stack/r56-u50r8-kd.pt")
+int8 "$RUNS/stack/r56-u50r8-kd.pt" "$RUNS/stack/r56-u50r8-kd-int8"
+int8 "$S/student-kd.pt" "$RUNS/stack/student-kd-int8"
 
 if [ "${UNTIL:-}" = methods ]; then  # e.g. train on a busy machine now, benchmark later on a quiet one
   echo "study ($PRESET): every checkpoint is made; stopping before the benchmark (UNTIL=methods)"; exit 0
@@ -141,8 +151,9 @@ fi
 
 # ---- measure every checkpoint against the equally fine-tuned baseline, then figures and summary ----
 mkdir -p "$RESULTS" "$IMGS"
-step "$RESULTS/benchmark.csv" python -m benchmark.run "${MEASURED[@]}" --baseline "$B/r56-ft.pt" --data-dir "$DATA" \
-  --threads "$THREADS" "${BENCH[@]}" --no-progress --out "$RESULTS/benchmark.csv"
+echo "[bench] ${#MEASURED[@]} checkpoints on $(python -c 'from common.machine import cpu_name; print(cpu_name())')"
+python -m benchmark.run "${MEASURED[@]}" --baseline "$B/r56-ft.pt" --data-dir "$DATA" --threads "$THREADS" \
+  "${BENCH[@]}" --skip-measured --no-progress --out "$RESULTS/benchmark.csv"
 python -m plots.make --results "$RESULTS/benchmark.csv" --out "$IMGS"
 python -m plots.summary --results "$RESULTS/benchmark.csv" --out "$RESULTS/summary.md"
 echo "study ($PRESET) done: $RESULTS/summary.md, figures in $IMGS/"
