@@ -13,6 +13,7 @@ ONNX Runtime fp32, ../shared/REFERENCE-MEASUREMENTS.md).
 """
 import os
 import tempfile
+import warnings
 
 import numpy as np
 import torch
@@ -36,7 +37,8 @@ def engine_of(ckpt):
 def openvino_from_module(model):
     """openvino.Model of a float module, batch dimension dynamic."""
     import openvino as ov
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # convert_model traces with torch.jit, which warns it is old
         return ov.convert_model(model.eval().cpu(), example_input=torch.randn(1, 3, 32, 32), input=[(-1, 3, 32, 32)])
 
 

@@ -130,9 +130,9 @@ def _panels(points, title):
     return fig, dict(zip(batches, axes[0]))
 
 
-def _per_batch_figure(points, title, name, context, out, draw, legend_size=7):
+def _per_batch_figure(points, title, name, context, out, draw, legend_size=7, note=""):
     """One panel per batch size; `draw(ax, points_of_that_batch, batch)` plots and labels a panel (False: leave it empty)."""
-    fig, axes = _panels(points, title)
+    fig, axes = _panels(points, title + (f" ({note})" if note else ""))
     for batch, ax in axes.items():
         if draw(ax, [p for p in points if p["batch"] == batch], batch) is False:
             continue
@@ -142,7 +142,7 @@ def _per_batch_figure(points, title, name, context, out, draw, legend_size=7):
     _save(fig, out, name)
 
 
-def plot_speedup_vs_compression(data, context, out):
+def plot_speedup_vs_compression(data, context, out, note=""):
     def draw(ax, sub, batch):
         _scatter_by(ax, [p for p in sub if p["x"] == p["x"]])  # x is NaN where a baseline size is missing
         ax.set_xscale("log")
@@ -150,10 +150,10 @@ def plot_speedup_vs_compression(data, context, out):
         ax.set_xlabel("compression ratio (baseline bytes / compressed bytes, log)")
         ax.set_ylabel(f"measured speedup over baseline (batch {batch})")
     _per_batch_figure(data["speedup_vs_compression"], "Measured speedup vs compression ratio", "speedup_vs_compression",
-                      context, out, draw)
+                      context, out, draw, note=note)
 
 
-def plot_accuracy_vs_speedup(data, context, out):
+def plot_accuracy_vs_speedup(data, context, out, note=""):
     def draw(ax, sub, batch):
         if not sub:
             return False
@@ -174,10 +174,10 @@ def plot_accuracy_vs_speedup(data, context, out):
         ax.set_xlabel(f"measured speedup over baseline (batch {batch})")
         ax.set_ylabel("top-1 change vs baseline (points)")
     _per_batch_figure(data["accuracy_vs_speedup"], "Top-1 change vs measured speedup", "accuracy_vs_speedup",
-                      context, out, draw, legend_size=6)
+                      context, out, draw, legend_size=6, note=note)
 
 
-def plot_theoretical_vs_measured(data, context, out):
+def plot_theoretical_vs_measured(data, context, out, note=""):
     def draw(ax, sub, batch):
         if not sub:
             return False
@@ -189,15 +189,16 @@ def plot_theoretical_vs_measured(data, context, out):
         ax.set_xlabel("theoretical speedup (baseline MACs / effective MACs)")
         ax.set_ylabel(f"measured speedup (batch {batch})")
     _per_batch_figure(data["theoretical_vs_measured"], "Theoretical (MACs) vs measured speedup", "theoretical_vs_measured",
-                      context, out, draw)
+                      context, out, draw, note=note)
 
 
-def plot_latency(data, context, out):
+def plot_latency(data, context, out, note=""):
     pts = data["latency_batch1"]
     backends = sorted({p["backend"] for p in pts}) or ["none"]
     fig, axes = plt.subplots(1, len(backends), figsize=(6.2 * len(backends), 0.5 + 0.28 * max(8, len(pts) / len(backends))),
                              squeeze=False)
-    fig.suptitle("Batch-1 latency percentiles (ms): p50 bar, p90/p95/p99 ticks", fontsize=12)
+    fig.suptitle("Batch-1 latency percentiles (ms): p50 bar, p90/p95/p99 ticks" + (f" ({note})" if note else ""),
+                 fontsize=12)
     for ax, backend in zip(axes[0], backends):
         sub = sorted([p for p in pts if p["backend"] == backend], key=lambda p: p["p50"])
         ys = range(len(sub))
@@ -221,16 +222,16 @@ def _save(fig, out, name):
     plt.close(fig)
 
 
-def make(results, out):
+def make(results, out, note=""):
     df = load(results)
     os.makedirs(out, exist_ok=True)
     plt.rcParams["svg.hashsalt"] = "cifar-compress"
     data = figure_data(df)
     context = _context(df)
-    plot_speedup_vs_compression(data, context, out)
-    plot_accuracy_vs_speedup(data, context, out)
-    plot_theoretical_vs_measured(data, context, out)
-    plot_latency(data, context, out)
+    plot_speedup_vs_compression(data, context, out, note)
+    plot_accuracy_vs_speedup(data, context, out, note)
+    plot_theoretical_vs_measured(data, context, out, note)
+    plot_latency(data, context, out, note)
     with open(os.path.join(out, "figures.json"), "w") as f:
         json.dump({"results": os.path.relpath(results, out) if not os.path.isabs(results) else results, **data}, f, indent=1)
     return data
@@ -240,9 +241,10 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--results", default="results/benchmark.csv")
     p.add_argument("--out", default="imgs")
+    p.add_argument("--note", default="", help="added to every figure title, e.g. 'before fine-tuning'")
     args = p.parse_args(argv)
     try:
-        make(args.results, args.out)
+        make(args.results, args.out, args.note)
     except PlotError as e:
         print(f"make.py: error: {e}", file=sys.stderr)
         sys.exit(2)

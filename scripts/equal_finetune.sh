@@ -21,7 +21,6 @@ DATA=${CIFAR10_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cifar-compress/cifar10}
 QUICK=${QUICK:-runs/study-quick}   # published weights converted by scripts/study.sh quick, and its teacher
 OUT=${OUT:-runs/ft-e$EPOCHS}
 THREADS=${THREADS:-$(nproc)}
-PRETRAINED=${PRETRAINED:-../shared/pretrained/akamaster}
 ONLY=${ONLY:-base l1b l1r16 lowrank w90 kd kd32 int8}
 for f in "$QUICK/base/r56.pt" "$QUICK/base/r20.pt" "$QUICK/base/r56-ft.pt"; do
   [ -f "$f" ] || { echo "equal_finetune.sh: $f missing: run 'bash scripts/study.sh quick' first (UNTIL=methods is enough)" >&2; exit 2; }
@@ -54,8 +53,7 @@ for item in $ONLY; do
       [ -f "$OUT/r56-ft.pt" ] || { echo "equal_finetune.sh: $item needs the teacher $OUT/r56-ft.pt: run item base first" >&2; exit 2; }
       if [ $item = kd ]; then student=$QUICK/base/r20.pt; name=r20-kd; else
         student=$OUT/r32.pt; name=r32-kd
-        src=$(ls "$PRETRAINED"/resnet32-*.th 2>/dev/null | head -1 || true)
-        [ -n "$src" ] || { echo "equal_finetune.sh: no published resnet32 in $PRETRAINED (set PRETRAINED)" >&2; exit 2; }
+        src=$(python -m models.pretrained resnet32) || exit 2
         step "$student" python -m models.convert "$src" --out "$student"
       fi
       step "$OUT/$name.pt" python -m distillation.train --teacher "$OUT/r56-ft.pt" --student "$student" \

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: data, published baseline, then the study (preset: $PRESET, default quick).
+# The main job on a fresh machine: data, published baseline, a first answer in minutes (study preset taste), then
+# the study (preset: $PRESET, default quick). Results and figures go under runs/study-PRESET/ (PUBLISH=1: the
+# committed results/ and imgs/).
 #   bash scripts/main.sh            # data into $CIFAR10_DIR (default ~/.cache/cifar-compress/cifar10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,4 +14,8 @@ if [ ! -f "$CIFAR10_DIR/cifar-10-batches-py/test_batch" ]; then
       || { echo "main.sh: no CIFAR-10: build ../shared/cifar10 or allow the download into $CIFAR10_DIR" >&2; exit 2; }
   fi
 fi
-exec bash scripts/study.sh "${PRESET:-quick}"
+start=$(date +%s)
+RUNS=${RUNS:-runs/study-${PRESET:-quick}} bash scripts/study.sh taste
+echo "main.sh: first answer (before fine-tuning) after $(( ($(date +%s) - start) / 60 )) min; now the ${PRESET:-quick} study"
+RUNS=${RUNS:-runs/study-${PRESET:-quick}} bash scripts/study.sh "${PRESET:-quick}"
+echo "main.sh: done after $(( ($(date +%s) - start) / 60 )) min"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole study: baseline -> every method -> fine-tuning -> stacked compression -> benchmark -> figures -> summary.
 #
+#   bash scripts/study.sh taste     # minutes: published ResNet-56 compressed without any training, fastest runtime
 #   bash scripts/study.sh quick     # this 2-core CPU, ~1-2 h: published ResNet-20/56, short fine-tunes on the JPEG copy
 #   bash scripts/study.sh smoke     # synthetic data, tiny models, a few minutes (run by the test suite)
 #   bash scripts/study.sh paper     # the papers' schedules (160-epoch baseline, 40-epoch fine-tunes, 200-epoch students): GPUs
@@ -9,14 +10,13 @@
 # so an interrupted study continues where it stopped. The benchmark measures on this machine every checkpoint that
 # its results CSV does not hold from this machine (same checkpoint sha256, CPU, CPU features, threads and runtime
 # versions): rows from another machine are never reused. Environment: CIFAR10_DIR (data), PRETRAINED (folder with
-# the akamaster .th files; default ../shared/pretrained/akamaster), RUNS (default runs/study-PRESET), RESULTS / IMGS
+# the akamaster .th files; default ../shared/pretrained/akamaster, then a cache, then fetched: models/pretrained.py), RUNS (default runs/study-PRESET), RESULTS / IMGS
 # (default RUNS/results and RUNS/imgs; PUBLISH=1 writes the committed results/ and imgs/ instead), THREADS,
 # UNTIL=methods (stop before the benchmark, to measure later on a quiet machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PRESET=${1:-quick}
 RUNS=${RUNS:-runs/study-$PRESET}
-PRETRAINED=${PRETRAINED:-../shared/pretrained/akamaster}
 THREADS=${THREADS:-$(nproc)}
 mkdir -p "$RUNS"/{base,l1,weight,lowrank,distill,quant,stack}
 
@@ -32,7 +32,7 @@ case "$PRESET" in
     BENCH=(--backends eager,onnx,openvino --batch-sizes 1,16 --quick)
     ENGINES="onnxruntime openvino"
     ;;
-  quick|paper)
+  quick|paper|taste)
     DATA=${CIFAR10_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cifar-compress/cifar10}
     if [ ! -f "$DATA/cifar-10-batches-py/test_batch" ]; then
       echo "study.sh: no CIFAR-10 under $DATA: set CIFAR10_DIR, build it with 'python ../shared/cifar10/build.py DIR'," \
@@ -62,7 +62,7 @@ case "$PRESET" in
       ENGINES="onnxruntime openvino pt2e"
     fi
     ;;
-  *) echo "study.sh: unknown preset '$PRESET' (smoke, quick or paper)" >&2; exit 2 ;;
+  *) echo "study.sh: unknown preset '$PRESET' (taste, smoke, quick or paper)" >&2; exit 2 ;;
 esac
 if [ "${PUBLISH:-}" = 1 ]; then RESULTS=${RESULTS:-results}; IMGS=${IMGS:-imgs}; fi
 RESULTS=${RESULTS:-$RUNS/results}; IMGS=${IMGS:-$RUNS/imgs}
@@ -70,18 +70,41 @@ COMMON=(--data-dir "$DATA" --threads "$THREADS" --no-progress)
 
 source scripts/lib.sh  # step OUTPUT command...
 
-# ---- baseline: published weights when given (quick), trained from scratch otherwise ----
+# ---- baseline: published weights when given (quick, taste), trained from scratch otherwise ----
 B=$RUNS/base
-if [ "$PRESET" = quick ]; then
+if [ "$PRESET" = quick ] || [ "$PRESET" = taste ]; then
   for depth in 56 20; do
-    src=$(ls "$PRETRAINED"/resnet$depth-*.th 2>/dev/null | head -1 || true)
-    [ -n "$src" ] || { echo "study.sh: no published resnet$depth in $PRETRAINED (set PRETRAINED)" >&2; exit 2; }
+    src=""; [ -e "$B/r$depth.pt" ] || src=$(python -m models.pretrained resnet$depth) || exit 2  # found or fetched, hash-checked
     step "$B/r$depth.pt" python -m models.convert "$src" --out "$B/r$depth.pt"
   done
 else
   step "$B/r56.pt" python -m models.train --model $TEACHER_ARCH "${COMMON[@]}" \
     $([ "$PRESET" = smoke ] && echo "--epochs 2 --lr 0.05 --batch-size 64" || echo "--recipe scratch") --out "$B/r56.pt"
 fi
+# ---- taste: a first answer in minutes: every data-free compression of the published ResNet-56, no training ----
+if [ "$PRESET" = taste ]; then
+  T=$RUNS/taste; mkdir -p "$T"
+  FASTEST=$(python -c 'from benchmark.runners import available_backends as a; print("openvino" if "openvino" in a() else "onnx")')
+  step "$T/r56-l1-A.pt" python -m pruning_l1.prune "$B/r56.pt" --variant A --threads "$THREADS" --out "$T/r56-l1-A.pt"
+  step "$T/r56-l1-B.pt" python -m pruning_l1.prune "$B/r56.pt" --variant B --threads "$THREADS" --out "$T/r56-l1-B.pt"
+  step "$T/r56-p90.pt" python -m pruning_weight.prune "$B/r56.pt" --percent 90 --out "$T/r56-p90.pt"
+  step "$T/r56-spatial-f7-m16.pt" python -m lowrank.decompose "$B/r56.pt" --scheme spatial --target-flops 0.7 \
+    --multiple 16 --threads "$THREADS" --out "$T/r56-spatial-f7-m16.pt"
+  engine=$([ "$FASTEST" = openvino ] && echo openvino || echo onnxruntime)
+  step "$T/r56-int8-$engine.pt" python -m quantization.ptq "$B/r56.pt" --engine $engine --calib-images 1024 \
+    --data-dir "$DATA" --threads "$THREADS" --out "$T/r56-int8-$engine.pt"
+  mkdir -p "$RESULTS" "$IMGS"
+  echo "[bench] 6 checkpoints on $FASTEST and eager"
+  python -m benchmark.run "$B/r56.pt" "$T"/r56-{l1-A,l1-B,p90,spatial-f7-m16,int8-$engine}.pt --baseline "$B/r56.pt" \
+    --data-dir "$DATA" --threads "$THREADS" --backends "eager,$FASTEST" --batch-sizes 1,64 --repeat 2 --slices 4 \
+    --min-seconds 1 --skip-measured --no-progress --out "$RESULTS/benchmark_taste.csv"
+  python -m plots.make --results "$RESULTS/benchmark_taste.csv" --out "$IMGS/taste" --note "before fine-tuning"
+  python -m plots.summary --results "$RESULTS/benchmark_taste.csv" --out "$RESULTS/summary_taste.md" \
+    --title "Taste: the published ResNet-56 compressed without any fine-tuning (before fine-tuning)"
+  echo "study (taste) done: $RESULTS/summary_taste.md, figures in $IMGS/taste/"
+  exit 0
+fi
+
 # The equally fine-tuned baseline: every method below gets the same fine-tune, and is compared with this.
 step "$B/r56-ft.pt" python -m models.train --from "$B/r56.pt" "${FT[@]}" "${COMMON[@]}" --out "$B/r56-ft.pt"
 TEACHER=$B/r56.pt

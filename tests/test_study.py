@@ -21,7 +21,8 @@ def test_pareto_front():
     assert pareto(pts) == [(0.5, 1.0), (1.5, 0.5), (2.0, -1.0), (2.5, -2.0), (3.0, -5.0)]
 
 
-@pytest.mark.parametrize("csv_name, imgs", [("benchmark.csv", "imgs"), ("benchmark_e2.csv", "imgs/e2")])
+@pytest.mark.parametrize("csv_name, imgs", [("benchmark.csv", "imgs"), ("benchmark_e2.csv", "imgs/e2"),
+                                           ("archive/benchmark_quick_amd_epyc.csv", "imgs/archive")])
 def test_committed_figures_are_what_plots_make_draws_from_the_committed_csv(csv_name, imgs):
     csv, folder = ROOT / "results" / csv_name, ROOT / imgs
     if not csv.exists():
