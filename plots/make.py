@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 BACKEND_COLOURS = {"eager": "tab:blue", "compile": "tab:green", "onnx": "tab:orange", "openvino": "tab:purple"}
-PRECISION_EDGES = {"fp32": None, "bf16": "k", "fp16": "k", "int8": "red"}  # bf16/int8 points get an outline
+PRECISION_EDGES = {"fp32": None, "bf16": "k", "fp16": "k", "int8": "k"}  # bf16/int8 points get an outline
 METHOD_MARKERS = {"baseline": "o", "l1": "s", "weight_prune": "x", "kd": "^", "fitnets": "v", "student": "<",
                   "lowrank": "D", "qat": "P", "int8": "*", "stack": "h"}
 REQUIRED = ["checkpoint", "checkpoint_sha256", "method", "baseline_sha256", "backend", "device", "precision", "batch",
@@ -108,7 +108,7 @@ def machine_context(df):
 
 def _context(df):
     datas = "; ".join(sorted(set(df["data"].astype(str))))
-    return f"{machine_context(df)} | accuracy data: {datas}"
+    return f"{machine_context(df)}\naccuracy data: {datas}"
 
 
 def _scatter_by(ax, points, xkey="x", ykey="y"):
@@ -215,7 +215,7 @@ def plot_latency(data, context, out, note=""):
 
 
 def _save(fig, out, name):
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     for ext in ("png", "svg"):
         # A fixed SVG hash salt and no date keep the files identical when the CSV has not changed.
         fig.savefig(os.path.join(out, f"{name}.{ext}"), dpi=110, metadata={"Date": None} if ext == "svg" else None)

@@ -11,7 +11,7 @@
 # SIMD-friendly widths: stage ratios 0,0.5,0.75 rounded to 16), lowrank (spatial, 65% of the MACs, ranks x16),
 # w90 (90% magnitude pruning, gradual), kd / kd32 (published ResNet-20 / ResNet-32 as students, Hinton KD from the
 # equally fine-tuned ResNet-56 of item base, which must exist), int8 (ONNX Runtime static int8 of the baseline,
-# the KD students and the low-rank model). Each output is skipped when it exists; a killed run continues with
+# the KD students and the low-rank model, for ONNX Runtime and for OpenVINO). Each output is skipped when it exists; a killed run continues with
 # --resume from its run folder. LR overrides the quick recipe's learning rate for every item (set OUT too, so runs
 # with different rates do not mix); WSTEPS is the number of gradual pruning events of item w90 (default 4).
 set -euo pipefail
@@ -61,8 +61,10 @@ for item in $ONLY; do
     int8)
       for m in r56-ft r20-kd r32-kd r56-spatial-f65-m16-ft; do
         [ -f "$OUT/$m.pt" ] || { echo "[skip] $OUT/$m-int8.pt: $OUT/$m.pt not made yet"; continue; }
-        step "$OUT/$m-int8.pt" python -m quantization.ptq "$OUT/$m.pt" --calib-images 1024 --data-dir "$DATA" \
-          --threads "$THREADS" --out "$OUT/$m-int8.pt"
+        for engine in onnxruntime openvino; do
+          step "$OUT/$m-int8-$engine.pt" python -m quantization.ptq "$OUT/$m.pt" --engine $engine --data-dir "$DATA" \
+            --threads "$THREADS" --out "$OUT/$m-int8-$engine.pt"
+        done
       done ;;
     *) echo "equal_finetune.sh: unknown item '$item' (base l1b l1r16 lowrank w90 kd kd32 int8)" >&2; exit 2 ;;
   esac
