@@ -482,3 +482,16 @@ def test_every_runtime_and_int8_engine_in_one_run(tiny, tmp_path):
         assert r["measured_speedup"] > 0
     ov = [r for r in rows if r["backend"] == "openvino"]
     assert all("LATENCY hint, 1 stream, 1 threads" in r["runtime_config"] for r in ov)
+
+
+def test_progress_written_to_a_file_is_not_a_wall_of_carriage_returns(tiny, tmp_path):
+    """A log file gets no tqdm bar (its updates would pile up in one line): progress shows on a terminal only."""
+    log = tmp_path / "log.txt"
+    with open(log, "w") as f:
+        r = subprocess.run([sys.executable, "-m", "benchmark.run", str(tiny["base"]), "--data-dir", str(tiny["data"]),
+                            "--backends", "eager", "--batch-sizes", "1", "--iterations", "50", "--repeat", "2",
+                            "--slices", "8", "--warmup-seconds", "0", "--min-seconds", "0", "--out",
+                            str(tmp_path / "b.csv")], cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, timeout=300)
+    text = log.read_text()
+    assert r.returncode == 0, text
+    assert max(line.count("\r") for line in text.splitlines()) <= 3
