@@ -115,7 +115,7 @@ def main(argv=None):
                      "schedule": sched, "_key": key, "test_data": desc,
                      "top1": round(top1_of(path, model, ckpt, args, test), 2),
                      "params": m["params"], "macs": int(m["macs"]), "macs_speedup": round(t_macs / m["macs"], 2),
-                     "measured_speedup": speed.get(file_sha256(path), ""),
+                     "measured_speedup": round(speed[file_sha256(path)], 2) if file_sha256(path) in speed else "",
                      "reference_top1": REFERENCE.get(method, "") if ckpt["spec"].get("name") == "resnet20" else "",
                      "checkpoint": path})
     base = {(r["student"], r["_key"]): r["top1"] for r in rows if r["method"] == "no-teacher"}
