@@ -24,8 +24,8 @@ from benchmark.checkpoint import Checkpoint, environment
 from benchmark.results import merge_rows, read_rows, same_machine
 from benchmark.runners import BACKENDS, accuracy, available_backends, check_request, configurations, make_runner
 from benchmark.timing import (LATENCY_ITERATIONS, PERCENTILES, THROUGHPUT_IMAGES, achieved_gflops, combine_slices,
-                              default_iterations, default_warmup, machine_probe, median_spread, slice_plan,
-                              time_iterations)
+                              default_iterations, default_warmup, interval_columns, machine_probe, median_spread,
+                              paired_speedup_ci, slice_plan, time_iterations)
 from common import cli
 from common.progress import progress_bar
 from common.data import load_cifar10
@@ -224,10 +224,12 @@ def main(argv=None):
     stats = {(c, batch): [combine_slices(parts[(c, batch, r)], batch) for r in range(args.repeat)]
              for c in range(len(configs)) for batch in batch_sizes}
 
-    rows = []
+    rows, units = [], {}  # units: row key -> its timed slices [(times, seconds)], repeat by repeat in round order
     for c, (ck, backend, precision, runner, top1, inputs) in enumerate(configs):
         for batch in batch_sizes:
             reps = stats[(c, batch)]
+            slices = [(t, sec) for r in range(args.repeat) for t, sec, _ in parts[(c, batch, r)]]
+            units[(ck.sha256, backend, precision, batch)] = slices
             row = ck.describe()
             row.update({"data": data_label, "test_images": len(labels), "top1": top1, "backend": backend,
                         "runtime_config": runner.config, "device": args.device, "precision": precision,
@@ -236,10 +238,11 @@ def main(argv=None):
                         "warmup": warmup_for(slice_iterations(batch)), "warmup_seconds": args.warmup_seconds,
                         "min_seconds": args.min_seconds, "repeats": len(reps), "slices": args.slices})
             row.update(repeat_statistics(reps))
+            row.update(interval_columns(slices, batch))
             row["gflops"] = achieved_gflops(ck.metrics["macs"], row["throughput_ips"])
             row.update(env)
             rows.append(row)
-    add_speedups(rows, ckpts, existing, env)
+    add_speedups(rows, ckpts, existing, env, units)
     merge_rows(args.out, rows)
     print_table(rows)
     print(f"wrote {len(rows)} rows to {args.out}")
@@ -265,10 +268,12 @@ def seconds_per_image(row):
     return row["latency_p50_ms"] / 1e3 if row["batch"] == 1 else 1.0 / row["throughput_ips"]
 
 
-def add_speedups(rows, ckpts, existing, env):
+def add_speedups(rows, ckpts, existing, env, units=None):
     """Theoretical speedup = baseline MACs / effective MACs; measured = baseline seconds per image / this one's,
     with the baseline measured in fp32 on the same backend, device and batch, on this machine (this run's rows
-    first, then the CSV's rows from the same machine and versions)."""
+    first, then the CSV's rows from the same machine and versions). When the baseline ran in this run, the
+    speedup gets a 95% interval from the paired slices (`units`: row key -> slices); from the CSV it gets none."""
+    units = units or {}
     def find(sha, row):
         for candidates in (rows, [r for r in existing if same_machine(r, env)]):
             for r in candidates:
@@ -282,6 +287,7 @@ def add_speedups(rows, ckpts, existing, env):
         sha = row["baseline_sha256"]
         if row["checkpoint_sha256"] == sha and row["precision"] == REFERENCE:
             row["theoretical_speedup"] = row["measured_speedup"] = 1.0
+            row["measured_speedup_ci_low"] = row["measured_speedup_ci_high"] = 1.0
             continue
         base_macs = ckpts[sha].metrics["macs"] if sha in ckpts else None
         base = find(sha, row) if sha else None
@@ -289,6 +295,10 @@ def add_speedups(rows, ckpts, existing, env):
             base_macs = base.get("macs")
         row["theoretical_speedup"] = base_macs / row["effective_macs"] if base_macs and row["effective_macs"] else None
         row["measured_speedup"] = seconds_per_image(base) / seconds_per_image(row) if base else None
+        mine = units.get((row["checkpoint_sha256"], row["backend"], row["precision"], row["batch"]))
+        theirs = units.get((sha, row["backend"], REFERENCE, row["batch"])) if any(base is r for r in rows) else None
+        if mine and theirs and len(mine) == len(theirs):
+            row["measured_speedup_ci_low"], row["measured_speedup_ci_high"] = paired_speedup_ci(mine, theirs, row["batch"])
 
 
 def print_table(rows):

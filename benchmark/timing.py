@@ -73,6 +73,63 @@ def combine_slices(parts, batch):
     return result
 
 
+# ---------------------------------------------------------------- confidence intervals
+
+BOOTSTRAP_RESAMPLES = 1000
+CI_LEVEL = 0.95
+
+
+def bootstrap_ci(n_units, statistic, resamples=BOOTSTRAP_RESAMPLES, level=CI_LEVEL, seed=0):
+    """(low, high) percentile-bootstrap interval of statistic(indices) over `n_units` resampled with replacement.
+
+    The units are a run's timed slices (every slice of every repeat): each ran at its own moment of the session,
+    so they are the independent samples of the machine's state, while the iterations inside one slice are not.
+    One unit gives a degenerate interval (the statistic itself)."""
+    everything = np.arange(n_units)
+    if n_units < 2:
+        value = statistic(everything)
+        return value, value
+    rng = np.random.default_rng(seed)
+    values = [statistic(rng.integers(0, n_units, n_units)) for _ in range(resamples)]
+    tail = 100 * (1 - level) / 2
+    return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))
+
+
+def slice_statistics(units, batch):
+    """Functions of a resample (unit indices) -> p50 ms, p95 ms, images/s, seconds per image, pooled over the units
+    [(per-iteration seconds, timed seconds), ...]."""
+    def pooled(idx):
+        return np.concatenate([units[i][0] for i in idx])
+
+    def ips(idx):
+        return throughput(sum(len(units[i][0]) for i in idx), batch, sum(units[i][1] for i in idx))
+    return {"p50": lambda idx: float(np.percentile(pooled(idx), 50)) * 1e3,
+            "p95": lambda idx: float(np.percentile(pooled(idx), 95)) * 1e3,
+            "ips": ips,
+            "seconds_per_image": (lambda idx: float(np.percentile(pooled(idx), 50))) if batch == 1 else
+            (lambda idx: 1.0 / ips(idx))}
+
+
+def interval_columns(units, batch, seed=0):
+    """The row's 95% interval columns for p50, p95 and throughput, bootstrapped over its slices."""
+    stats = slice_statistics(units, batch)
+    row = {}
+    for name, column in (("p50", "latency_p50"), ("p95", "latency_p95"), ("ips", "throughput")):
+        row[f"{column}_ci_low"], row[f"{column}_ci_high"] = bootstrap_ci(len(units), stats[name], seed=seed)
+    return row
+
+
+def paired_speedup_ci(units, base_units, batch, seed=0):
+    """95% interval of (baseline seconds per image) / (this one's), resampling slice *pairs*: slice k of repeat r
+    of a checkpoint and of its baseline ran in the same round of the same session, so drift of the machine moves
+    both and cancels in the ratio."""
+    if len(units) != len(base_units):
+        raise ValueError("paired slices: both measurements need the same number of slices")
+    mine, base = slice_statistics(units, batch), slice_statistics(base_units, batch)
+    return bootstrap_ci(len(units), lambda idx: base["seconds_per_image"](idx) / mine["seconds_per_image"](idx),
+                        seed=seed)
+
+
 # ---------------------------------------------------------------- timing
 
 def time_iterations(step, inputs, iterations, warmup, device, latency_mode, warmup_seconds=0.0, min_seconds=0.0):

@@ -19,6 +19,17 @@ def fmt(value, digits=2, suffix=""):
     return "" if pd.isna(value) else f"{value:.{digits}f}{suffix}"
 
 
+def speedup_with_ci(row):
+    """'1.52 (1.48-1.57)'; 'no change' when the 95% interval includes 1; the bare value for rows without one."""
+    value, low, high = row["measured_speedup"], row.get("measured_speedup_ci_low"), row.get("measured_speedup_ci_high")
+    if pd.isna(value):
+        return ""
+    if low is None or high is None or pd.isna(low) or pd.isna(high) or row["checkpoint_sha256"] == row["baseline_sha256"] \
+            and row["precision"] == "fp32":
+        return fmt(value)
+    return f"{fmt(value)} ({fmt(low)}-{fmt(high)}{', no change' if low <= 1 <= high else ''})"
+
+
 def summarize(df, tolerance=0.5, title="Study summary", source="the results CSV"):
     df = with_baseline_columns(df)
     df["name"] = [label(r) for _, r in df.iterrows()]
@@ -52,21 +63,22 @@ def summarize(df, tolerance=0.5, title="Study summary", source="the results CSV"
                      f"{fmt(r['top1_change'])} | {fmt(r['throughput_ips'], 0)} | {fmt(r['vs_eager_fp32'], 1)} |")
     lines += ["", f"## Batch {big} (throughput)", "",
               "| checkpoint | method | backend | precision | top-1 | change | MACs (M) | theoretical speedup | "
-              "measured speedup | measured / theoretical | img/s | x eager fp32 | compression |",
+              "measured speedup (95% CI) | measured / theoretical | img/s | x eager fp32 | compression |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for _, r in df[df["batch"] == big].sort_values(["backend", "vs_eager_fp32"], ascending=[True, False]).iterrows():
         lines.append(f"| {r['name']} | {r['method']} | {r['backend']} | {r['precision']} | {fmt(r['top1'])} | "
                      f"{fmt(r['top1_change'])} | {fmt(r['effective_macs'] / 1e6, 1)} | {fmt(r['theoretical_speedup'])} | "
-                     f"{fmt(r['measured_speedup'])} | {fmt(r['measured_speedup'] / r['theoretical_speedup'])} | "
+                     f"{speedup_with_ci(r)} | {fmt(r['measured_speedup'] / r['theoretical_speedup'])} | "
                      f"{fmt(r['throughput_ips'], 0)} | {fmt(r['vs_eager_fp32'])} | "
                      f"{fmt(r['compression_ratio'], 1, 'x')} |")
     lines += ["", "## Batch 1 (latency, ms)", "",
-              "| checkpoint | method | backend | p50 | p95 | p99 | p95 spread | measured speedup | measured / theoretical |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "| checkpoint | method | backend | precision | p50 | p95 | p99 | p95 spread | measured speedup (95% CI) | "
+              "measured / theoretical |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for _, r in df[df["batch"] == 1].sort_values(["backend", "latency_p50_ms"]).iterrows():
-        lines.append(f"| {r['name']} | {r['method']} | {r['backend']} | {fmt(r['latency_p50_ms'], 3)} | "
+        lines.append(f"| {r['name']} | {r['method']} | {r['backend']} | {r['precision']} | {fmt(r['latency_p50_ms'], 3)} | "
                      f"{fmt(r['latency_p95_ms'], 3)} | {fmt(r['latency_p99_ms'], 3)} | "
-                     f"{fmt(100 * r.get('latency_p95_spread', float('nan')), 1, '%')} | {fmt(r['measured_speedup'])} | "
+                     f"{fmt(100 * r.get('latency_p95_spread', float('nan')), 1, '%')} | {speedup_with_ci(r)} | "
                      f"{fmt(r['measured_speedup'] / r['theoretical_speedup'])} |")
     return "\n".join(lines) + "\n"
 

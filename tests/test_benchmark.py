@@ -480,6 +480,9 @@ def test_every_runtime_and_int8_engine_in_one_run(tiny, tmp_path):
     for r in rows:
         assert r["cpu_features"] == cpu_features() and r["openvino"] and r["torchao"] and r["runtime_config"]
         assert r["measured_speedup"] > 0
+        # 95% intervals: bootstrapped over the 2 x 2 slices; the speedup's paired with the baseline's slices
+        assert 0 < r["measured_speedup_ci_low"] <= r["measured_speedup_ci_high"]
+        assert 0 < r["throughput_ci_low"] <= r["throughput_ci_high"] and r["latency_p50_ci_low"] <= r["latency_p50_ci_high"]
     ov = [r for r in rows if r["backend"] == "openvino"]
     assert all("LATENCY hint, 1 stream, 1 threads" in r["runtime_config"] for r in ov)
 
@@ -495,3 +498,49 @@ def test_progress_written_to_a_file_is_not_a_wall_of_carriage_returns(tiny, tmp_
     text = log.read_text()
     assert r.returncode == 0, text
     assert max(line.count("\r") for line in text.splitlines()) <= 3
+
+
+# ---------------------------------------------------------------- confidence intervals
+
+def test_bootstrap_interval_of_two_units_is_their_range():
+    # The mean of 2 units resampled with replacement is a (p 1/4), (a+b)/2 (p 1/2) or b (p 1/4): the 2.5th and
+    # 97.5th percentiles of its bootstrap distribution are a and b.
+    values = np.array([3.0, 7.0])
+    low, high = timing.bootstrap_ci(2, lambda idx: float(values[idx].mean()), resamples=4000)
+    assert (low, high) == (3.0, 7.0)
+    # a degenerate sample: one unit, or units that all agree, give a zero-width interval at the value
+    assert timing.bootstrap_ci(1, lambda idx: 5.0) == (5.0, 5.0)
+    same = [(np.full(10, 0.002), 0.02)] * 8
+    cols = timing.interval_columns(same, batch=1)
+    assert cols["latency_p50_ci_low"] == cols["latency_p50_ci_high"] == pytest.approx(2.0)
+    assert cols["throughput_ci_low"] == cols["throughput_ci_high"] == pytest.approx(500.0)
+
+
+def test_interval_brackets_the_estimate_and_narrows_with_more_slices():
+    rng = np.random.default_rng(0)
+
+    def units(n):
+        return [(rng.normal(0.010, 0.001, 20).clip(0.005), 0.2) for _ in range(n)]
+    few, many = timing.interval_columns(units(6), 1), timing.interval_columns(units(96), 1)
+    for cols in (few, many):
+        assert cols["latency_p50_ci_low"] < 10.0 < cols["latency_p50_ci_high"]
+    width = lambda c: c["latency_p50_ci_high"] - c["latency_p50_ci_low"]  # noqa: E731
+    assert width(many) < width(few)
+
+
+def test_paired_speedup_interval_cancels_drift_shared_by_both():
+    # The machine drifts from slice to slice (x1 to x3), but the baseline is always exactly 2x slower than the
+    # checkpoint in the same slice: the paired ratio is exactly 2 whatever slices are drawn.
+    drift = [1.0, 3.0, 1.5, 2.5, 1.2, 2.8]
+    mine = [(np.full(16, 0.001 * d), 0.016 * d) for d in drift]
+    base = [(np.full(16, 0.002 * d), 0.032 * d) for d in drift]
+    for batch in (1, 64):
+        assert timing.paired_speedup_ci(mine, base, batch) == pytest.approx((2.0, 2.0))
+    # unpaired (each side resampled on its own), the same slices give a wide interval around 2
+    rng = np.random.default_rng(1)
+    spi = [(float(np.median(base[i][0])), float(np.median(mine[j][0])))
+           for i, j in rng.integers(0, 6, (2000, 2))]
+    unpaired = np.percentile([b / m for b, m in spi], [2.5, 97.5])
+    assert unpaired[1] - unpaired[0] > 2.0
+    with pytest.raises(ValueError):
+        timing.paired_speedup_ci(mine, base[:-1], 1)
