@@ -29,7 +29,7 @@ case "$PRESET" in
     STUDENT_FT=(--epochs 1 --lr 0.05 --schedule cosine --batch-size 64)
     L1_SCHEMES=("u50r8:--ratio 0.5 --round-to 8")
     PERCENTS="90"; LOWRANK=("svd:--scheme svd --target-flops 0.5 --multiple 8"); CALIB=64
-    BENCH=(--backends eager,onnx,openvino --batch-sizes 1,16 --quick)
+    BACKENDS=eager,onnx,openvino; BENCH=(--batch-sizes 1,16 --quick)
     ENGINES="onnxruntime openvino"
     ;;
   quick|paper|taste)
@@ -51,14 +51,15 @@ case "$PRESET" in
       # Students start from the published ResNet-20: a random init cannot learn much in a CPU-sized schedule.
       STUDENT=$RUNS/base/r20.pt
       STUDENT_FT=("${FT[@]}")
-      # eager (what a PyTorch user runs today) and the two deployment runtimes; torch.compile costs ~30 s of
-      # compiling per checkpoint and batch size here and ranked between eager and ONNX Runtime.
-      BENCH=(--backends eager,onnx,openvino --batch-sizes 1,64 --repeat 3 --min-seconds 2)
+      # Every checkpoint on the two deployment runtimes, the baseline also on eager (the "x eager fp32" reference):
+      # ~30 s per checkpoint and runtime here, where eager for all would add ~45 s each and torch.compile ~30 s of
+      # compiling per shape (it ranked between eager and ONNX Runtime: results/benchmark_backends.csv).
+      BACKENDS=onnx,openvino; BENCH=(--batch-sizes 1,64 --repeat 3 --slices 8 --min-seconds 1)
       ENGINES="onnxruntime openvino"
     else
       FT=(--recipe finetune)
       STUDENT_FT=(--recipe student)
-      BENCH=(--backends eager,compile,onnx,openvino --batch-sizes 1,64 --repeat 3)
+      BACKENDS=eager,compile,onnx,openvino; BENCH=(--batch-sizes 1,64 --repeat 3)
       ENGINES="onnxruntime openvino pt2e"
     fi
     ;;
@@ -175,8 +176,12 @@ fi
 # ---- measure every checkpoint against the equally fine-tuned baseline, then figures and summary ----
 mkdir -p "$RESULTS" "$IMGS"
 echo "[bench] ${#MEASURED[@]} checkpoints on $(python -c 'from common.machine import cpu_name; print(cpu_name())')"
+if [[ ,$BACKENDS, != *,eager,* ]]; then  # the baseline on eager PyTorch, the reference of "x eager fp32"
+  python -m benchmark.run "$B/r56-ft.pt" --data-dir "$DATA" --threads "$THREADS" --backends eager "${BENCH[@]}" \
+    --skip-measured --no-progress --out "$RESULTS/benchmark.csv"
+fi
 python -m benchmark.run "${MEASURED[@]}" --baseline "$B/r56-ft.pt" --data-dir "$DATA" --threads "$THREADS" \
-  "${BENCH[@]}" --skip-measured --no-progress --out "$RESULTS/benchmark.csv"
+  --backends "$BACKENDS" "${BENCH[@]}" --skip-measured --no-progress --out "$RESULTS/benchmark.csv"
 python -m plots.make --results "$RESULTS/benchmark.csv" --out "$IMGS"
 python -m plots.summary --results "$RESULTS/benchmark.csv" --out "$RESULTS/summary.md"
 echo "study ($PRESET) done: $RESULTS/summary.md, figures in $IMGS/"
