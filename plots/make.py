@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 
 import matplotlib
 
@@ -111,6 +112,19 @@ def _context(df):
     return f"{machine_context(df)}\naccuracy data: {datas}"
 
 
+_NUMBERS = {}  # checkpoint label -> the number printed beside its points (set per figure set by `make`)
+
+
+def _number(checkpoint):
+    return _NUMBERS.setdefault(checkpoint, len(_NUMBERS) + 1)
+
+
+def _key_text(points):
+    """'1 r56-ft   2 r56-l1-A ...': which checkpoint each number beside a point stands for."""
+    names = sorted({p["checkpoint"] for p in points}, key=_number)
+    return "   ".join(f"{_number(n)} {n}" for n in names)
+
+
 def _scatter_by(ax, points, xkey="x", ykey="y"):
     seen = set()
     for p in points:
@@ -118,9 +132,11 @@ def _scatter_by(ax, points, xkey="x", ykey="y"):
         edge = PRECISION_EDGES.get(p["precision"])
         ax.scatter(p[xkey], p[ykey], c=BACKEND_COLOURS.get(p["backend"], "grey"),
                    marker=METHOD_MARKERS.get(p["method"], "o"), s=36, alpha=0.85,
-                   edgecolors=edge, linewidths=1.0 if edge else 0,
+                   edgecolors=edge, linewidths=1.0 if edge else None,
                    label=f"{p['method']} / {p['backend']} {p['precision']}" if key not in seen else None)
         seen.add(key)
+        ax.annotate(str(_number(p["checkpoint"])), (p[xkey], p[ykey]), xytext=(3, 2), textcoords="offset points",
+                    fontsize=6, color="0.25")
 
 
 def _panels(points, title):
@@ -138,8 +154,9 @@ def _per_batch_figure(points, title, name, context, out, draw, legend_size=7, no
             continue
         ax.grid(alpha=0.3)
         ax.legend(fontsize=legend_size, ncol=2)
-    fig.text(0.5, 0.005, context, ha="center", fontsize=7)
-    _save(fig, out, name)
+    key = textwrap.fill(_key_text(points), 230)
+    fig.text(0.5, 0.005, f"{key}\n{context}", ha="center", fontsize=6)
+    _save(fig, out, name, bottom=0.06 + 0.02 * key.count("\n"))
 
 
 def plot_speedup_vs_compression(data, context, out, note=""):
@@ -214,8 +231,8 @@ def plot_latency(data, context, out, note=""):
     _save(fig, out, "latency_batch1")
 
 
-def _save(fig, out, name):
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+def _save(fig, out, name, bottom=0.06):
+    fig.tight_layout(rect=(0, bottom, 1, 1))
     for ext in ("png", "svg"):
         # A fixed SVG hash salt and no date keep the files identical when the CSV has not changed.
         fig.savefig(os.path.join(out, f"{name}.{ext}"), dpi=110, metadata={"Date": None} if ext == "svg" else None)
@@ -228,6 +245,9 @@ def make(results, out, note=""):
     plt.rcParams["svg.hashsalt"] = "cifar-compress"
     data = figure_data(df)
     context = _context(df)
+    _NUMBERS.clear()
+    for p in sorted({p["checkpoint"] for p in data["accuracy_vs_speedup"] + data["speedup_vs_compression"]}):
+        _number(p)
     plot_speedup_vs_compression(data, context, out, note)
     plot_accuracy_vs_speedup(data, context, out, note)
     plot_theoretical_vs_measured(data, context, out, note)
