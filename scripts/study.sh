@@ -177,7 +177,7 @@ fi
 mkdir -p "$RESULTS" "$IMGS"
 echo "[bench] ${#MEASURED[@]} checkpoints on $(python -c 'from common.machine import cpu_name; print(cpu_name())')"
 if [[ ,$BACKENDS, != *,eager,* ]]; then  # the baseline on eager PyTorch, the reference of "x eager fp32"
-  python -m benchmark.run "$B/r56-ft.pt" --data-dir "$DATA" --threads "$THREADS" --backends eager "${BENCH[@]}" \
+  python -m benchmark.run "$B/r56-ft.pt" --baseline "$B/r56-ft.pt" --data-dir "$DATA" --threads "$THREADS" --backends eager "${BENCH[@]}" \
     --skip-measured --no-progress --out "$RESULTS/benchmark.csv"
 fi
 python -m benchmark.run "${MEASURED[@]}" --baseline "$B/r56-ft.pt" --data-dir "$DATA" --threads "$THREADS" \
