@@ -50,6 +50,16 @@ def same_machine(row, env):
     return all(str(row.get(c) if row.get(c) is not None else "") == str(env.get(c, "")) for c in MACHINE_COLUMNS)
 
 
+def measured_row(rows, sha, backend, device, precision, batch, env=None):
+    """The first timed row of `rows` for that checkpoint and configuration (measured on `env`'s machine if given)."""
+    for r in rows:
+        if (r.get("checkpoint_sha256") == sha and r.get("backend") == backend and r.get("device") == device
+                and r.get("precision") == precision and r.get("batch") == batch and r.get("latency_p50_ms")
+                and (env is None or same_machine(r, env))):
+            return r
+    return None
+
+
 def row_key(row):
     return tuple(str(row.get(k, "")) for k in KEY)
 

@@ -21,7 +21,7 @@ import time
 import torch
 
 from benchmark.checkpoint import Checkpoint, environment
-from benchmark.results import merge_rows, read_rows, same_machine
+from benchmark.results import measured_row, merge_rows, read_rows
 from benchmark.runners import BACKENDS, accuracy, available_backends, check_request, configurations, make_runner
 from benchmark.timing import (LATENCY_ITERATIONS, PERCENTILES, THROUGHPUT_IMAGES, achieved_gflops, combine_slices,
                               default_iterations, default_warmup, interval_columns, machine_probe, median_spread,
@@ -146,10 +146,7 @@ def main(argv=None):
     existing = read_rows(args.out)
 
     def measured(sha, backend, precision):  # every batch of a configuration is in --out, from this machine
-        return all(any(r.get("checkpoint_sha256") == sha and r.get("backend") == backend and r.get("batch") == n
-                       and r.get("device") == args.device and r.get("precision") == precision
-                       and r.get("latency_p50_ms") is not None and same_machine(r, env) for r in existing)
-                   for n in batch_sizes)
+        return all(measured_row(existing, sha, backend, args.device, precision, n, env) for n in batch_sizes)
 
     # Checkpoints, plus any baseline that this run or the CSV has not measured (fp32) on every backend needed.
     ckpts = {}
@@ -195,9 +192,8 @@ def main(argv=None):
             t0 = time.time()
             runner = make_runner(backend, precision, ck.model, ck.ckpt, device, threads)
             top1 = accuracy(runner, ck.normalize, images, labels, eval_batch)
-            inputs = {}
+            inputs, xs = {}, ck.normalize(pool)
             for batch in batch_sizes:
-                xs = ck.normalize(pool)
                 inputs[batch] = [runner.prepare(xs[i:i + batch]) for i in range(0, len(xs) - batch + 1, batch)]
                 runner(inputs[batch][0])  # compiles this shape now (torch.compile, OpenVINO), not inside a measurement
             print(f"{ck.path} [{backend} {precision}]: top-1 {top1:.2f}% on {data_label} "
@@ -274,14 +270,10 @@ def add_speedups(rows, ckpts, existing, env, units=None):
     first, then the CSV's rows from the same machine and versions). When the baseline ran in this run, the
     speedup gets a 95% interval from the paired slices (`units`: row key -> slices); from the CSV it gets none."""
     units = units or {}
+
     def find(sha, row):
-        for candidates in (rows, [r for r in existing if same_machine(r, env)]):
-            for r in candidates:
-                if (r.get("checkpoint_sha256") == sha and r.get("backend") == row["backend"]
-                        and r.get("device") == row["device"] and r.get("batch") == row["batch"]
-                        and r.get("precision") == REFERENCE and r.get("latency_p50_ms")):
-                    return r
-        return None
+        key = (sha, row["backend"], row["device"], REFERENCE, row["batch"])
+        return measured_row(rows, *key) or measured_row(existing, *key, env)
 
     for row in rows:
         sha = row["baseline_sha256"]
@@ -296,7 +288,7 @@ def add_speedups(rows, ckpts, existing, env, units=None):
         row["theoretical_speedup"] = base_macs / row["effective_macs"] if base_macs and row["effective_macs"] else None
         row["measured_speedup"] = seconds_per_image(base) / seconds_per_image(row) if base else None
         mine = units.get((row["checkpoint_sha256"], row["backend"], row["precision"], row["batch"]))
-        theirs = units.get((sha, row["backend"], REFERENCE, row["batch"])) if any(base is r for r in rows) else None
+        theirs = units.get((sha, row["backend"], REFERENCE, row["batch"]))  # only a baseline timed in this run has slices
         if mine and theirs and len(mine) == len(theirs):
             row["measured_speedup_ci_low"], row["measured_speedup_ci_high"] = paired_speedup_ci(mine, theirs, row["batch"])
 
