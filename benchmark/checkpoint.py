@@ -48,7 +48,7 @@ class Checkpoint:
             raise UserError(f"{path}: checkpoint carries no normalisation (meta['normalization'])")
         self.normalize = normalizer(norm["mean"], norm["std"])
         self.precision = str(self.meta.get("precision") or "fp32")
-        self.set_baseline(self.meta.get("baseline") or "")
+        self.set_baseline(self.meta.get("lineage", {}).get("baseline") or "")
         self.metrics = model_metrics(self.model)
         self.file_bytes = os.path.getsize(path)
         self.compressed_bytes, self.compressed_kind = compressed_size(path, self.meta, self.ckpt)
@@ -63,7 +63,7 @@ class Checkpoint:
 
     def describe(self):
         return {"checkpoint": self.path, "checkpoint_sha256": self.sha256, "method": self.meta.get("method", ""),
-                "parent": self.meta.get("parent", ""), "baseline": self.baseline or self.path,
+                "parent": self.meta.get("lineage", {}).get("parent", ""), "baseline": self.baseline or self.path,
                 "baseline_sha256": self.baseline_sha256, "spec_name": self.ckpt["spec"].get("name", ""),
                 "spec": compact_spec(self.ckpt["spec"]), "params": self.metrics["params"],
                 "nonzero_params": self.metrics["nonzero_params"], "macs": float(self.metrics["macs"]),

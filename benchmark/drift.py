@@ -45,7 +45,7 @@ def summarize(medians):
 
 
 def parse_args(argv=None):
-    p = cli.parser(__doc__.split("\n")[0])
+    p = cli.parser(__doc__)
     p.add_argument("checkpoint")
     p.add_argument("--backend", default="onnx", choices=BACKENDS, help="default: onnx")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all cores)")

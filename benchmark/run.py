@@ -1,6 +1,6 @@
 """MLMark-style inference benchmark: accuracy, throughput and latency of checkpoints, per backend.
 
-    python -m benchmark.run runs/base/r56.pt runs/base/r20.pt --data-dir $CIFAR10_DIR \
+    python -m benchmark.run runs/base/r56.pt runs/base/r20.pt --test-dir $CIFAR10_DIR \
         --backends eager,compile,onnx,openvino --precisions fp32,bf16 --batch-sizes 1,64 --threads 2 --repeat 3
 
 Rules (EEMBC MLMark): inputs are preprocessed and in memory before any timing; warm-up iterations
@@ -36,26 +36,16 @@ from models.int8 import engine_of
 REFERENCE = "fp32"  # measured speedups are relative to the baseline's fp32 row on the same backend
 
 
-def parse_list(text, kind, name):
-    try:
-        values = [kind(v.strip()) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise UserError(f"--{name}: expected a comma-separated list, got {text!r}") from None
-    if not values:
-        raise UserError(f"--{name}: empty list")
-    return values
-
-
 DEFAULTS = {"repeat": (3, 1), "slices": (16, 1), "warmup_seconds": (0.2, 0.0), "min_seconds": (4.0, 0.0)}  # (normal, --quick)
 
 
 def parse_args(argv=None):
-    p = cli.parser(__doc__.split("\n")[0])
+    p = cli.parser(__doc__)
     p.add_argument("checkpoints", nargs="+", metavar="CKPT")
     p.add_argument("--baseline", default=None, metavar="CKPT",
                    help="compare every checkpoint with this one (e.g. the baseline fine-tuned with the same recipe) "
                         "instead of the baseline recorded in its lineage")
-    p.add_argument("--data-dir", default=os.environ.get("CIFAR10_DIR"),
+    p.add_argument("--test-dir", default=os.environ.get("CIFAR10_DIR"),
                    help="CIFAR-10 folder whose test split gives the accuracy and the timed inputs (default: $CIFAR10_DIR)")
     p.add_argument("--test-subset", type=int, default=None, help="score a fixed random subset of N test images")
     p.add_argument("--backends", default=",".join(available_backends()),
@@ -98,9 +88,9 @@ def parse_args(argv=None):
 
 def check_args(args):
     """The parsed request as (backends, precisions, batch sizes, device), or a one-line UserError."""
-    backends = list(dict.fromkeys(parse_list(args.backends, str, "backends")))
-    precisions = list(dict.fromkeys(parse_list(args.precisions, str, "precisions")))
-    batch_sizes = sorted(set(parse_list(args.batch_sizes, int, "batch-sizes")))
+    backends = list(dict.fromkeys(cli.parse_list(args.backends, str, "--backends")))
+    precisions = list(dict.fromkeys(cli.parse_list(args.precisions, str, "--precisions")))
+    batch_sizes = sorted(set(cli.parse_list(args.batch_sizes, int, "--batch-sizes")))
     if batch_sizes[0] < 1:
         raise UserError("--batch-sizes must be positive")
     for name in ("iterations", "repeat", "threads", "slices"):
@@ -117,8 +107,8 @@ def check_args(args):
         raise UserError("--device cuda asked for, but no CUDA GPU is available")
     device = torch.device(args.device)
     check_request(backends, precisions, device)
-    if not args.data_dir:
-        raise UserError("--data-dir not given and $CIFAR10_DIR not set")
+    if not args.test_dir:
+        raise UserError("--test-dir not given and $CIFAR10_DIR not set")
     return backends, precisions, batch_sizes, device
 
 
@@ -171,7 +161,7 @@ def main(argv=None):
             ckpts[base.sha256] = base
     baselines = {ck.baseline_sha256 for ck in ckpts.values()}
 
-    images, labels, data_label = load_cifar10(args.data_dir, False, subset=args.test_subset)
+    images, labels, data_label = load_cifar10(args.test_dir, False, subset=args.test_subset)
     eval_batch = max(max(batch_sizes), 64)
     # Distinct real test images, cycled through by the timed loop (4 batches' worth, wrapping if the set is small).
     pool = images[torch.arange(max(max(batch_sizes) * 4, 64)) % len(images)]

@@ -1,32 +1,16 @@
-"""One runner per backend, all on the same BN-folded model: `prepare(x)` turns a normalised float batch into the
-backend's input (before timing), `runner(x)` is the timed call, `logits(x)` scores accuracy.
-
-    backend   fp32 / bf16 model                              int8 model (the checkpoint's own, models/int8.py)
-    eager     PyTorch, channels_last                         -
-    compile   torch.compile (Inductor, frozen weights)       torchao PT2E graph, one compiled graph per batch size
-    onnx      ONNX Runtime on the export (fp32 only)         the embedded QDQ graph
-    openvino  OpenVINO CPU plugin, precision set explicitly  the embedded NNCF-quantised IR
-
-OpenVINO's CPU plugin runs bf16 by default on CPUs that have it, so every OpenVINO model is compiled with its
-inference precision named: f32 for fp32 rows, bf16 for bf16 rows, and for int8 rows f32 as well (the layers NNCF
-left in float then run in f32, as in the other backends). Each batch size gets its own static-shape compiled
-model, with the LATENCY hint, one stream and --threads inference threads: the benchmark times one synchronous
-request at a time, which a second stream could not serve (RUNTIME_CONFIG is recorded in every row).
+"""Which backends and precisions a checkpoint is measured on, what this machine can run, and accuracy through a
+runner (the runners themselves are models/runtimes.py: every runtime a checkpoint can run on).
 """
-import numpy as np
 import torch
 
 from common import machine
 from common.errors import UserError
-from models.export import onnx_bytes, tensor_to_bytes
-from models.fold import fold_batchnorm
-from models.int8 import ENGINES, engine_of, openvino_from_entry, openvino_from_module, pt2e_from_observers
+from models.int8 import ENGINES, engine_of
+from models.runtimes import DTYPES, make_runner  # noqa: F401 (the benchmark's runner factory)
 
 BACKENDS = ("eager", "compile", "onnx", "openvino")
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 FLOAT_PRECISIONS = {"eager": ("fp32", "bf16", "fp16"), "compile": ("fp32", "bf16", "fp16"), "onnx": ("fp32",),
                     "openvino": ("fp32", "bf16")}
-OPENVINO_PRECISION = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 
 
 def available_backends():
@@ -76,136 +60,6 @@ def check_request(backends, precisions, device):
                 raise UserError("this onnxruntime has no CUDAExecutionProvider; install onnxruntime-gpu or drop onnx")
         if "bf16" in precisions and not torch.cuda.is_bf16_supported():
             raise UserError(f"{torch.cuda.get_device_name(device)} does not support bf16; use fp16 or fp32")
-
-
-def make_runner(backend, precision, model, ckpt, device, threads):
-    if precision == "int8" and backend == "compile":
-        return Pt2eRunner(model, ckpt["pt2e"], threads)
-    if backend in ("eager", "compile"):
-        return TorchRunner(model, backend, device, DTYPES[precision])
-    if backend == "onnx":
-        return OnnxRunner(model, ckpt, device, threads)
-    return OpenVinoRunner(model, ckpt, precision, threads)
-
-
-def _freeze_for_inductor():
-    # Inductor's CPU path needs frozen weights to prepack convolutions (oneDNN) and fuse int8 patterns; without
-    # freezing it runs unfused aten convs and is no faster than eager.
-    import torch._inductor.config as inductor_config
-    inductor_config.freezing = True
-
-
-class TorchRunner:
-    """Eager PyTorch or torch.compile on the BN-folded model, channels_last, in the requested precision."""
-
-    def __init__(self, model, backend, device, dtype):
-        self.device, self.dtype = device, dtype
-        model = fold_batchnorm(model).to(device=device, dtype=dtype, memory_format=torch.channels_last)
-        if backend == "compile":
-            if device.type == "cpu":
-                _freeze_for_inductor()
-            model = torch.compile(model, dynamic=False)
-        self.model = model
-        self.config = "channels_last" + (", Inductor, frozen weights" if backend == "compile" else "")
-
-    def prepare(self, x):
-        return x.to(device=self.device, dtype=self.dtype).contiguous(memory_format=torch.channels_last)
-
-    def __call__(self, x):
-        with torch.inference_mode():
-            return self.model(x)
-
-    def logits(self, x):
-        return self(x).float().cpu()
-
-
-class Pt2eRunner:
-    """The checkpoint's torchao PT2E int8 graph, rebuilt for each batch size and lowered by torch.compile."""
-
-    def __init__(self, model, observers, threads):
-        _freeze_for_inductor()
-        self.folded, self.observers, self.graphs = fold_batchnorm(model), observers, {}
-        self.config = "torchao PT2E X86InductorQuantizer, Inductor, frozen weights, one graph per batch size"
-
-    def prepare(self, x):
-        return x.float().contiguous()
-
-    def __call__(self, x):
-        graph = self.graphs.get(x.shape[0])
-        if graph is None:
-            with torch.no_grad():
-                graph = self.graphs[x.shape[0]] = torch.compile(
-                    pt2e_from_observers(self.folded, self.observers, x.shape[0]), dynamic=False)
-        with torch.no_grad():
-            return graph(x)
-
-    def logits(self, x):
-        return self(x).float()
-
-
-class OnnxRunner:
-    """ONNX Runtime on the checkpoint's own graph (its top-level "onnx" entry) or the export of the folded model."""
-
-    def __init__(self, model, ckpt, device, threads):
-        import onnxruntime as ort
-        graph = tensor_to_bytes(ckpt["onnx"]) if "onnx" in ckpt else onnx_bytes(fold_batchnorm(model))
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
-        providers = ["CUDAExecutionProvider"] if device.type == "cuda" else ["CPUExecutionProvider"]
-        try:
-            self.session = ort.InferenceSession(graph, opts, providers=providers)
-        except Exception as e:
-            raise UserError(f"ONNX Runtime cannot load the graph ({str(e).splitlines()[0][:160]})") from None
-        self.input_name = self.session.get_inputs()[0].name
-        self.config = f"{providers[0]}, sequential, {threads} intra-op threads, all graph optimisations"
-
-    def prepare(self, x):
-        return np.ascontiguousarray(x.float().cpu().contiguous().numpy())
-
-    def __call__(self, x):
-        return self.session.run(None, {self.input_name: x})[0]
-
-    def logits(self, x):
-        return torch.from_numpy(self(x))
-
-
-class OpenVinoRunner:
-    """OpenVINO's CPU plugin on the checkpoint's int8 IR, or the conversion of the folded fp32 model."""
-
-    def __init__(self, model, ckpt, precision, threads):
-        import openvino as ov
-        try:
-            self.model = openvino_from_entry(ckpt["openvino"]) if precision == "int8" else \
-                openvino_from_module(fold_batchnorm(model))
-        except Exception as e:
-            raise UserError(f"OpenVINO cannot load the model ({str(e).strip().splitlines()[0][:160]})") from None
-        self.core, self.requests = ov.Core(), {}
-        self.properties = {"INFERENCE_PRECISION_HINT": OPENVINO_PRECISION[precision], "PERFORMANCE_HINT": "LATENCY",
-                           "NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": threads}
-        self.config = (f"CPU plugin, LATENCY hint, 1 stream, {threads} threads, inference precision "
-                       f"{OPENVINO_PRECISION[precision]}, static shape per batch size")
-
-    def request(self, batch):
-        if batch not in self.requests:
-            model = self.model.clone()
-            model.reshape([batch, 3, 32, 32])
-            self.requests[batch] = self.core.compile_model(model, "CPU", self.properties).create_infer_request()
-        return self.requests[batch]
-
-    def prepare(self, x):
-        return np.ascontiguousarray(x.float().cpu().numpy())
-
-    def __call__(self, x):
-        request = self.request(x.shape[0])
-        request.infer(x, share_inputs=True, share_outputs=True)
-        return request.get_output_tensor(0).data
-
-    def logits(self, x):
-        return torch.from_numpy(self(x).copy())
 
 
 def accuracy(runner, normalize, images, labels, batch):

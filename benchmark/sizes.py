@@ -18,10 +18,11 @@ from models.int8 import engine_of
 
 
 def compressed_size(path, meta, ckpt=None):
-    """(bytes, kind): the sparse file that weight pruning wrote (meta["sparse_file"]["path"], or the
-    `<stem>.sparse.npz` beside the checkpoint); for an int8 checkpoint, zlib -9 of the int8 ONNX graph or OpenVINO
-    IR it carries (what gets deployed: its file also keeps the fp32 weights the graph was made from), or one byte
-    per parameter for a PT2E model (its graph is rebuilt, not stored); else zlib -9 of the checkpoint file."""
+    """(bytes, kind): the sparse file weight pruning wrote (meta artifacts sparse_file: its recorded path, or the
+    same file name beside the checkpoint when the folder has moved); for an int8 checkpoint, zlib -9 of the int8
+    ONNX graph or OpenVINO IR it carries (what gets deployed: its file also keeps the fp32 weights the graph was made
+    from), or one byte per parameter for a PT2E model (its graph is rebuilt, not stored); else zlib -9 of the
+    checkpoint file."""
     engine = engine_of(ckpt) if ckpt is not None else ""
     if engine == "onnxruntime":
         return len(zlib.compress(tensor_to_bytes(ckpt["onnx"]), 9)), "zlib int8 graph"
@@ -30,12 +31,11 @@ def compressed_size(path, meta, ckpt=None):
         return len(zlib.compress(ir, 9)), "zlib int8 OpenVINO IR"
     if engine == "pt2e":  # int8 weights (one byte each) and per-channel fp32 scales; biases stay fp32
         return int(ckpt["meta"]["metrics"].get("params", 0)), "int8 weights (PT2E)"
-    recorded = meta.get("sparse_file")
-    candidates = [recorded.get("path")] if isinstance(recorded, dict) and recorded.get("path") else []
-    if recorded:
-        candidates.append(os.path.splitext(os.path.abspath(path))[0] + ".sparse.npz")
-    for candidate in candidates:
-        if isinstance(candidate, str) and os.path.isfile(candidate):
+    recorded = meta.get("artifacts", {}).get("sparse_file") or {}
+    beside = os.path.join(os.path.dirname(os.path.abspath(path)), recorded.get("name") or
+                          os.path.basename(recorded.get("path", ""))) if recorded else ""
+    for candidate in (recorded.get("path"), beside):
+        if candidate and os.path.isfile(candidate):
             return os.path.getsize(candidate), "sparse export"
     with open(path, "rb") as f:
         return len(zlib.compress(f.read(), 9)), "zlib"
@@ -65,7 +65,7 @@ def refresh(csv_path):
 
 
 def main(argv=None):
-    p = cli.parser(__doc__.split("\n")[0])
+    p = cli.parser(__doc__)
     p.add_argument("csv", nargs="+", help="results CSV(s) written by benchmark.run")
     args = p.parse_args(argv)
     for path in args.csv:

@@ -11,7 +11,6 @@ nothing measurable.
 import csv
 import datetime
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -19,23 +18,12 @@ import time
 import torch
 import torch.nn.functional as F
 
-from common import cli
-from common.checkpoint import make_meta
+from common import cli, machine
+from common.checkpoint import atomic_write, make_meta
 from common.data import Batches, load_cifar10, synthetic_cifar
 from common.errors import UserError, run_cli
-from common.training import fit
+from common.training import TrainConfig, fit
 from models import DEPTH_NAMES, build_model, make_spec
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def pure_compute(model, images, labels, steps, lr=0.1):
@@ -53,13 +41,13 @@ def pure_compute(model, images, labels, steps, lr=0.1):
 
 def full_loop(model, batches, spec, run_dir):
     """img/s the shared training loop reports for one epoch (evaluation and checkpointing are outside its clock)."""
-    metrics = fit(model, batches, None, epochs=1, lr=0.1, spec=spec, meta=make_meta("train_speed"), out=None,
-                  run_dir=run_dir, schedule="constant", progress=False)
+    cfg = TrainConfig(epochs=1, lr=0.1, schedule="constant", run_dir=run_dir, progress=False)
+    metrics = fit(model, batches, None, cfg, spec=spec, meta=make_meta("train_speed"))
     return metrics["images_per_s"]
 
 
 def main(argv=None):
-    p = cli.parser(__doc__.split("\n")[0])
+    p = cli.parser(__doc__)
     p.add_argument("--models", default="resnet56,resnet20", help="comma-separated architectures")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--steps", type=int, default=30, help="training steps per measurement")
@@ -102,16 +90,17 @@ def main(argv=None):
                "loop_img_s_all": " ".join(f"{v:.0f}" for v in loop),
                "compute_img_s_all": " ".join(f"{v:.0f}" for v in compute),
                "memory_format": "channels_last", "data": data, "threads": torch.get_num_threads(),
-               "cpu": cpu_model(), "torch": str(torch.__version__),
+               "cpu": machine.cpu_name(), "cpu_features": machine.cpu_features(), "torch": str(torch.__version__),
                "date": datetime.datetime.now().isoformat(timespec="seconds")}
         rows.append(row)
         print(f"{name}: loop {row['loop_img_s']} img/s = {100 * row['loop_over_compute']:.1f}% of pure compute "
               f"({row['compute_img_s']} img/s)")
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    def write(tmp):
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    atomic_write(args.out, write)
     print(f"wrote {args.out}")
 
 

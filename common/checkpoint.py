@@ -2,8 +2,21 @@
 
     spec        plain dict that rebuilds the model (see models/resnet.py); common/ never interprets it
     state_dict  tensors
-    meta        method, parent, args, command, normalization, data, metrics, versions, created
+    meta        the metadata schema below (make_meta); reports, summaries and the benchmark read only these keys
     train_state optional: optimizer state, epoch, ... for --resume
+    other keys  optional plain tensors, e.g. an int8 model's graph (models/int8.py)
+
+Metadata, schema cifar-compress/2:
+    method       what made the checkpoint ("baseline", "l1", "kd", ...)
+    method_info  the method's own record (its settings and what it did), typed per method
+    recipe       the training it got (RECIPE_KEYS); {} for a data-free checkpoint
+    lineage      parent / parent_sha256 (the checkpoint it was made from), baseline / baseline_sha256 (the reference
+                 its speedups and top-1 changes are measured against), teacher / teacher_sha256 where one taught it
+    artifacts    files or models that travel with it: {"sparse_file": {...}}, {"int8": {"engine": ...}}
+    precision    "fp32", or "int8" for a checkpoint holding an int8 model
+    normalization, data ({"train": ..., "test": ...}: what the metrics were measured on), metrics, environment,
+    command, created
+Files in format cifar-compress/1 are migrated on load (migrate_v1).
 """
 import datetime
 import hashlib
@@ -19,7 +32,11 @@ import torch
 
 from common.errors import UserError
 
-FORMAT = "cifar-compress/1"
+FORMAT = "cifar-compress/2"
+FORMAT_V1 = "cifar-compress/1"
+# The training a checkpoint records; a report compares recipes by these keys only.
+RECIPE_KEYS = ("recipe", "epochs", "lr", "schedule", "weight_decay", "momentum", "batch_size", "subset", "seed",
+               "cpu_bf16", "teacher", "temperature", "alpha", "steps")
 
 
 class CheckpointError(UserError):
@@ -65,32 +82,93 @@ def file_sha256(path):
     return h.hexdigest()
 
 
-def make_meta(method, args=None, parent=None, normalization=None, data=None, metrics=None, parent_meta=None, **extra):
-    """Metadata of a new checkpoint. `parent` is the checkpoint it was made from; `baseline` follows the
-    lineage back to the uncompressed model, which is what measured speedups are relative to."""
+def lineage(parent=None, parent_meta=None, baseline=None, teacher=None):
+    """Where a new checkpoint comes from. The baseline is --baseline when given, else the parent's baseline, else the
+    parent itself: following the lineage back reaches the uncompressed model speedups are relative to."""
     parent_meta = parent_meta or {}
-    parent_abs = os.path.abspath(parent) if parent else ""
-    baseline = parent_meta.get("baseline") or parent_abs
-    meta = {"method": method, "parent": parent_abs, "parent_sha256": file_sha256(parent) if parent and os.path.isfile(parent) else "",
-            "baseline": baseline, "args": _plain(vars(args) if hasattr(args, "__dict__") else (args or {})),
-            "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
-            "normalization": normalization or {}, "data": data or "", "metrics": metrics or {},
-            "versions": environment(), "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-    meta.update(extra)
-    return _plain(meta)
+    record = {"parent": os.path.abspath(parent) if parent else "", "parent_sha256": _sha(parent)}
+    inherited = parent_meta.get("lineage", {})
+    if baseline:
+        record.update(baseline=os.path.abspath(baseline), baseline_sha256=_sha(baseline))
+    elif inherited.get("baseline"):
+        record.update(baseline=inherited["baseline"], baseline_sha256=inherited.get("baseline_sha256", ""))
+    else:
+        record.update(baseline=record["parent"], baseline_sha256=record["parent_sha256"])
+    if teacher:
+        record.update(teacher=os.path.abspath(teacher), teacher_sha256=_sha(teacher))
+    return record
+
+
+def _sha(path):
+    return file_sha256(path) if path and os.path.isfile(path) else ""
+
+
+def make_meta(method, *, method_info=None, recipe=None, lineage=None, artifacts=None, precision="fp32",
+              normalization=None, data=None, metrics=None):
+    """Metadata of a new checkpoint in schema cifar-compress/2 (module docstring)."""
+    return _plain({"method": method, "method_info": method_info or {},
+                   "recipe": {k: v for k, v in (recipe or {}).items() if k in RECIPE_KEYS},
+                   "lineage": lineage or {}, "artifacts": artifacts or {}, "precision": precision,
+                   "normalization": normalization or {}, "data": data or {}, "metrics": metrics or {},
+                   "environment": environment(), "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
+                   "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
 
 
 def describe_recipe(meta):
     """One line naming the training a checkpoint's metadata records, for report headers."""
-    a = meta.get("args", {})
-    if not a.get("epochs"):
+    r = meta.get("recipe", {})
+    if not r.get("epochs"):
         return "no fine-tune"
-    name = a.get("recipe") or a.get("default_recipe") or "custom"
-    text = (f"{name}: {a['epochs']} epoch(s), lr {a['lr']:g} {a['schedule']}, wd {a['weight_decay']:g}, "
-            f"{a.get('subset') or 'all'} train images, batch {a.get('batch_size')}, seed {a.get('seed')}")
-    steps = a.get("steps") or 1
+    text = (f"{r.get('recipe') or 'custom'}: {r['epochs']} epoch(s), lr {r['lr']:g} {r['schedule']}, "
+            f"wd {r['weight_decay']:g}, {r.get('subset') or 'all'} train images, batch {r.get('batch_size')}, "
+            f"seed {r.get('seed')}")
+    steps = r.get("steps") or 1
     text += f", {steps} gradual pruning steps" if steps > 1 else ""
-    return text + (", bf16 autocast on CPU" if a.get("cpu_bf16") else "")
+    return text + (", bf16 autocast on CPU" if r.get("cpu_bf16") else "")
+
+
+# Where format /1 kept each method's own record.
+V1_METHOD_INFO = {"l1": "l1", "lowrank": "lowrank", "kd": "distillation", "no-teacher": "distillation",
+                  "fitnets": "fitnets", "fitnets-1stage": "fitnets", "weight_prune": "weight_pruning",
+                  "int8": "quantization"}
+
+
+def migrate_v1(meta):
+    """Format /1 metadata (argparse names, flat lineage) in schema /2. Tested on tests/fixtures/checkpoint_v1.pt."""
+    args = meta.get("args", {}) or {}
+    method = meta.get("method", "")
+    trained = bool(args.get("epochs")) and args.get("finetune", True) is not False \
+        and not args.get("post_training_only") and (meta.get("finetuned", True) is not False or bool(meta.get("scratch")))
+    recipe = dict(args, recipe=args.get("recipe") or args.get("default_recipe")) if trained else {}
+    info = dict(meta.get(V1_METHOD_INFO.get(method, ""), {}) or {})
+    if method == "qat":
+        info = {"weight_bits": meta.get("weight_bits"), "act_bits": meta.get("act_bits")}
+    if method == "l1" and meta.get("scratch"):
+        info["scratch"] = meta["scratch"]
+    if meta.get("source_format"):  # models.convert: published weights
+        info = {k: meta[k] for k in ("source", "source_format", "source_sha256") if k in meta}
+    if method == "int8" and meta.get("source_method"):
+        info["source_method"] = meta["source_method"]
+    line = {"parent": meta.get("parent", ""), "parent_sha256": meta.get("parent_sha256", ""),
+            "baseline": meta.get("baseline", "") or meta.get("parent", ""), "baseline_sha256": ""}
+    if line["baseline"] == line["parent"]:
+        line["baseline_sha256"] = line["parent_sha256"]
+    teacher = info.get("teacher") if method in ("kd", "fitnets", "fitnets-1stage") else args.get("teacher")
+    if teacher:
+        line.update(teacher=teacher, teacher_sha256=info.get("teacher_sha256", ""))
+    artifacts = {}
+    if meta.get("sparse_file"):
+        artifacts["sparse_file"] = meta["sparse_file"]
+    if meta.get("quantization"):
+        artifacts["int8"] = {"engine": meta["quantization"].get("engine", "onnxruntime")}
+    text = meta.get("data", "")
+    data = dict(part.split(": ", 1) for part in text.split("; ") if ": " in part) if isinstance(text, str) else {}
+    return _plain({"method": method, "method_info": info,
+                   "recipe": {k: v for k, v in recipe.items() if k in RECIPE_KEYS}, "lineage": line,
+                   "artifacts": artifacts, "precision": meta.get("precision") or "fp32",
+                   "normalization": meta.get("normalization", {}), "data": data, "metrics": meta.get("metrics", {}),
+                   "environment": meta.get("versions", {}), "command": meta.get("command", ""),
+                   "created": meta.get("created", ""), "migrated_from": FORMAT_V1})
 
 
 def _plain(obj):
@@ -142,6 +220,11 @@ def safe_torch_load(path):
 def load_checkpoint(path):
     """Read and validate a project checkpoint (external formats go through models.convert)."""
     ckpt = safe_torch_load(path)
+    if isinstance(ckpt, dict) and ckpt.get("format") == FORMAT_V1 and isinstance(ckpt.get("meta"), dict):
+        try:
+            ckpt = dict(ckpt, format=FORMAT, meta=migrate_v1(ckpt["meta"]))
+        except (AttributeError, TypeError, ValueError, KeyError) as e:
+            raise CheckpointError(f"{path}: format /1 metadata that cannot be migrated ({type(e).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         hint = ""
         if isinstance(ckpt, dict) and ("state_dict" in ckpt or "cfg" in ckpt):

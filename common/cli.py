@@ -20,6 +20,26 @@ RECIPES = {
 }
 
 
+CALIB_IMAGES = 1024  # 16 batches of 64: the ranges of a ResNet's post-ReLU activations settle well before this
+
+
+def add_calib_args(p):
+    p.add_argument("--calib-images", type=int, default=CALIB_IMAGES,
+                   help="training images (no augmentation) that calibrate the quantisation ranges")
+
+
+def calibration_batches(args, normalization, device="cpu"):
+    """(Batches, description): the first --calib-images of a fixed random selection (--seed) of training images."""
+    if args.calib_images < 1:
+        raise UserError(f"--calib-images must be at least 1, got {args.calib_images}")
+    if args.synthetic:
+        images, labels, _ = synthetic_cifar(args.calib_images, seed=0)
+        desc = "synthetic train"
+    else:
+        images, labels, desc = load_cifar10(args.data_dir, True, subset=args.calib_images, seed=args.seed)
+    return Batches(images, labels, 64, normalization, False, device), desc
+
+
 def add_data_args(p):
     g = p.add_argument_group("data")
     g.add_argument("--data-dir", default=os.environ.get("CIFAR10_DIR", "data"),
@@ -71,6 +91,17 @@ def finish_train_args(args):
     if getattr(args, "out", None) and args.run_dir is None:
         args.run_dir = args.out + ".run"
     return args
+
+
+def parse_list(text, kind, flag):
+    """'1,64' -> [1, 64] for a comma-separated option; one clear error for anything else."""
+    try:
+        values = [kind(v.strip()) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"{flag}: expected a comma-separated list, got {text!r}") from None
+    if not values:
+        raise UserError(f"{flag}: empty list")
+    return values
 
 
 def check_output_path(path):
@@ -143,16 +174,19 @@ class Parser(argparse.ArgumentParser):
         raise UserError(f"{message} (see --help)")
 
 
-class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Appends "(default: X)" unless the help text already says what the default is (or it is None)."""
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if "default" in text.lower() or action.default is None:
+        if "default" in text.lower() or action.default is None or action.nargs == 0:  # flags need no default shown
             return text
         return super()._get_help_string(action)
 
 
-def parser(description):
-    return Parser(description=description, formatter_class=DefaultsHelpFormatter)
+def parser(doc):
+    """An argument parser whose --help shows a module docstring: its first line, then (after the options) the rest,
+    examples included, as written."""
+    first, _, rest = doc.strip().partition("\n")
+    return Parser(description=first, epilog=rest.strip("\n") or None, formatter_class=DefaultsHelpFormatter)
 

@@ -16,6 +16,13 @@ import torch.nn.functional as F
 from common.errors import UserError
 
 
+def add_kd_args(p, temperature=4.0, alpha=0.9):
+    """--teacher, --temperature and --alpha: the KD loss's settings, the same flags for every method that distils."""
+    p.add_argument("--teacher", metavar="CKPT", help="teacher checkpoint (it must share the student's normalisation)")
+    p.add_argument("--temperature", "-T", type=float, default=temperature, help="softmax temperature of the soft targets")
+    p.add_argument("--alpha", type=float, default=alpha, help="weight of the soft (KD) term; 1 - alpha goes to CE")
+
+
 def check_kd_args(temperature, alpha):
     if not temperature > 0:
         raise UserError(f"--temperature must be positive, got {temperature}")

@@ -1,7 +1,6 @@
 """Model size and cost. FLOPs are counted by torch.utils.flop_counter and reported as MACs
 (multiply-accumulates, = flop_counter's FLOPs / 2), the unit the pruning papers call "FLOPs"
 (ResNet-56 = 1.25e8). Effective MACs count only multiplications by nonzero weights."""
-import io
 import os
 
 import torch
@@ -46,12 +45,6 @@ def count_macs(model, input_size=(1, 3, 32, 32)):
 def state_dict_bytes(model, dtype_bytes=4):
     """Bytes of all parameters and buffers stored densely at `dtype_bytes` each (fp32 = 4)."""
     return sum(t.numel() * dtype_bytes for t in model.state_dict().values() if t.is_floating_point())
-
-
-def serialized_bytes(state_dict):
-    buf = io.BytesIO()
-    torch.save(state_dict, buf)
-    return buf.tell()
 
 
 def model_metrics(model):

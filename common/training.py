@@ -9,6 +9,7 @@ import csv
 import math
 import os
 import time
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
@@ -82,6 +83,8 @@ def evaluate(model, batches, device, amp=False):
                                (logits.argmax(1) == labels).sum().double(),
                                torch.tensor(float(len(labels)), dtype=torch.float64, device=device)])
     model.train(was_training)
+    if dist.is_available() and dist.is_initialized():  # each rank scored its own slice of the test set
+        dist.all_reduce(totals)
     loss, correct, n = totals.tolist()
     return 100.0 * correct / max(n, 1), loss / max(n, 1)
 
@@ -125,13 +128,32 @@ class RunFolder:
         atomic_write(self.log, write)
 
 
-def fit(model, train_batches, test_batches, *, epochs, lr, spec, meta, out, run_dir, schedule="cosine",
-        momentum=0.9, weight_decay=5e-4, nesterov=False, device=torch.device("cpu"), amp=False, resume=False,
-        loss_fn=None, after_step=None, extra=None, rank=0, world=1, desc="train", progress=True):
-    """Train `model` in place and write the final checkpoint to `out` (rank 0 only). Returns final metrics.
+@dataclass
+class TrainConfig:
+    """How `fit` trains: the recipe (common.cli.RECIPES fills it from the command line) and where it runs."""
+    epochs: int
+    lr: float
+    schedule: str = "cosine"
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    device: torch.device = torch.device("cpu")
+    amp: bool = False
+    run_dir: str = None   # resumable state (last.pt) and log.csv; None = nothing written
+    resume: bool = False
+    rank: int = 0
+    world: int = 1
+    progress: bool = True
+
+
+def fit(model, train_batches, test_batches, cfg, *, spec, meta, loss_fn=None, after_step=None, extra=None,
+        desc="train"):
+    """Train `model` in place for `cfg.epochs`, keeping a resumable run state in `cfg.run_dir`. Returns the metrics of
+    the last epoch (test_acc among them). The caller writes the final checkpoint.
 
     `extra` is an optional nn.Module trained alongside (e.g. a FitNets regressor); its weights live in
     the run state so a resumed run gets them back, but not in the final checkpoint."""
+    epochs, lr, schedule, device, rank, world = cfg.epochs, cfg.lr, cfg.schedule, cfg.device, cfg.rank, cfg.world
     if epochs < 1:
         raise UserError(f"--epochs must be at least 1, got {epochs}")
     if lr <= 0:
@@ -141,11 +163,13 @@ def fit(model, train_batches, test_batches, *, epochs, lr, spec, meta, out, run_
     model.to(device=device, memory_format=torch.channels_last)
     modules = [model] + ([extra.to(device)] if extra is not None else [])
     params = [p for m in modules for p in m.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+    optimizer = torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                                nesterov=cfg.nesterov)
+    amp = cfg.amp
     scaler = torch.amp.GradScaler("cuda", enabled=amp and device.type == "cuda" and not torch.cuda.is_bf16_supported())
-    run = RunFolder(run_dir)
+    run = RunFolder(cfg.run_dir) if cfg.run_dir else None
     start_epoch = 0
-    if resume:
+    if cfg.resume and run is not None:
         state = run.load_last()
         if state is not None:
             model.load_state_dict(state["state_dict"])
@@ -154,9 +178,9 @@ def fit(model, train_batches, test_batches, *, epochs, lr, spec, meta, out, run_
             optimizer.load_state_dict(state["train_state"]["optimizer"])
             start_epoch = int(state["train_state"]["epoch"])
             if rank == 0:
-                print(f"resuming {run_dir} after epoch {start_epoch}/{epochs}")
-    if rank == 0:
-        os.makedirs(run_dir, exist_ok=True)
+                print(f"resuming {cfg.run_dir} after epoch {start_epoch}/{epochs}")
+    if rank == 0 and run is not None:
+        os.makedirs(cfg.run_dir, exist_ok=True)
         run.truncate_log(start_epoch)
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     eval_amp = amp and device.type == "cuda"  # a CPU model's recorded top-1 is fp32, as every CPU backend runs it
@@ -167,7 +191,7 @@ def fit(model, train_batches, test_batches, *, epochs, lr, spec, meta, out, run_
         net.train()
         sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss, correct, seen
         t0 = time.perf_counter()
-        bar = progress_bar(train_batches, progress and rank == 0, total=steps, desc=f"{desc} {epoch + 1}/{epochs}",
+        bar = progress_bar(train_batches, cfg.progress and rank == 0, total=steps, desc=f"{desc} {epoch + 1}/{epochs}",
                            leave=False, dynamic_ncols=True)
         for i, (images, labels) in enumerate(bar):
             images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
@@ -196,20 +220,17 @@ def fit(model, train_batches, test_batches, *, epochs, lr, spec, meta, out, run_
         metrics = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": loss_sum / seen,
                    "train_acc": 100 * corr / seen, "test_loss": test_loss, "test_acc": test_acc,
                    "seconds": seconds, "images_per_s": seen / seconds}
-        if rank == 0:
+        if rank == 0 and run is not None:
             run.append_log({k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()})
             train_state = {"optimizer": optimizer.state_dict(), "epoch": epoch + 1,
                            "extra": extra.state_dict() if extra is not None else {}}
             save_checkpoint(run.last, spec, model.state_dict(), meta, train_state=train_state)
+        if rank == 0:
             print(f"{desc} epoch {epoch + 1}/{epochs}: train loss {metrics['train_loss']:.4f} "
                   f"acc {metrics['train_acc']:.2f} | test acc {test_acc:.2f} | {metrics['images_per_s']:.0f} img/s")
-    if rank == 0 and out:
-        if not metrics:  # resumed a run that had already finished
-            test_acc, test_loss = evaluate(model, test_batches, device, eval_amp) if test_batches is not None else (float("nan"),) * 2
-            metrics = {"epoch": epochs, "test_acc": test_acc, "test_loss": test_loss}
-        final_meta = dict(meta)
-        final_meta["metrics"] = dict(meta.get("metrics", {}), top1=metrics["test_acc"], epochs=epochs)
-        save_checkpoint(out, spec, model.state_dict(), final_meta)
+    if not metrics:  # resumed a run that had already finished
+        test_acc, test_loss = evaluate(model, test_batches, device, eval_amp) if test_batches is not None else (float("nan"),) * 2
+        metrics = {"epoch": epochs, "test_acc": test_acc, "test_loss": test_loss}
     if world > 1:
         dist.barrier()
     return metrics

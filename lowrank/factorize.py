@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from models.lowrank_layers import SCHEMES, entry_ranks, factorised_macs, max_ranks
+from models.lowrank_layers import SCHEMES, factorised_macs, max_ranks
 
 
 def spectrum(scheme, weight):

@@ -1,105 +1,62 @@
-"""Tabulate decomposed checkpoints (and their `-ft.pt` fine-tuned children) against the baseline.
+"""Decomposed checkpoints and their fine-tuned children against the equally fine-tuned baseline, from metadata.
 
-    python -m lowrank.report runs/lowrank/r56-*-m*.pt --baseline runs/base/r56.pt \
-        --baseline-ft runs/base/r56-ft-quick.pt --data-dir $CIFAR10_DIR --out results/lowrank_r56
+    python -m lowrank.report runs/study-quick/lowrank/*.pt --baseline runs/study-quick/base/r56-ft.pt \
+        --out results/lowrank_r56
 
-Reads everything from the checkpoints' meta (data-free top-1 written by lowrank.decompose, fine-tuned top-1
-written by the training loop); --data-dir only scores the baseline itself. Writes OUT.csv and OUT.md.
+Give the decomposed checkpoints and their fine-tuned versions (a fine-tuned one names its decomposed parent in its
+lineage). data-free = top-1 right after decomposition (the driver's score on --test-dir); fine-tuned = at the end of
+the fine-tune; change = against the baseline fine-tuned the same way. Writes OUT.md and OUT.csv.
 """
-import csv
 import os
 
-import pandas as pd
-import torch
-
 from common import cli
-from common.checkpoint import describe_recipe, load_checkpoint
-from common.data import Batches, load_cifar10
+from common.checkpoint import describe_recipe
 from common.errors import UserError, run_cli
-from common.training import evaluate
-from models import load_model
+from common.report import child_of, entries, fmt, generated_by, shown, write_report
 
 
-def parse_args(argv=None):
-    p = cli.parser(__doc__.split("\n")[0])
-    p.add_argument("checkpoints", nargs="+", help="decomposed checkpoints (lowrank.decompose outputs)")
-    p.add_argument("--baseline", required=True, help="the dense checkpoint they were decomposed from")
-    p.add_argument("--baseline-ft", required=True, help="the baseline fine-tuned with the same recipe")
-    p.add_argument("--data-dir", default=None, help="score the baseline's data-free top-1 on this test split")
-    p.add_argument("--out", required=True, help="output prefix: writes OUT.csv and OUT.md")
-    p.add_argument("--notes", default=None, help="markdown file appended under the table (observations)")
-    return p.parse_args(argv)
-
-
-def row_for(path):
-    ckpt = load_checkpoint(path)
-    meta = ckpt["meta"]
-    if meta.get("method") != "lowrank":
-        raise UserError(f"{path}: not a lowrank.decompose checkpoint (method {meta.get('method')!r})")
-    lr, m = meta["lowrank"], meta["metrics"]
-    sel = {k: v for k, v in lr["selection"].items() if v is not None and k != "multiple"}
-    ranks = [r for rs in lr["ranks"].values() for r in rs]
-    row = {"checkpoint": path, "scheme": lr["scheme"], "selection": " ".join(f"{k}={v}" for k, v in sel.items()),
-           "rank_multiple": lr["selection"]["multiple"], "layers_factorised": len(lr["ranks"]),
-           "min_rank": min(ranks) if ranks else "", "max_rank": max(ranks) if ranks else "",
-           "macs": int(m["macs"]), "macs_kept": round(lr["macs_kept"], 4), "params": m["params"],
-           "mean_rel_error": round(sum(lr["rel_errors"].values()) / max(len(lr["rel_errors"]), 1), 4),
-           "datafree_top1": m.get("top1", ""), "finetuned": "", "finetuned_top1": ""}
-    ft = path[:-3] + "-ft.pt"
-    if os.path.exists(ft):
-        fm = load_checkpoint(ft)["meta"]
-        row.update({"finetuned": ft, "finetuned_top1": fm["metrics"]["top1"]})
-    return row
+def row_of(e, child, base):
+    info, ranks = e.info, [r for rs in e.info["ranks"].values() for r in rs]
+    selection = {k: v for k, v in info["selection"].items() if v is not None and k != "multiple"}
+    after = child.top1 if child else None
+    return {"checkpoint": shown(e.path), "scheme": info["scheme"],
+            "selection": " ".join(f"{k}={v}" for k, v in selection.items()),
+            "rank_multiple": info["selection"]["multiple"], "layers_factorised": len(info["ranks"]),
+            "min_rank": min(ranks) if ranks else "", "max_rank": max(ranks) if ranks else "",
+            "macs": int(e.metrics["macs"]), "macs_kept": round(info["macs_kept"], 4), "params": e.metrics["params"],
+            "mean_rel_error": round(sum(info["rel_errors"].values()) / max(len(info["rel_errors"]), 1), 4),
+            "datafree_top1": e.metrics.get("top1"), "datafree_data": e.test_data,
+            "finetuned": shown(child.path) if child else "", "finetuned_top1": after,
+            "finetuned_data": child.test_data if child else "",
+            "change_vs_baseline_ft": None if after is None else round(after - base.top1, 2)}
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    p = cli.parser(__doc__)
+    p.add_argument("checkpoints", nargs="+", help="lowrank checkpoints: decomposed ones and their fine-tuned children")
+    p.add_argument("--baseline", required=True, help="the dense model fine-tuned with the same recipe")
+    p.add_argument("--out", required=True, help="output stem: writes OUT.md and OUT.csv")
+    p.add_argument("--notes", default=None, help="markdown file appended under the table (observations)")
+    args = p.parse_args(argv)
     if args.notes and not os.path.isfile(args.notes):
         raise UserError(f"{args.notes}: no such notes file")
-    base = load_checkpoint(args.baseline)
-    base_ft = load_checkpoint(args.baseline_ft)["meta"]
-    base_top1 = ""
-    if args.data_dir:
-        model, _ = load_model(args.baseline)
-        images, labels, _ = load_cifar10(args.data_dir, False)
-        base_top1 = evaluate(model, Batches(images, labels, 500, base["meta"]["normalization"], False, "cpu"),
-                             torch.device("cpu"))[0]
-    rows = [{"checkpoint": args.baseline, "scheme": "dense", "selection": "", "rank_multiple": "",
-             "layers_factorised": 0, "min_rank": "", "max_rank": "", "macs": int(base["meta"]["metrics"]["macs"]),
-             "macs_kept": 1.0, "params": base["meta"]["metrics"]["params"], "mean_rel_error": 0.0,
-             "datafree_top1": base_top1, "finetuned": args.baseline_ft, "finetuned_top1": base_ft["metrics"]["top1"]}]
-    rows += [row_for(p) for p in args.checkpoints]
-    for r in rows:
-        r["delta_vs_baseline_ft"] = (round(r["finetuned_top1"] - base_ft["metrics"]["top1"], 2)
-                                     if r["finetuned_top1"] != "" else "")
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out + ".csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    df = pd.DataFrame(rows)
-    df["checkpoint"] = df["checkpoint"].map(os.path.basename)
-    cols = ["checkpoint", "scheme", "selection", "rank_multiple", "layers_factorised", "macs_kept", "params",
-            "mean_rel_error", "datafree_top1", "finetuned_top1", "delta_vs_baseline_ft"]
-    table = markdown_table(df[cols])
-    data = base_ft.get("data", "")
-    with open(args.out + ".md", "w") as f:
-        f.write(f"# Low-rank decomposition of {os.path.basename(args.baseline)}\n\n"
-                f"Top-1 (%) on CIFAR-10 (JPEG-q75 copy) test, 10,000 images. datafree = right after "
-                f"decomposition; finetuned = after the fine-tune its metadata records ({describe_recipe(base_ft)}; "
-                f"{data}); delta vs the baseline fine-tuned the same way ({os.path.basename(args.baseline_ft)}). "
-                f"macs_kept = model MACs / dense MACs.\n\n{table}\n")
-        if args.notes:
-            f.write("\n" + open(args.notes).read())
-    print(open(args.out + ".md").read())
-
-
-def markdown_table(df):
-    """A pipe table (pandas' to_markdown needs the optional tabulate package)."""
-    cell = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)  # noqa: E731
-    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines)
+    base = entries([args.baseline])[0]
+    if base.top1 is None:
+        raise UserError(f"{args.baseline}: no measured top-1 in its metadata")
+    found = entries(args.checkpoints, methods=("lowrank",))
+    tuned = [e for e in found if e.recipe]
+    rows = [row_of(e, child_of(e, tuned), base) for e in found if not e.recipe]
+    columns = [(h, (lambda k: lambda r: fmt(r[k], 4 if k == "mean_rel_error" else 2))(k)) for h, k in (
+        ("checkpoint", "checkpoint"), ("scheme", "scheme"), ("selection", "selection"), ("ranks x", "rank_multiple"),
+        ("layers", "layers_factorised"), ("MACs kept", "macs_kept"), ("params", "params"),
+        ("mean rel. error", "mean_rel_error"), ("data-free top-1", "datafree_top1"),
+        ("fine-tuned top-1", "finetuned_top1"), ("change vs baseline ft", "change_vs_baseline_ft"))]
+    intro = [generated_by("lowrank.report", argv),
+             f"Top-1 (%): data-free on {'; '.join(sorted({r['datafree_data'] for r in rows} - {''})) or 'not scored'}; "
+             f"fine-tuned and baseline ({shown(args.baseline)}, top-1 {fmt(base.top1)}) on {base.test_data}. "
+             f"Recipe: {describe_recipe(base.meta)}. MACs kept = model MACs / dense MACs."]
+    notes = [open(args.notes).read()] if args.notes else []
+    write_report(args.out, "Low-rank decomposition", intro, columns, rows, csv_rows=rows, notes=notes)
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ def load_model(path):
 
 
 # Module types a checkpoint can contain register themselves on import.
-from models import layers, lowrank_layers, quant_layers  # noqa: E402,F401
+from models import lowrank_layers, quant_layers  # noqa: E402,F401
 
 __all__ = ["CifarResNet", "DEPTH_NAMES", "SpecError", "build_model", "check_spec", "conv_layer_ids", "load_model",
            "make_spec", "register_layer", "replace_module", "spec_with_layer", "nn"]

@@ -75,16 +75,16 @@ def convert(src, dst, fmt="auto"):
     with open(src, "rb") as f:
         sha = hashlib.sha256(f.read()).hexdigest()
     published = raw.get("best_prec1")
-    meta = make_meta("baseline", {"source": os.path.abspath(src), "format": kind}, source=os.path.abspath(src),
-                     normalization=FORMATS[kind]["normalization"], data="converted: published weights",
-                     metrics=dict(model_metrics(model), **({"published_top1": float(published)} if published is not None else {})),
-                     source_sha256=sha, source_format=kind)
+    metrics = dict(model_metrics(model), **({"published_top1": float(published)} if published is not None else {}))
+    meta = make_meta("baseline", method_info={"source": os.path.abspath(src), "source_format": kind,
+                                              "source_sha256": sha},
+                     normalization=FORMATS[kind]["normalization"], data={"source": "published weights"}, metrics=metrics)
     save_checkpoint(dst, spec, model.state_dict(), meta)
     return spec, meta
 
 
 def main(argv=None):
-    p = cli.parser(__doc__.split("\n")[0])
+    p = cli.parser(__doc__)
     p.add_argument("source", help="external checkpoint (.th / .pth.tar)")
     p.add_argument("--out", required=True, help="project checkpoint to write")
     p.add_argument("--format", choices=["auto"] + sorted(FORMATS), default="auto")
@@ -94,7 +94,7 @@ def main(argv=None):
         raise UserError("--out must differ from the source checkpoint")
     spec, meta = convert(args.source, args.out, args.format)
     m = meta["metrics"]
-    print(f"wrote {args.out}: {spec['name']} ({meta['source_format']}), {m['params']:,} params, {m['macs'] / 1e6:.1f}M MACs")
+    print(f"wrote {args.out}: {spec['name']} ({meta['method_info']['source_format']}), {m['params']:,} params, {m['macs'] / 1e6:.1f}M MACs")
 
 
 if __name__ == "__main__":

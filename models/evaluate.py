@@ -15,7 +15,7 @@ from models import load_model
 
 
 def parse_args(argv=None):
-    p = cli.parser(__doc__.split("\n")[0])
+    p = cli.parser(__doc__)
     p.add_argument("checkpoint")
     p.add_argument("--data-dir", default=None, help="CIFAR-10 folder whose test split is scored (omit: metrics only)")
     p.add_argument("--test-subset", type=int, default=None, help="score a fixed random subset of N test images")

@@ -25,11 +25,10 @@ OBSERVER_PREFIX = "activation_post_process_"
 
 
 def engine_of(ckpt):
-    """The engine of an int8 checkpoint ('' for a float one); files from before engines were named are ONNX."""
+    """The engine of an int8 checkpoint ('' for a float one): meta["artifacts"]["int8"]["engine"]."""
     if ckpt["meta"].get("precision") != "int8":
         return ""
-    engine = (ckpt["meta"].get("quantization") or {}).get("engine")
-    return engine or ("onnxruntime" if "onnx" in ckpt else "")
+    return (ckpt["meta"].get("artifacts", {}).get("int8") or {}).get("engine") or ("onnxruntime" if "onnx" in ckpt else "")
 
 
 # ---------------------------------------------------------------- OpenVINO

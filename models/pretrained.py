@@ -86,7 +86,7 @@ def published(name):
 
 def main(argv=None):
     import argparse
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("name", choices=sorted(PUBLISHED))
     args = p.parse_args(argv)
     print(published(args.name))

@@ -20,7 +20,6 @@ both sides (akamaster); "avgpool" average-pools 2x2 and appends the zero channel
 """
 import copy
 
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 

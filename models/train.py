@@ -1,53 +1,37 @@
 """Train a CIFAR ResNet from scratch, or fine-tune any checkpoint, through the shared loop.
 
-    python -m models.train --model resnet56 --out runs/r56.pt --data-dir data            # 160-epoch recipe
-    python -m models.train --from r56.pt --recipe quick --subset 10000 --out r56-ft.pt   # short fine-tune
-    torchrun --nproc_per_node 2 -m models.train --model resnet20 --device cpu ...        # DDP (gloo on CPU)
+    python -m models.train resnet56 --out runs/r56.pt --data-dir data                      # 160-epoch recipe
+    python -m models.train runs/r56.pt --recipe quick --subset 10000 --out runs/r56-ft.pt  # short fine-tune
+    torchrun --nproc_per_node 2 -m models.train resnet20 --device cpu --out r20.pt ...     # DDP (gloo on CPU)
+
+A fine-tuned checkpoint keeps its parent's method and method record (a fine-tuned L1-pruned model is still "l1"),
+and its lineage names the parent, so reports pair every compressed model with its fine-tuned child.
 """
-from common import cli
-from common.checkpoint import make_meta
 from common.errors import UserError, run_cli
-from common.metrics import model_metrics
-from common.training import fit
-from models import DEPTH_NAMES, build_model, load_model, make_spec
+from models import DEPTH_NAMES
+from models.method import Method, run
 
 
-def parse_args(argv=None):
-    p = cli.parser(__doc__.split("\n")[0])
-    p.add_argument("--model", choices=sorted(DEPTH_NAMES), help="architecture to train from scratch")
-    p.add_argument("--from", dest="init", metavar="CKPT", help="checkpoint to fine-tune (its spec and normalisation)")
-    p.add_argument("--out", required=True, help="final checkpoint path")
-    cli.add_data_args(p)
-    cli.add_train_args(p, recipe="scratch")
-    args = p.parse_args(argv)
-    if bool(args.model) == bool(args.init):
-        p.error("give exactly one of --model (from scratch) or --from CKPT (fine-tune)")
-    if args.init and args.recipe is None:
-        args.default_recipe = "finetune"
-    return cli.finish_train_args(args)
+class Train(Method):
+    trains = "always"
+    from_scratch = True
+    recipe = "scratch"
+
+    def recipe_for(self, args):
+        return "scratch" if args.checkpoint in DEPTH_NAMES else "finetune"
+
+    def prepare(self, ctx):
+        self.name = ctx.parent["meta"]["method"] if ctx.parent else "baseline"
+        if ctx.parent and ctx.parent["meta"].get("precision") == "int8":
+            raise UserError(f"{ctx.args.checkpoint}: an int8 checkpoint's int8 model would not follow the training; "
+                            "fine-tune its fp32 parent, then quantise again")
+
+    def compress(self, model, spec, ctx):
+        return model, spec, dict(ctx.parent["meta"].get("method_info", {})) if ctx.parent else {}
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    cli.check_output_path(args.out)
-    rank, world, device = cli.setup(args)
-    if args.init:
-        model, parent = load_model(args.init)
-        spec, normalization, method = parent["spec"], parent["meta"]["normalization"], parent["meta"].get("method", "baseline")
-        if not normalization:
-            raise UserError(f"{args.init}: checkpoint carries no normalisation")
-    else:
-        spec, normalization, method = make_spec(args.model), cli.default_normalization(), "baseline"
-        model, parent = build_model(spec), {"meta": {}}
-    train_b, test_b, data = cli.make_batches(args, normalization, device, rank, world)
-    meta = make_meta(method, args, parent=args.init, parent_meta=parent["meta"], normalization=normalization, data=data,
-                     metrics=model_metrics(model), finetuned=bool(args.init))
-    metrics = fit(model, train_b, test_b, epochs=args.epochs, lr=args.lr, spec=spec, meta=meta, out=args.out,
-                  run_dir=args.run_dir, schedule=args.schedule, momentum=args.momentum,
-                  weight_decay=args.weight_decay, device=device, amp=args.amp, resume=args.resume,
-                  rank=rank, world=world, progress=args.progress)
-    if rank == 0:
-        print(f"wrote {args.out}: top-1 {metrics['test_acc']:.2f}% on {data}")
+    run(Train(), __doc__, argv)
 
 
 if __name__ == "__main__":

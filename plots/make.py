@@ -23,8 +23,14 @@ import pandas as pd  # noqa: E402
 
 BACKEND_COLOURS = {"eager": "tab:blue", "compile": "tab:green", "onnx": "tab:orange", "openvino": "tab:purple"}
 PRECISION_EDGES = {"fp32": None, "bf16": "k", "fp16": "k", "int8": "k"}  # bf16/int8 points get an outline
-METHOD_MARKERS = {"baseline": "o", "l1": "s", "weight_prune": "x", "kd": "^", "fitnets": "v", "student": "<",
-                  "lowrank": "D", "qat": "P", "int8": "*", "stack": "h"}
+MARKERS = "osx^vD<>Ph*pX"  # one per method, in the order the methods first appear in the CSV
+_MARKER_OF = {}
+
+
+def method_marker(method):
+    """The marker of a method: taken from the CSV's own method names, never a fixed list, so every method (a new one
+    included) gets its own, different from the others'."""
+    return _MARKER_OF.setdefault(method, MARKERS[len(_MARKER_OF) % len(MARKERS)])
 REQUIRED = ["checkpoint", "checkpoint_sha256", "method", "baseline_sha256", "backend", "device", "precision", "batch",
             "top1", "data", "measured_speedup", "theoretical_speedup", "compressed_bytes", "latency_p50_ms",
             "latency_p90_ms", "latency_p95_ms", "latency_p99_ms", "throughput_ips"]
@@ -63,6 +69,14 @@ def with_baseline_columns(df):
     df["compression_ratio"] = [size.get(b, float("nan")) / c if c else float("nan")
                                for b, c in zip(df["baseline_sha256"], df["compressed_bytes"])]
     df["top1_change"] = [t - acc.get((b, d), float("nan")) for b, d, t in zip(df["baseline_sha256"], df["data"], df["top1"])]
+    # The dense model at each precision: the baseline itself in fp32, its int8 (or bf16) twin otherwise. Structured
+    # speed is judged against it, so an int8 pruned model's gain is not mixed up with the gain of int8 itself.
+    dense = df[(df["theoretical_speedup"] - 1).abs() < 1e-3]
+    keys = ["baseline_sha256", "backend", "device", "precision", "batch"]
+    dense_ips = dense.groupby(keys)["throughput_ips"].max()
+    df["speedup_same_precision"] = [ips / dense_ips.get(tuple(k), float("nan"))
+                                    for ips, k in zip(df["throughput_ips"], df[keys].itertuples(index=False))]
+    df["kept_of_theoretical"] = df["speedup_same_precision"] / df["theoretical_speedup"]
     return df
 
 
@@ -131,7 +145,7 @@ def _scatter_by(ax, points, xkey="x", ykey="y"):
         key = (p["backend"], p["precision"], p["method"])
         edge = PRECISION_EDGES.get(p["precision"])
         ax.scatter(p[xkey], p[ykey], c=BACKEND_COLOURS.get(p["backend"], "grey"),
-                   marker=METHOD_MARKERS.get(p["method"], "o"), s=36, alpha=0.85,
+                   marker=method_marker(p["method"]), s=36, alpha=0.85,
                    edgecolors=edge, linewidths=1.0 if edge else None,
                    label=f"{p['method']} / {p['backend']} {p['precision']}" if key not in seen else None)
         seen.add(key)
@@ -248,6 +262,9 @@ def make(results, out, note=""):
     _NUMBERS.clear()
     for p in sorted({p["checkpoint"] for p in data["accuracy_vs_speedup"] + data["speedup_vs_compression"]}):
         _number(p)
+    _MARKER_OF.clear()
+    for method in dict.fromkeys(df["method"].astype(str)):
+        method_marker(method)
     plot_speedup_vs_compression(data, context, out, note)
     plot_accuracy_vs_speedup(data, context, out, note)
     plot_theoretical_vs_measured(data, context, out, note)
@@ -258,7 +275,7 @@ def make(results, out, note=""):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--results", default="results/benchmark.csv")
     p.add_argument("--out", default="imgs")
     p.add_argument("--note", default="", help="added to every figure title, e.g. 'before fine-tuning'")

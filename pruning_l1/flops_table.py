@@ -12,7 +12,7 @@ from common.checkpoint import atomic_write_text
 from common.errors import run_cli
 from common.metrics import model_metrics
 from models import build_model, load_model, make_spec
-from pruning_l1 import prune
+from pruning_l1 import filters
 
 # Li et al. 2017, Table 1: (MAC cut %, param cut %)
 PAPER = {("resnet56", "A"): (10.4, 9.4), ("resnet56", "B"): (27.6, 13.7),
@@ -23,7 +23,7 @@ EXTRA = [("uniform 50%, --round-to 8", [0.5] * 3, [], 8), ("uniform 40%", [0.4] 
 
 
 def row(label, model, source, ratios, skip, round_to, dense, paper=None):
-    spec, _, _ = prune.prune_model(model, prune.plan(model.spec, ratios, skip, round_to))
+    spec, _, _ = filters.prune_model(model, filters.plan(model.spec, ratios, skip, round_to))
     after = model_metrics(build_model(spec))
     macs_cut = 100 * (1 - after["macs"] / dense["macs"])
     params_cut = 100 * (1 - after["params"] / dense["params"])
@@ -37,7 +37,7 @@ def row(label, model, source, ratios, skip, round_to, dense, paper=None):
 
 
 def main(argv=None):
-    p = cli.parser(__doc__.split("\n")[0])
+    p = cli.parser(__doc__)
     p.add_argument("--r56", default="runs/base/r56.pt", help="trained ResNet-56 checkpoint")
     p.add_argument("--out", default="results/l1_flops_params.md")
     args = p.parse_args(argv)
@@ -55,7 +55,7 @@ def main(argv=None):
         dense = model_metrics(model)
         depth = name.replace("resnet", "ResNet-")
         for variant in ("A", "B"):
-            ratios, skip = prune.variant_scheme(model.spec, variant)
+            ratios, skip = filters.variant_scheme(model.spec, variant)
             lines.append(row(f"{depth}-{variant}", model, source, ratios, skip, None, dense, PAPER[(name, variant)]))
         if name == "resnet56":
             for label, ratios, skip, round_to in EXTRA:

@@ -1,200 +1,63 @@
-"""L1-norm filter pruning (Li et al. 2017, "Pruning Filters for Efficient ConvNets") with physical removal.
-
-Only the first conv of each residual block is pruned (its output is private to the block, so no
-shortcut has to change). Its filters are ranked by L1 norm; the kept filters, the BN that normalises
-them and the matching input channels of the block's second conv are copied into a smaller dense model
-whose spec differs only in `mids`. No masks: the saved checkpoint *is* the small model.
+"""L1-norm filter pruning (Li et al. 2017) with physical removal: the saved checkpoint *is* the small model.
 
     python -m pruning_l1.prune runs/base/r56.pt --variant B --out runs/l1/r56-B.pt
     python -m pruning_l1.prune r56.pt --ratios 0.6,0.3,0.1 --skip 16,18,20,34,38,54 --out r56-custom.pt
-    python -m pruning_l1.prune r56.pt --ratio 0.5 --round-to 8 --out r56-u50r8.pt --data-dir $CIFAR10_DIR
+    python -m pruning_l1.prune r56.pt --ratio 0.5 --round-to 8 --out r56-u50r8.pt --test-dir $CIFAR10_DIR
+    python -m pruning_l1.prune r56.pt --variant B --finetune --recipe quick --out r56-B-ft.pt   # prune + fine-tune
 
-Layer ids follow `models.resnet.conv_layer_ids` (Li et al.'s numbering): stem = 1, block i's convs = 2i+2, 2i+3.
+Schemes: --variant A/B (Li et al.'s for ResNet-56/110), --ratios p1,p2,p3 per stage with optional --skip layer ids,
+or --ratio p for every block; --round-to N rounds kept widths to multiples of N (SIMD-friendly). pruning_l1/filters.py
+holds the method; this file only declares it to the shared driver (models/method.py).
 """
-import copy
-
-import torch
-
 from common import cli
-from common.checkpoint import make_meta, save_checkpoint
-from common.data import Batches, load_cifar10
 from common.errors import UserError, run_cli
 from common.metrics import model_metrics
-from common.training import evaluate
-from models import build_model, conv_layer_ids, load_model
-
-# Li et al. 2017, Table 1 / Sec. 4.2: per (blocks per stage, variant) the skipped (sensitive) layer ids
-# and the per-stage prune ratios.
-VARIANTS = {
-    (9, "A"): {"skip": [16, 20, 38, 54], "ratios": [0.1, 0.1, 0.1]},
-    (9, "B"): {"skip": [16, 18, 20, 34, 38, 54], "ratios": [0.6, 0.3, 0.1]},
-    (18, "A"): {"skip": [36], "ratios": [0.5, 0.0, 0.0]},
-    (18, "B"): {"skip": [36, 38, 74], "ratios": [0.5, 0.4, 0.3]},
-}
-DEPTH_OF_BLOCKS = {9: "ResNet-56", 18: "ResNet-110"}
+from models import build_model
+from models.method import Method, run
+from pruning_l1.filters import plan, prune_model, variant_scheme
 
 
-def variant_scheme(spec, variant):
-    """(ratios, skip) of a paper variant; a clear error when the model is not the depth it was defined for."""
-    n = spec["blocks"][0]
-    if spec["arch"] != "resnet" or len(set(spec["blocks"])) != 1 or (n, variant) not in VARIANTS:
-        known = ", ".join(f"{DEPTH_OF_BLOCKS[b]}-{v}" for b, v in VARIANTS)
-        depth = 6 * n + 2 if len(set(spec["blocks"])) == 1 else spec["blocks"]
-        raise UserError(f"variant {variant} is defined for {known} only; this model is a {spec['arch']} of depth "
-                        f"{depth} (use --ratios/--skip or --ratio for a custom scheme)")
-    dense = [w for w, b in zip(spec["stage_widths"], spec["blocks"]) for _ in range(b)]
-    if [int(m) for m in spec["mids"]] != dense:
-        raise UserError(f"variant {variant} expects an unpruned model, but its block widths are already {spec['mids']}")
-    v = VARIANTS[(n, variant)]
-    return list(v["ratios"]), list(v["skip"])
+class L1Prune(Method):
+    name = "l1"
 
+    def add_args(self, p):
+        g = p.add_mutually_exclusive_group(required=True)
+        g.add_argument("--variant", choices=["A", "B"], help="Li et al.'s scheme for ResNet-56 / ResNet-110")
+        g.add_argument("--ratios", help="per-stage prune ratios p1,p2,p3 (custom scheme)")
+        g.add_argument("--ratio", type=float, help="one prune ratio for every block (any depth, preresnet included)")
+        p.add_argument("--skip", default="", help="comma-separated layer ids left unpruned (with --ratios/--ratio)")
+        p.add_argument("--round-to", type=int, default=None, metavar="N", help="round kept widths to multiples of N")
 
-def plan(spec, ratios, skip=(), round_to=None):
-    """{block index: kept width} for per-stage `ratios` and skipped layer ids; checks every input.
-
-    Keeps int(C * (1 - p)) filters (Li et al.), then, with `round_to` N, the nearest multiple of N
-    (at least N, at most C) so the pruned widths suit SIMD kernels."""
-    if len(ratios) != 3:
-        raise UserError(f"give one prune ratio per stage (3), got {len(ratios)}")
-    for p in ratios:
-        if not 0.0 <= p < 1.0:
-            raise UserError(f"prune ratios must lie in [0, 1), got {p:g}")
-    if round_to is not None and round_to < 1:
-        raise UserError(f"--round-to must be at least 1, got {round_to}")
-    stage_of = [s for s, b in enumerate(spec["blocks"]) for _ in range(b)]
-    prunable = {2 * i + 2: i for i in range(len(stage_of))}  # first conv of block i
-    for lid in skip:
-        if lid not in prunable:
-            raise UserError(f"layer id {lid} is not the first conv of a residual block; prunable ids are the even "
-                            f"numbers 2..{2 * len(stage_of)} for this model")
-    widths = {}
-    for lid, i in prunable.items():
-        c, p = int(spec["mids"][i]), ratios[stage_of[i]]
-        if lid in skip or p == 0:
-            continue
-        keep = int(c * (1 - p))
-        if round_to:
-            keep = min(c, max(round_to, round_to * int(keep / round_to + 0.5)))
-        if keep < 1:
-            raise UserError(f"layer id {lid} has {c} filters; prune ratio {p:g} would leave none")
-        if keep < c:
-            widths[i] = keep
-    return widths
-
-
-def l1_keep(weight, keep):
-    """Indices (ascending) of the `keep` filters with the largest L1 norm; ties go to the lower index."""
-    norms = weight.detach().abs().flatten(1).sum(1)
-    order = torch.argsort(-norms, stable=True)
-    return torch.sort(order[:keep]).values
-
-
-def prune_model(model, widths):
-    """(new spec, new state_dict, {block path: kept indices}) -- the physically smaller model.
-
-    The BN that normalises conv1's output is bn1 in a post-activation block but bn2 in a pre-activation
-    block (whose bn1 sits before conv1 on the block input, which pruning does not touch)."""
-    spec = copy.deepcopy(model.spec)
-    if spec.get("layers"):
-        raise UserError(f"cannot filter-prune a model with replaced layers ({', '.join(spec['layers'])}); "
-                        "prune the dense model first")
-    state = {k: v.clone() for k, v in model.state_dict().items()}
-    names = [f"layer{s + 1}.{b}" for s, n in enumerate(spec["blocks"]) for b in range(n)]
-    bn = "bn2" if spec["arch"] == "preresnet" else "bn1"
-    kept = {}
-    for i, keep in sorted(widths.items()):
-        block = names[i]
-        idx = l1_keep(state[f"{block}.conv1.weight"], keep)
-        state[f"{block}.conv1.weight"] = state[f"{block}.conv1.weight"][idx].clone()
-        for t in ("weight", "bias", "running_mean", "running_var"):
-            state[f"{block}.{bn}.{t}"] = state[f"{block}.{bn}.{t}"][idx].clone()
-        state[f"{block}.conv2.weight"] = state[f"{block}.conv2.weight"][:, idx].clone()
-        spec["mids"][i] = keep
-        kept[block] = idx.tolist()
-    return spec, state, kept
-
-
-def parse_args(argv=None):
-    p = cli.parser(__doc__.split("\n")[0])
-    p.add_argument("checkpoint", help="checkpoint to prune (any depth; variants need ResNet-56/110)")
-    p.add_argument("--out", required=True, help="pruned checkpoint path")
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--variant", choices=["A", "B"], help="Li et al.'s scheme for ResNet-56 / ResNet-110")
-    g.add_argument("--ratios", help="per-stage prune ratios p1,p2,p3 (custom scheme)")
-    g.add_argument("--ratio", type=float, help="one prune ratio for every block (any depth, preresnet included)")
-    p.add_argument("--skip", default="", help="comma-separated layer ids left unpruned (with --ratios/--ratio)")
-    p.add_argument("--round-to", type=int, default=None, metavar="N", help="round kept widths to multiples of N")
-    p.add_argument("--data-dir", default=None, help="CIFAR-10 folder: report top-1 before/after pruning on its test split")
-    p.add_argument("--test-subset", type=int, default=None, help="score a fixed random subset of N test images")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    return p.parse_args(argv)
-
-
-def parse_list(text, kind, what):
-    try:
-        return [kind(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise UserError(f"{what} must be a comma-separated list of numbers, got {text!r}") from None
-
-
-def scheme_from_args(args, spec):
-    """(ratios, skip) from --variant | --ratios [--skip] | --ratio [--skip]."""
-    if args.variant:
-        if args.skip:
+    def check_args(self, args):
+        if args.variant and args.skip:
             raise UserError("--skip goes with --ratios/--ratio; a variant fixes its own skipped layers")
-        return variant_scheme(spec, args.variant)
-    skip = parse_list(args.skip, int, "--skip")
-    if args.ratio is not None:
-        return [args.ratio] * 3, skip
-    return parse_list(args.ratios, float, "--ratios"), skip
 
-
-def top1(model, normalization, args):
-    images, labels, desc = load_cifar10(args.data_dir, False, subset=args.test_subset)
-    acc, _ = evaluate(model, Batches(images, labels, 500, normalization, False, torch.device("cpu")), torch.device("cpu"))
-    return acc, desc
+    def compress(self, model, spec, ctx):
+        args = ctx.args
+        if args.variant:
+            ratios, skip = variant_scheme(spec, args.variant)
+        else:
+            skip = cli.parse_list(args.skip, int, "--skip") if args.skip else []
+            ratios = [args.ratio] * 3 if args.ratio is not None else cli.parse_list(args.ratios, float, "--ratios")
+        widths = plan(spec, ratios, skip, args.round_to)
+        if not widths:
+            raise UserError("this scheme prunes no filter (all ratios 0 or all layers skipped)")
+        new_spec, state, kept = prune_model(model, widths)
+        pruned = build_model(new_spec)
+        pruned.load_state_dict(state, strict=True)
+        before, after = model_metrics(model), model_metrics(pruned.eval())
+        print(f"pruned {len(widths)} of {len(spec['mids'])} block convs: "
+              + ", ".join(f"{2 * i + 2}:{int(spec['mids'][i])}->{w}" for i, w in sorted(widths.items())))
+        for key in ("params", "macs"):
+            print(f"{key:>6}: {before[key]:.4g} -> {after[key]:.4g} ({100 * (1 - after[key] / before[key]):.1f}% fewer)")
+        info = {"variant": args.variant or "", "ratios": ratios, "skip": skip, "round_to": args.round_to or 0,
+                "mids_before": [int(m) for m in spec["mids"]], "kept": kept, "params_before": before["params"],
+                "macs_before": before["macs"]}
+        return pruned, new_spec, info
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    cli.check_output_path(args.out)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    model, ckpt = load_model(args.checkpoint)
-    ratios, skip = scheme_from_args(args, ckpt["spec"])
-    widths = plan(ckpt["spec"], ratios, skip, args.round_to)
-    if not widths:
-        raise UserError("this scheme prunes no filter (all ratios 0 or all layers skipped)")
-    spec, state, kept = prune_model(model, widths)
-    pruned = build_model(spec)
-    pruned.load_state_dict(state, strict=True)
-    pruned.eval()
-
-    before, after = model_metrics(model), model_metrics(pruned)
-    normalization = ckpt["meta"].get("normalization") or {}
-    data, metrics = "", dict(after)
-    ids = conv_layer_ids(model)
-    print(f"pruned {len(widths)} of {len(spec['mids'])} block convs: "
-          + ", ".join(f"{lid}:{int(ckpt['spec']['mids'][(lid - 2) // 2])}->{spec['mids'][(lid - 2) // 2]}"
-                      for lid in sorted(ids) if lid % 2 == 0 and (lid - 2) // 2 in widths))
-    for key in ("params", "macs"):
-        cut = 100 * (1 - after[key] / before[key])
-        print(f"{key:>6}: {before[key]:.4g} -> {after[key]:.4g} ({cut:.1f}% fewer)")
-        metrics[f"{key}_reduction_pct"] = cut
-    if args.data_dir:
-        if not normalization:
-            raise UserError(f"{args.checkpoint}: checkpoint carries no normalisation")
-        acc0, data = top1(model, normalization, args)
-        acc1, _ = top1(pruned, normalization, args)
-        metrics.update(top1=acc1, top1_before=acc0)
-        print(f"top-1 on {data}: {acc0:.2f}% before, {acc1:.2f}% right after pruning (no fine-tune)")
-    l1 = {"variant": args.variant or "", "ratios": ratios, "skip": skip, "round_to": args.round_to or 0,
-          "mids_before": [int(m) for m in ckpt["spec"]["mids"]], "kept": kept,
-          "params_before": before["params"], "macs_before": before["macs"]}
-    meta = make_meta("l1", args, parent=args.checkpoint, parent_meta=ckpt["meta"], normalization=normalization,
-                     data=f"test: {data}" if data else "", metrics=metrics, l1=l1, finetuned=False)
-    save_checkpoint(args.out, spec, pruned.state_dict(), meta)
-    print(f"wrote {args.out}")
+    run(L1Prune(), __doc__, argv)
 
 
 if __name__ == "__main__":

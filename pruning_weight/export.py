@@ -24,7 +24,7 @@ import zipfile
 import numpy as np
 import torch
 
-from common.checkpoint import FORMAT, CheckpointError, atomic_write, save_checkpoint
+from common.checkpoint import FORMAT, FORMAT_V1, CheckpointError, atomic_write, migrate_v1, save_checkpoint
 from common import cli
 from common.errors import UserError, run_cli
 from common.metrics import state_dict_bytes
@@ -107,6 +107,12 @@ def encode(spec, state_dict, meta, values="fp32"):
     return arrays, loaded
 
 
+def sparse_path(checkpoint, values="fp32"):
+    """The sparse file's name beside a checkpoint: r56-p90.pt -> r56-p90.sparse.npz (r56-p90.sparse-fp16.npz)."""
+    stem = checkpoint[:-3] if checkpoint.endswith(".pt") else checkpoint
+    return stem + (".sparse.npz" if values == "fp32" else f".sparse-{values}.npz")
+
+
 def write_sparse(path, spec, state_dict, meta, values="fp32"):
     """Write the sparse file atomically; returns its size in bytes."""
     arrays, _ = encode(spec, state_dict, meta, values)
@@ -180,7 +186,8 @@ def load_sparse(path):
             bit, val, sparse_i = bit + n, val + nnz, sparse_i + 1
     except (KeyError, ValueError, TypeError, IndexError) as err:
         raise CheckpointError(f"{path}: corrupt sparse file ({err})") from None
-    return {"format": header["checkpoint_format"], "spec": header["spec"], "state_dict": state, "meta": header["meta"]}
+    meta = migrate_v1(header["meta"]) if header.get("checkpoint_format") == FORMAT_V1 else header["meta"]
+    return {"format": FORMAT, "spec": header["spec"], "state_dict": state, "meta": meta}
 
 
 def load_sparse_model(path):
@@ -203,7 +210,7 @@ def compare_outputs(model_a, model_b, n=64, seed=0):
 
 
 def parse_args(argv=None):
-    p = cli.parser(__doc__.split("\n")[0])
+    p = cli.parser(__doc__)
     p.add_argument("source", help="checkpoint to export (or, with --unpack, a sparse file to turn back into one)")
     p.add_argument("--out", help="output file (default: SOURCE-stem.sparse.npz; required with --unpack)")
     p.add_argument("--values", choices=VALUE_TYPES, default="fp32", help="storage of the nonzero weights")
@@ -221,17 +228,19 @@ def main(argv=None):
         if os.path.isdir(args.out):
             raise UserError(f"{args.out}: is a directory, expected an output file name")
         model, ckpt = load_sparse_model(args.source)
-        meta = dict(ckpt["meta"], unpacked_from=os.path.abspath(args.source))
+        meta = dict(ckpt["meta"])
+        meta["artifacts"] = dict(meta.get("artifacts", {}), unpacked_from=os.path.abspath(args.source))
         save_checkpoint(args.out, ckpt["spec"], model.state_dict(), meta)
         print(f"wrote {args.out} from {args.source}")
         return
-    out = args.out or (args.source[:-3] if args.source.endswith(".pt") else args.source) + (
-        ".sparse.npz" if args.values == "fp32" else f".sparse-{args.values}.npz")
+    out = args.out or sparse_path(args.source, args.values)
     if os.path.isdir(out):
         raise UserError(f"{out}: is a directory, expected an output file name")
     model, ckpt = load_model(args.source)
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    meta = dict(ckpt["meta"], sparse_export={"source": os.path.abspath(args.source), "values": args.values})
+    meta = dict(ckpt["meta"])
+    meta["artifacts"] = dict(meta.get("artifacts", {}), sparse_export={"source": os.path.abspath(args.source),
+                                                                       "values": args.values})
     size = write_sparse(out, ckpt["spec"], state, meta, args.values)
     dense = state_dict_bytes(model)
     result = {"checkpoint": args.source, "sparse_file": out, "values": args.values, "sparse_bytes": size,

@@ -8,7 +8,6 @@ For each pruned checkpoint: sparsity, nonzero parameters, top-1 recorded at the 
 int8 values), measured from files written now and checked by reloading them (identical weights; fp32
 also identical outputs). Writes OUT.csv and OUT.md.
 """
-import csv
 import os
 import tempfile
 
@@ -16,6 +15,7 @@ import torch
 
 from common import cli
 from common.checkpoint import describe_recipe
+from common.report import fmt, generated_by, shown, write_report
 from common.errors import UserError, run_cli
 from common.metrics import state_dict_bytes
 from models import load_model
@@ -27,11 +27,11 @@ SCOPE_TEXT = {"global": "one global magnitude threshold over all conv weights",
               "lamp": "one global threshold over layer-normalised LAMP scores of the conv weights"}
 
 
-def loss_of(args):
+def loss_of(recipe):
     """The masked fine-tune's loss, as its checkpoint records it."""
-    if not args.get("teacher"):
+    if not recipe.get("teacher"):
         return "cross-entropy"
-    return f"KD from {os.path.basename(args['teacher'])} (T {args['temperature']:g}, alpha {args['alpha']:g})"
+    return f"KD from {os.path.basename(recipe['teacher'])} (T {recipe['temperature']:g}, alpha {recipe['alpha']:g})"
 
 
 def storage(model, ckpt, folder):
@@ -49,7 +49,7 @@ def storage(model, ckpt, folder):
 
 
 def main(argv=None):
-    p = cli.parser(__doc__.split("\n")[0])
+    p = cli.parser(__doc__)
     p.add_argument("checkpoints", nargs="+")
     p.add_argument("--baseline", required=True, help="the dense model fine-tuned with the same recipe")
     p.add_argument("--out", required=True, help="output stem: writes STEM.csv and STEM.md")
@@ -62,77 +62,64 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         for path in args.checkpoints:
             model, ck = load_model(path)
-            meta, info = ck["meta"], ck["meta"].get("weight_pruning")
-            if info is None:
+            meta, info = ck["meta"], ck["meta"].get("method_info")
+            if meta.get("method") != "weight_prune":
                 raise UserError(f"{path}: not a weight_prune checkpoint")
             dense = state_dict_bytes(model)
             sizes = storage(model, ck, tmp)
             top1 = meta["metrics"].get("top1")
             rows.append({
-                "checkpoint": path, "parent": meta.get("parent", ""), "percent": info["percent"],
+                "checkpoint": path, "parent": meta["lineage"].get("parent", ""), "percent": info["percent"],
                 "scope": info["scope"], "include_classifier": info.get("include_classifier", False),
-                "steps": info["steps"], "finetune_loss": loss_of(meta.get("args", {})),
+                "steps": info["steps"], "finetune_loss": loss_of(meta.get("recipe", {})),
                 "conv_sparsity_pct": round(info["sparsity"], 3),
                 "nonzero_params": meta["metrics"]["nonzero_params"], "params": meta["metrics"]["params"],
                 "theoretical_speedup": round(meta["metrics"]["macs"] / meta["metrics"]["effective_macs"], 2),
                 "top1": top1, "dense_ft_top1": base_top1,
                 "delta_vs_dense_ft": None if top1 is None else round(top1 - base_top1, 2),
-                "data": meta.get("data", ""), "recipe": describe_recipe(meta), "baseline": args.baseline,
+                "data": meta.get("data", {}).get("test", ""), "recipe": describe_recipe(meta), "baseline": args.baseline,
                 "dense_fp32_bytes": dense, "checkpoint_file_bytes": os.path.getsize(path),
                 "sparse_fp32_bytes": sizes["fp32"][0], "ratio_fp32": round(dense / sizes["fp32"][0], 2),
                 "fp32_reload_identical_outputs": sizes["fp32"][2],
                 "sparse_fp16_bytes": sizes["fp16"][0], "ratio_fp16": round(dense / sizes["fp16"][0], 2),
                 "sparse_int8_bytes": sizes["int8"][0], "ratio_int8": round(dense / sizes["int8"][0], 2),
-                "sparse_file": meta.get("sparse_file", {}).get("path", ""),
+                "sparse_file": meta["artifacts"].get("sparse_file", {}).get("path", ""),
             })
             print(f"{path}: {info['sparsity']:.1f}% sparse, top-1 {top1}, fp32 sparse file {sizes['fp32'][0]} bytes "
                   f"({dense / sizes['fp32'][0]:.2f}x), identical outputs {sizes['fp32'][2]}")
     rows.sort(key=lambda r: (r["percent"], r["steps"], r["finetune_loss"]))
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out + ".csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
     datas = sorted({r["data"] for r in rows})
     recipes = sorted({r["recipe"] for r in rows})
-    def shown(path):  # checkpoints record absolute paths; inside this checkout show them relative to it
-        return os.path.relpath(path) if path.startswith(os.getcwd() + os.sep) else path
     parents = sorted({f"`{shown(r['parent'])}`" for r in rows if r["parent"]}) or ["unknown"]
     scopes = sorted({SCOPE_TEXT[r["scope"]] + (" (classifier too)" if r["include_classifier"] else " (classifier dense)")
                      for r in rows})
-    lines = ["# Magnitude weight pruning (Han et al. 2015)", "",
-             f"Parent: {', '.join(parents)}. Prune: {'; '.join(scopes)}, then masked fine-tune.",
-             f"Data: {'; '.join(datas)}.", f"Recipe: {'; '.join(recipes)}.",
-             f"Dense baseline fine-tuned with the same recipe: `{args.baseline}`, top-1 {base_top1:.2f}%.", "",
+    intro = [generated_by("pruning_weight.report", argv),
+             f"Parent: {', '.join(parents)}. Prune: {'; '.join(scopes)}, then masked fine-tune. "
+             f"Top-1 (%) on: {'; '.join(datas)}. Recipe: {'; '.join(recipes)}. Dense baseline fine-tuned with the same "
+             f"recipe: `{shown(args.baseline)}`, top-1 {base_top1:.2f}%.",
              "Sizes are measured from files: dense fp32 = 4 bytes per float parameter/buffer "
-             f"({rows[0]['dense_fp32_bytes']} bytes; the dense baseline .pt file is {os.path.getsize(args.baseline)} bytes); "
-             "sparse = `pruning_weight.export` .npz (bitmask + nonzero values, deflate; BN and other dense tensors as is). "
-             "fp32 values are lossless (reloaded outputs identical); fp16/int8 values are lossy.", "",
-             "Speed: the theoretical speedup counts only multiplications by nonzero weights; with dense kernels "
-             "(PyTorch / ONNX Runtime conv) a weight-pruned model runs at about 1.0x -- zeros are multiplied like any "
-             "other weight. Measured speed: see the benchmark results.", "",
-             "| sparsity (conv) | pruning steps | fine-tune loss | nonzero params | top-1 | vs dense ft | within 1 pt | theor. speedup | "
-             "sparse fp32 bytes (ratio) | identical reload | fp16 bytes (ratio) | int8 bytes (ratio) | checkpoint |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        top1 = "-" if r["top1"] is None else f"{r['top1']:.2f}"
-        delta = "-" if r["delta_vs_dense_ft"] is None else f"{r['delta_vs_dense_ft']:+.2f}"
-        within = "-" if r["delta_vs_dense_ft"] is None else ("yes" if r["delta_vs_dense_ft"] >= -1 else "no")
-        lines.append(f"| {r['conv_sparsity_pct']:.1f}% | {r['steps']} | {r['finetune_loss']} | {r['nonzero_params']:,} | {top1} | {delta} | {within} | "
-                     f"{r['theoretical_speedup']:.2f}x | {r['sparse_fp32_bytes']:,} ({r['ratio_fp32']:.2f}x) | "
-                     f"{'yes' if r['fp32_reload_identical_outputs'] else 'NO'} | {r['sparse_fp16_bytes']:,} "
-                     f"({r['ratio_fp16']:.2f}x) | {r['sparse_int8_bytes']:,} ({r['ratio_int8']:.2f}x) | `{r['checkpoint']}` |")
+             f"({rows[0]['dense_fp32_bytes']:,} bytes); sparse = `pruning_weight.export` .npz (bitmask + nonzero values, "
+             "deflate; BN and other dense tensors as is). fp32 values are lossless (reloaded outputs identical); "
+             "fp16/int8 values are lossy.",
+             "Speed: the theoretical speedup counts only multiplications by nonzero weights; with dense kernels a "
+             "weight-pruned model runs at about 1.0x (zeros are multiplied like any other weight): see the benchmark."]
+    size = lambda kind: lambda r: f"{r[f'sparse_{kind}_bytes']:,} ({r[f'ratio_{kind}']:.2f}x)"  # noqa: E731
+    columns = [("sparsity (conv)", lambda r: f"{r['conv_sparsity_pct']:.1f}%"), ("pruning steps", lambda r: r["steps"]),
+               ("fine-tune loss", lambda r: r["finetune_loss"]), ("nonzero params", lambda r: f"{r['nonzero_params']:,}"),
+               ("top-1", lambda r: fmt(r["top1"])), ("vs dense ft", lambda r: fmt(r["delta_vs_dense_ft"], signed=True)),
+               ("theor. speedup", lambda r: f"{r['theoretical_speedup']:.2f}x"), ("sparse fp32 bytes", size("fp32")),
+               ("identical reload", lambda r: "yes" if r["fp32_reload_identical_outputs"] else "NO"),
+               ("fp16 bytes", size("fp16")), ("int8 bytes", size("int8")),
+               ("checkpoint", lambda r: f"`{shown(r['checkpoint'])}`")]
+    notes = []
     scored = [r for r in rows if r["top1"] is not None]
-    if scored:
-        lines += ["", "Criterion (issue 5): within 1 point of the equally fine-tuned dense model:"]
-        for pct in sorted({r["percent"] for r in scored}):
-            best = max((r for r in scored if r["percent"] == pct), key=lambda r: r["top1"])
-            verdict = "met" if best["delta_vs_dense_ft"] >= -1 else "NOT met with this recipe"
-            lines.append(f"- {pct:g}%: best {best['top1']:.2f}% ({best['steps']} pruning step(s), {best['finetune_loss']}) vs dense "
-                         f"{base_top1:.2f}% ({best['delta_vs_dense_ft']:+.2f}): {verdict}")
-    with open(args.out + ".md", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print(f"wrote {args.out}.csv and {args.out}.md")
+    for pct in sorted({r["percent"] for r in scored}):
+        best = max((r for r in scored if r["percent"] == pct), key=lambda r: r["top1"])
+        verdict = "within 1 point" if best["delta_vs_dense_ft"] >= -1 else "more than 1 point below"
+        notes.append(f"- {pct:g}%: best {best['top1']:.2f}% ({best['steps']} pruning step(s), {best['finetune_loss']}) "
+                     f"vs dense {base_top1:.2f}% ({best['delta_vs_dense_ft']:+.2f}): {verdict} the dense model")
+    write_report(args.out, "Magnitude weight pruning (Han et al. 2015)", intro, columns, rows, csv_rows=rows,
+                 notes=["\n".join(notes)] if notes else [])
 
 
 if __name__ == "__main__":

@@ -16,11 +16,10 @@
 # with different rates do not mix); WSTEPS is the number of gradual pruning events of item w90 (default 4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh  # DATA, THREADS, step OUTPUT command...
 EPOCHS=${1:?usage: equal_finetune.sh EPOCHS}
-DATA=${CIFAR10_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cifar-compress/cifar10}
 QUICK=${QUICK:-runs/study-quick}   # published weights converted by scripts/study.sh quick, and its teacher
 OUT=${OUT:-runs/ft-e$EPOCHS}
-THREADS=${THREADS:-$(nproc)}
 ONLY=${ONLY:-base l1b l1r16 lowrank w90 kd kd32 int8}
 for f in "$QUICK/base/r56.pt" "$QUICK/base/r20.pt" "$QUICK/base/r56-ft.pt"; do
   [ -f "$f" ] || { echo "equal_finetune.sh: $f missing: run 'bash scripts/study.sh quick' first (UNTIL=methods is enough)" >&2; exit 2; }
@@ -29,11 +28,9 @@ mkdir -p "$OUT"
 WSTEPS=${WSTEPS:-4}
 FT=(--recipe quick --epochs "$EPOCHS" ${LR:+--lr "$LR"} --data-dir "$DATA" --threads "$THREADS" --no-progress)
 
-source scripts/lib.sh  # step OUTPUT command...
-
 for item in $ONLY; do
   case $item in
-    base) step "$OUT/r56-ft.pt" python -m models.train --from "$QUICK/base/r56.pt" "${FT[@]}" --out "$OUT/r56-ft.pt" ;;
+    base) step "$OUT/r56-ft.pt" python -m models.train "$QUICK/base/r56.pt" "${FT[@]}" --out "$OUT/r56-ft.pt" ;;
     l1b)
       step "$OUT/r56-B.pt" python -m pruning_l1.prune "$QUICK/base/r56.pt" --variant B --out "$OUT/r56-B.pt"
       step "$OUT/r56-B-ft.pt" python -m pruning_l1.finetune "$OUT/r56-B.pt" "${FT[@]}" --out "$OUT/r56-B-ft.pt" ;;
@@ -45,7 +42,7 @@ for item in $ONLY; do
     lowrank)
       step "$OUT/r56-spatial-f65-m16.pt" python -m lowrank.decompose "$QUICK/base/r56.pt" --scheme spatial \
         --target-flops 0.65 --multiple 16 --out "$OUT/r56-spatial-f65-m16.pt"
-      step "$OUT/r56-spatial-f65-m16-ft.pt" python -m models.train --from "$OUT/r56-spatial-f65-m16.pt" "${FT[@]}" \
+      step "$OUT/r56-spatial-f65-m16-ft.pt" python -m models.train "$OUT/r56-spatial-f65-m16.pt" "${FT[@]}" \
         --out "$OUT/r56-spatial-f65-m16-ft.pt" ;;
     w90) step "$OUT/r56-p90.pt" python -m pruning_weight.prune "$QUICK/base/r56.pt" --percent 90 --finetune \
            --steps "$WSTEPS" "${FT[@]}" --out "$OUT/r56-p90.pt" ;;
@@ -56,7 +53,7 @@ for item in $ONLY; do
         src=$(python -m models.pretrained resnet32) || exit 2
         step "$student" python -m models.convert "$src" --out "$student"
       fi
-      step "$OUT/$name.pt" python -m distillation.train --teacher "$OUT/r56-ft.pt" --student "$student" \
+      step "$OUT/$name.pt" python -m distillation.train "$student" --teacher "$OUT/r56-ft.pt" \
         --temperature 4 --alpha 0.5 "${FT[@]}" --out "$OUT/$name.pt" ;;
     int8)
       for m in r56-ft r20-kd r32-kd r56-spatial-f65-m16-ft; do

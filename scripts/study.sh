@@ -15,9 +15,9 @@
 # UNTIL=methods (stop before the benchmark, to measure later on a quiet machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh  # DATA, THREADS, step OUTPUT command...
 PRESET=${1:-quick}
 RUNS=${RUNS:-runs/study-$PRESET}
-THREADS=${THREADS:-$(nproc)}
 mkdir -p "$RUNS"/{base,l1,weight,lowrank,distill,quant,stack}
 
 case "$PRESET" in
@@ -29,17 +29,16 @@ case "$PRESET" in
     STUDENT_FT=(--epochs 1 --lr 0.05 --schedule cosine --batch-size 64)
     L1_SCHEMES=("u50r8:--ratio 0.5 --round-to 8")
     PERCENTS="90"; LOWRANK=("svd:--scheme svd --target-flops 0.5 --multiple 8"); CALIB=64
-    BACKENDS=eager,onnx,openvino; BENCH=(--batch-sizes 1,16 --quick)
+    BACKENDS=eager,onnx,openvino; BIG_BATCH=16; BENCH=(--batch-sizes 1,$BIG_BATCH --quick)
     ENGINES="onnxruntime openvino"
     ;;
   quick|paper|taste)
-    DATA=${CIFAR10_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cifar-compress/cifar10}
     if [ ! -f "$DATA/cifar-10-batches-py/test_batch" ]; then
       echo "study.sh: no CIFAR-10 under $DATA: set CIFAR10_DIR, build it with 'python ../shared/cifar10/build.py DIR'," \
            "or run scripts/main.sh (downloads with internet)" >&2
       exit 2
     fi
-    TEACHER_ARCH=resnet56; STUDENT=resnet20
+    TEACHER_ARCH=resnet56; STUDENT=resnet20; BIG_BATCH=64
     L1_SCHEMES=("A:--variant A" "B:--variant B" "u50r8:--ratio 0.5 --round-to 8")
     PERCENTS="30 50 70 90 95"; CALIB=1024
     # The three schemes at equal MACs, and the spatial scheme with SIMD-friendly ranks at 70% of the MACs.
@@ -54,12 +53,12 @@ case "$PRESET" in
       # Every checkpoint on the two deployment runtimes, the baseline also on eager (the "x eager fp32" reference):
       # ~30 s per checkpoint and runtime here, where eager for all would add ~45 s each and torch.compile ~30 s of
       # compiling per shape (it ranked between eager and ONNX Runtime: results/benchmark_backends.csv).
-      BACKENDS=onnx,openvino; BENCH=(--batch-sizes 1,64 --repeat 3 --slices 8 --min-seconds 1)
+      BACKENDS=onnx,openvino; BENCH=(--batch-sizes 1,$BIG_BATCH --repeat 3 --slices 8 --min-seconds 1)
       ENGINES="onnxruntime openvino"
     else
       FT=(--recipe finetune)
       STUDENT_FT=(--recipe student)
-      BACKENDS=eager,compile,onnx,openvino; BENCH=(--batch-sizes 1,64 --repeat 3)
+      BACKENDS=eager,compile,onnx,openvino; BENCH=(--batch-sizes 1,$BIG_BATCH --repeat 3)
       ENGINES="onnxruntime openvino pt2e"
     fi
     ;;
@@ -69,8 +68,6 @@ if [ "${PUBLISH:-}" = 1 ]; then RESULTS=${RESULTS:-results}; IMGS=${IMGS:-imgs};
 RESULTS=${RESULTS:-$RUNS/results}; IMGS=${IMGS:-$RUNS/imgs}
 COMMON=(--data-dir "$DATA" --threads "$THREADS" --no-progress)
 
-source scripts/lib.sh  # step OUTPUT command...
-
 # ---- baseline: published weights when given (quick, taste), trained from scratch otherwise ----
 B=$RUNS/base
 if [ "$PRESET" = quick ] || [ "$PRESET" = taste ]; then
@@ -79,7 +76,7 @@ if [ "$PRESET" = quick ] || [ "$PRESET" = taste ]; then
     step "$B/r$depth.pt" python -m models.convert "$src" --out "$B/r$depth.pt"
   done
 else
-  step "$B/r56.pt" python -m models.train --model $TEACHER_ARCH "${COMMON[@]}" \
+  step "$B/r56.pt" python -m models.train $TEACHER_ARCH "${COMMON[@]}" \
     $([ "$PRESET" = smoke ] && echo "--epochs 2 --lr 0.05 --batch-size 64" || echo "--recipe scratch") --out "$B/r56.pt"
 fi
 # ---- taste: a first answer in minutes: every data-free compression of the published ResNet-56, no training ----
@@ -97,7 +94,7 @@ if [ "$PRESET" = taste ]; then
   mkdir -p "$RESULTS" "$IMGS"
   echo "[bench] 6 checkpoints on $FASTEST and eager"
   python -m benchmark.run "$B/r56.pt" "$T"/r56-{l1-A,l1-B,p90,spatial-f7-m16,int8-$engine}.pt --baseline "$B/r56.pt" \
-    --data-dir "$DATA" --threads "$THREADS" --backends "eager,$FASTEST" --batch-sizes 1,64 --repeat 2 --slices 4 \
+    --test-dir "$DATA" --threads "$THREADS" --backends "eager,$FASTEST" --batch-sizes 1,64 --repeat 2 --slices 4 \
     --min-seconds 1 --skip-measured --no-progress --out "$RESULTS/benchmark_taste.csv"
   python -m plots.make --results "$RESULTS/benchmark_taste.csv" --out "$IMGS/taste" --note "before fine-tuning"
   python -m plots.summary --results "$RESULTS/benchmark_taste.csv" --out "$RESULTS/summary_taste.md" \
@@ -107,7 +104,7 @@ if [ "$PRESET" = taste ]; then
 fi
 
 # The equally fine-tuned baseline: every method below gets the same fine-tune, and is compared with this.
-step "$B/r56-ft.pt" python -m models.train --from "$B/r56.pt" "${FT[@]}" "${COMMON[@]}" --out "$B/r56-ft.pt"
+step "$B/r56-ft.pt" python -m models.train "$B/r56.pt" "${FT[@]}" "${COMMON[@]}" --out "$B/r56-ft.pt"
 TEACHER=$B/r56.pt
 MEASURED=("$B/r56.pt" "$B/r56-ft.pt")
 
@@ -115,7 +112,8 @@ MEASURED=("$B/r56.pt" "$B/r56-ft.pt")
 for scheme in "${L1_SCHEMES[@]}"; do
   name=${scheme%%:*}; args=${scheme#*:}
   # shellcheck disable=SC2086
-  step "$RUNS/l1/r56-$name.pt" python -m pruning_l1.prune "$B/r56.pt" $args --threads "$THREADS" --out "$RUNS/l1/r56-$name.pt"
+  step "$RUNS/l1/r56-$name.pt" python -m pruning_l1.prune "$B/r56.pt" $args --test-dir "$DATA" --threads "$THREADS" \
+    --out "$RUNS/l1/r56-$name.pt"
   step "$RUNS/l1/r56-$name-ft.pt" python -m pruning_l1.finetune "$RUNS/l1/r56-$name.pt" "${FT[@]}" "${COMMON[@]}" \
     --out "$RUNS/l1/r56-$name-ft.pt"
   MEASURED+=("$RUNS/l1/r56-$name-ft.pt")
@@ -132,22 +130,22 @@ done
 for config in "${LOWRANK[@]}"; do
   name=${config%%:*}; args=${config#*:}
   # shellcheck disable=SC2086
-  step "$RUNS/lowrank/r56-$name.pt" python -m lowrank.decompose "$B/r56.pt" $args --threads "$THREADS" \
+  step "$RUNS/lowrank/r56-$name.pt" python -m lowrank.decompose "$B/r56.pt" $args --test-dir "$DATA" --threads "$THREADS" \
     --out "$RUNS/lowrank/r56-$name.pt"
-  step "$RUNS/lowrank/r56-$name-ft.pt" python -m models.train --from "$RUNS/lowrank/r56-$name.pt" "${FT[@]}" \
+  step "$RUNS/lowrank/r56-$name-ft.pt" python -m models.train "$RUNS/lowrank/r56-$name.pt" "${FT[@]}" \
     "${COMMON[@]}" --out "$RUNS/lowrank/r56-$name-ft.pt"
   MEASURED+=("$RUNS/lowrank/r56-$name-ft.pt")
 done
 
 # ---- students: no teacher, Hinton KD, FitNets (two-stage and single-stage), equal schedules ----
 S=$RUNS/distill
-step "$S/student-noteacher.pt" python -m distillation.train --teacher "$B/r56-ft.pt" --student $STUDENT --no-teacher \
+step "$S/student-noteacher.pt" python -m distillation.train $STUDENT --teacher "$B/r56-ft.pt" --no-teacher \
   "${STUDENT_FT[@]}" "${COMMON[@]}" --out "$S/student-noteacher.pt"
-step "$S/student-kd.pt" python -m distillation.train --teacher "$B/r56-ft.pt" --student $STUDENT --temperature 4 \
+step "$S/student-kd.pt" python -m distillation.train $STUDENT --teacher "$B/r56-ft.pt" --temperature 4 \
   --alpha 0.5 "${STUDENT_FT[@]}" "${COMMON[@]}" --out "$S/student-kd.pt"
-step "$S/student-fitnet.pt" python -m fitnets.train --teacher "$B/r56-ft.pt" --student $STUDENT \
+step "$S/student-fitnet.pt" python -m fitnets.train $STUDENT --teacher "$B/r56-ft.pt" \
   "${STUDENT_FT[@]}" "${COMMON[@]}" --out "$S/student-fitnet.pt"
-step "$S/student-fitnet1.pt" python -m fitnets.train --teacher "$B/r56-ft.pt" --student $STUDENT --single-stage \
+step "$S/student-fitnet1.pt" python -m fitnets.train $STUDENT --teacher "$B/r56-ft.pt" --single-stage \
   "${STUDENT_FT[@]}" "${COMMON[@]}" --out "$S/student-fitnet1.pt"
 MEASURED+=("$S/student-noteacher.pt" "$S/student-kd.pt" "$S/student-fitnet.pt" "$S/student-fitnet1.pt")
 
@@ -163,7 +161,7 @@ int8 "$B/r56-ft.pt" "$RUNS/quant/r56-ft-int8"
 
 # ---- stacked: L1 (SIMD-friendly widths) -> KD fine-tune from the unpruned teacher -> int8; student -> int8 ----
 L1=$RUNS/l1/r56-u50r8.pt
-step "$RUNS/stack/r56-u50r8-kd.pt" python -m distillation.train --teacher "$B/r56-ft.pt" --student "$L1" \
+step "$RUNS/stack/r56-u50r8-kd.pt" python -m distillation.train "$L1" --teacher "$B/r56-ft.pt" \
   --temperature 4 --alpha 0.5 "${FT[@]}" "${COMMON[@]}" --out "$RUNS/stack/r56-u50r8-kd.pt"
 MEASURED+=("$RUNS/stack/r56-u50r8-kd.pt")
 int8 "$RUNS/stack/r56-u50r8-kd.pt" "$RUNS/stack/r56-u50r8-kd-int8"
@@ -177,11 +175,19 @@ fi
 mkdir -p "$RESULTS" "$IMGS"
 echo "[bench] ${#MEASURED[@]} checkpoints on $(python -c 'from common.machine import cpu_name; print(cpu_name())')"
 if [[ ,$BACKENDS, != *,eager,* ]]; then  # the baseline on eager PyTorch, the reference of "x eager fp32"
-  python -m benchmark.run "$B/r56-ft.pt" --baseline "$B/r56-ft.pt" --data-dir "$DATA" --threads "$THREADS" --backends eager "${BENCH[@]}" \
+  python -m benchmark.run "$B/r56-ft.pt" --baseline "$B/r56-ft.pt" --test-dir "$DATA" --threads "$THREADS" --backends eager "${BENCH[@]}" \
     --skip-measured --no-progress --out "$RESULTS/benchmark.csv"
 fi
-python -m benchmark.run "${MEASURED[@]}" --baseline "$B/r56-ft.pt" --data-dir "$DATA" --threads "$THREADS" \
+python -m benchmark.run "${MEASURED[@]}" --baseline "$B/r56-ft.pt" --test-dir "$DATA" --threads "$THREADS" \
   --backends "$BACKENDS" "${BENCH[@]}" --skip-measured --no-progress --out "$RESULTS/benchmark.csv"
 python -m plots.make --results "$RESULTS/benchmark.csv" --out "$IMGS"
 python -m plots.summary --results "$RESULTS/benchmark.csv" --out "$RESULTS/summary.md"
-echo "study ($PRESET) done: $RESULTS/summary.md, figures in $IMGS/"
+
+# ---- each method's table: a query over the checkpoints' metadata (and the benchmark CSV) ----
+R=$RESULTS/reports; mkdir -p "$R"
+python -m pruning_l1.accuracy_table "$RUNS"/l1/r56-*.pt --baseline "$B/r56-ft.pt" --out "$R/l1_accuracy.md" >/dev/null
+python -m pruning_weight.report "$RUNS"/weight/r56-p*.pt --baseline "$B/r56-ft.pt" --out "$R/weight_pruning" >/dev/null
+python -m lowrank.report "$RUNS"/lowrank/r56-*.pt --baseline "$B/r56-ft.pt" --out "$R/lowrank" >/dev/null
+python -m distillation.report "$S"/student-*.pt --teacher "$B/r56-ft.pt" --benchmark "$RESULTS/benchmark.csv" \
+  --speed-batch "$BIG_BATCH" --out "$R/distillation" >/dev/null
+echo "study ($PRESET) done: $RESULTS/summary.md, method tables in $R/, figures in $IMGS/"

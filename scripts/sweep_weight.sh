@@ -1,34 +1,22 @@
 #!/usr/bin/env bash
-# Magnitude weight pruning sweep of the converted ResNet-56: prune to P% (one global threshold over all
-# conv weights), masked fine-tune on the JPEG training set, write the compact sparse file next to each
-# checkpoint, then tabulate accuracy and measured file sizes against the equally fine-tuned dense model.
-#
-#   CIFAR10_DIR=~/.cache/cifar-compress/cifar10 bash scripts/sweep_weight.sh
-#   PERCENTS="90" STEPS=1 bash scripts/sweep_weight.sh          # one point, one-shot pruning
-#
-# Recipe (short CPU fine-tune, the same one as the dense baseline runs/base/r56-ft-quick.pt):
-# --recipe quick --subset 10000 (1 epoch, lr 0.01 cosine, wd 1e-4, momentum 0.9, 10,000 JPEG train images),
-# plus STEPS gradual pruning events over the first half of it. Existing outputs are kept (rerun = resume sweep).
+# Magnitude weight pruning of the published ResNet-56 to P% (one global threshold over all conv weights), STEPS
+# gradual events inside a masked quick fine-tune, the compact sparse file beside each checkpoint, then the table
+# of accuracy and measured file sizes against the equally fine-tuned dense model.
+#   bash scripts/sweep_weight.sh                               # after scripts/main.sh: 30 50 70 90 95 %
+#   PERCENTS=90 STEPS=1 bash scripts/sweep_weight.sh           # one point, one-shot pruning
+# Env: PERCENTS, STEPS (default 4), OUT (default runs/sweep-weight), PUBLISH=1 (table into results/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-PARENT=${PARENT:-runs/base/r56.pt}
-BASELINE=${BASELINE:-runs/base/r56-ft-quick.pt}
-OUTDIR=${OUTDIR:-runs/weight}
+source scripts/lib.sh
+need "$BASE/r56.pt" "$BASE/r56-ft.pt"
+OUT=${OUT:-runs/sweep-weight}
 PERCENTS=${PERCENTS:-"30 50 70 90 95"}
 STEPS=${STEPS:-4}
-THREADS=${THREADS:-1}
-RECIPE=${RECIPE:-"--recipe quick --subset 10000"}
-export CIFAR10_DIR=${CIFAR10_DIR:-$HOME/.cache/cifar-compress/cifar10}
-
-mkdir -p "$OUTDIR/logs"
-outs=()
-for P in $PERCENTS; do
-    out="$OUTDIR/r56-p$P.pt"
-    outs+=("$out")
-    if [ -f "$out" ]; then echo "keep $out"; continue; fi
-    # shellcheck disable=SC2086
-    python -m pruning_weight.prune "$PARENT" --percent "$P" --out "$out" --finetune --steps "$STEPS" \
-        $RECIPE --threads "$THREADS" --no-progress 2>&1 | tee "$OUTDIR/logs/r56-p$P.log"
+mkdir -p "$OUT"
+made=()
+for p in $PERCENTS; do
+  step "$OUT/r56-p$p.pt" python -m pruning_weight.prune "$BASE/r56.pt" --percent "$p" --finetune --steps "$STEPS" \
+    "${QUICK_FT[@]}" --data-dir "$DATA" --threads "$THREADS" --no-progress --out "$OUT/r56-p$p.pt"
+  made+=("$OUT/r56-p$p.pt")
 done
-python -m pruning_weight.report "${outs[@]}" --baseline "$BASELINE" --out results/weight_pruning_accuracy
+python -m pruning_weight.report "${made[@]}" --baseline "$BASE/r56-ft.pt" --out "$(results_dir "$OUT")/weight_pruning_accuracy"

@@ -21,7 +21,7 @@ from benchmark.checkpoint import compact_spec
 from benchmark.runners import FLOAT_PRECISIONS, check_request, configurations
 from benchmark import sizes
 from benchmark.results import COLUMNS, merge_rows, read_rows
-from common.checkpoint import make_meta, save_checkpoint
+from common.checkpoint import lineage, make_meta, save_checkpoint
 from common.machine import cpu_name
 from common.cli import default_normalization
 from common.data import SYNTHETIC_MARK, synthetic_cifar
@@ -131,7 +131,7 @@ def test_compact_spec_and_combinations():
     assert configurations(fp32, ["eager", "onnx", "openvino"], ["fp32", "bf16"]) == [
         ("eager", "fp32"), ("eager", "bf16"), ("onnx", "fp32"), ("openvino", "fp32"), ("openvino", "bf16")]
     for engine, backend in (("onnxruntime", "onnx"), ("openvino", "openvino"), ("pt2e", "compile")):
-        int8 = {"meta": {"precision": "int8", "quantization": {"engine": engine}}}
+        int8 = {"meta": {"precision": "int8", "artifacts": {"int8": {"engine": engine}}}}
         assert configurations(int8, ["eager", "compile", "onnx", "openvino"], ["fp32", "bf16"]) == [(backend, "int8")]
         assert configurations(int8, [b for b in FLOAT_PRECISIONS if b != backend], ["fp32"]) == []
     # an int8 file from before engines were recorded carries an ONNX graph
@@ -269,7 +269,7 @@ def _cli(*args, cwd=ROOT):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error path of a machine without a GPU")
 def test_cuda_without_gpu_is_one_line_error(tmp_path):
     out = tmp_path / "bench.csv"
-    res = _cli("missing.pt", "--device", "cuda", "--data-dir", tmp_path, "--out", out)
+    res = _cli("missing.pt", "--device", "cuda", "--test-dir", tmp_path, "--out", out)
     assert res.returncode == 2
     assert res.stderr.strip().count("\n") == 0 and "no CUDA GPU" in res.stderr and "Traceback" not in res.stderr
     assert not out.exists()
@@ -282,7 +282,7 @@ def test_bad_input_is_one_line_error(tmp_path, capsys):
                         (("x.pt", "--backends", "eager,tvm"), "tvm"),
                         (("x.pt", "--batch-sizes", "1,a"), "batch-sizes")):
         with pytest.raises(SystemExit) as exit:
-            run_cli(bench.main, [*map(str, args), "--data-dir", str(tmp_path), "--out", str(out)])
+            run_cli(bench.main, [*map(str, args), "--test-dir", str(tmp_path), "--out", str(out)])
         err = capsys.readouterr().err
         assert exit.value.code == 2 and words in err and err.strip().count("\n") == 0, err
     assert not out.exists()
@@ -291,7 +291,7 @@ def test_bad_input_is_one_line_error(tmp_path, capsys):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_path_runs(tiny):
     out = tiny["dir"] / "cuda.csv"
-    bench.main([str(tiny["base"]), "--data-dir", str(tiny["data"]), "--device", "cuda", "--backends", "eager",
+    bench.main([str(tiny["base"]), "--test-dir", str(tiny["data"]), "--device", "cuda", "--backends", "eager",
                 "--batch-sizes", "1,4", "--iterations", "5", "--warmup", "1", "--warmup-seconds", "0", "--min-seconds", "0", "--repeat", "2", "--out", str(out),
                 "--no-progress"])
     rows = read_rows(out)
@@ -321,16 +321,16 @@ def tiny(tmp_path_factory):
     pruned_spec = dict(spec, mids=[8, 16, 32])
     pruned = root / "pruned.pt"
     save_checkpoint(pruned, pruned_spec, build_model(pruned_spec).state_dict(),
-                    make_meta("pruning", parent=str(base), normalization=norm))
+                    make_meta("pruning", lineage=lineage(base), normalization=norm))
     int8 = root / "int8.pt"
-    save_checkpoint(int8, spec, model.state_dict(), make_meta("quant", parent=str(base), normalization=norm,
-                                                              precision="int8"),
+    save_checkpoint(int8, spec, model.state_dict(), make_meta("quant", lineage=lineage(base), normalization=norm,
+                                                              precision="int8", artifacts={"int8": {"engine": "onnxruntime"}}),
                     onnx=bytes_to_tensor(onnx_bytes(model)))
     return {"dir": root, "data": data, "base": base, "pruned": pruned, "int8": int8}
 
 
 def _bench(tiny, out, *ckpts, backends="eager,onnx"):
-    bench.main([*map(str, ckpts), "--data-dir", str(tiny["data"]), "--backends", backends, "--batch-sizes", "1,4",
+    bench.main([*map(str, ckpts), "--test-dir", str(tiny["data"]), "--backends", backends, "--batch-sizes", "1,4",
                 "--iterations", "6", "--warmup", "1", "--warmup-seconds", "0", "--min-seconds", "0", "--repeat", "2", "--slices", "2", "--threads", "1", "--out", str(out),
                 "--no-progress"])
     return read_rows(out)
@@ -412,7 +412,7 @@ def test_drift_series_and_summary(tiny, tmp_path, capsys):
 # ---------------------------------------------------------------- deployment runtimes
 
 def test_openvino_fp32_matches_eager_fp32_logits(tiny):
-    from benchmark.runners import OpenVinoRunner, TorchRunner
+    from models.runtimes import OpenVinoRunner, TorchRunner
     model, ckpt = load_model(tiny["base"])
     x = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(4))
     eager = TorchRunner(model, "eager", torch.device("cpu"), torch.float32)
@@ -424,7 +424,8 @@ def test_openvino_fp32_matches_eager_fp32_logits(tiny):
 
 
 def test_openvino_fp32_top1_equals_eager_on_the_lossless_images(r56_converted, cifar_dir):
-    from benchmark.runners import OpenVinoRunner, TorchRunner, accuracy
+    from benchmark.runners import accuracy
+    from models.runtimes import OpenVinoRunner, TorchRunner
     from common.data import load_cifar10, normalizer
     model, ckpt = load_model(r56_converted)
     norm = normalizer(ckpt["meta"]["normalization"]["mean"], ckpt["meta"]["normalization"]["std"])
@@ -453,7 +454,7 @@ def test_skip_measured_reuses_only_this_machines_rows(tiny, tmp_path, capsys):
 
 
 def _bench_skip(tiny, out, *ckpts):
-    bench.main([*map(str, ckpts), "--data-dir", str(tiny["data"]), "--backends", "eager", "--batch-sizes", "1,4",
+    bench.main([*map(str, ckpts), "--test-dir", str(tiny["data"]), "--backends", "eager", "--batch-sizes", "1,4",
                 "--iterations", "4", "--warmup", "1", "--warmup-seconds", "0", "--min-seconds", "0", "--repeat", "1",
                 "--threads", "1", "--skip-measured", "--out", str(out), "--no-progress"])
     return read_rows(out)
@@ -491,7 +492,7 @@ def test_progress_written_to_a_file_is_not_a_wall_of_carriage_returns(tiny, tmp_
     """A log file gets no tqdm bar (its updates would pile up in one line): progress shows on a terminal only."""
     log = tmp_path / "log.txt"
     with open(log, "w") as f:
-        r = subprocess.run([sys.executable, "-m", "benchmark.run", str(tiny["base"]), "--data-dir", str(tiny["data"]),
+        r = subprocess.run([sys.executable, "-m", "benchmark.run", str(tiny["base"]), "--test-dir", str(tiny["data"]),
                             "--backends", "eager", "--batch-sizes", "1", "--iterations", "50", "--repeat", "2",
                             "--slices", "8", "--warmup-seconds", "0", "--min-seconds", "0", "--out",
                             str(tmp_path / "b.csv")], cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, timeout=300)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from common.checkpoint import file_sha256, make_meta, save_checkpoint
 from common.cli import default_normalization
 from common.data import Batches, synthetic_cifar
-from common.training import fit
+from common.training import TrainConfig, fit
 from common.kd import FrozenTeacher, kd_loss, make_kd_loss_fn
 from fitnets.hints import Regressor, feature_shape, hint_loss_fn, lower_parameter_names
 from models import build_model, load_model, make_spec
@@ -89,8 +89,8 @@ def test_teacher_gets_no_gradients_and_is_not_updated(tmp_path, teacher_ckpt):
     student = build_model(make_spec("resnet1"))
     student_before = {k: v.clone() for k, v in student.state_dict().items()}
     batches = tiny_batches(64, 32)
-    fit(student, batches, None, epochs=2, lr=0.1, spec=make_spec("resnet1"), meta={}, out=None,
-        run_dir=str(tmp_path / "run"), loss_fn=make_kd_loss_fn(teacher, 4.0, 0.9), progress=False)
+    fit(student, batches, None, TrainConfig(epochs=2, lr=0.1, run_dir=str(tmp_path / "run"), progress=False),
+        spec=make_spec("resnet1"), meta={}, loss_fn=make_kd_loss_fn(teacher, 4.0, 0.9))
     assert calls == [32] * 4  # once per batch, nothing more
     assert not teacher_model.training
     assert all(p.grad is None and not p.requires_grad for p in teacher_model.parameters())
@@ -123,9 +123,9 @@ def test_stage1_updates_only_lower_layers_and_the_regressor(tmp_path, teacher_ck
     regressor = Regressor(feature_shape(student, "layer2"), feature_shape(teacher_model, "layer2"))
     reg_before = {k: v.clone() for k, v in regressor.state_dict().items()}
     before = {k: v.clone() for k, v in student.state_dict().items()}
-    fit(student, tiny_batches(64, 32), None, epochs=1, lr=0.1, spec=make_spec("resnet10"), meta={}, out=None,
-        run_dir=str(tmp_path / "run"), loss_fn=hint_loss_fn(teacher_model, "layer2", "layer2", regressor),
-        extra=regressor, progress=False)
+    fit(student, tiny_batches(64, 32), None, TrainConfig(epochs=1, lr=0.1, run_dir=str(tmp_path / "run"), progress=False),
+        spec=make_spec("resnet10"), meta={}, loss_fn=hint_loss_fn(teacher_model, "layer2", "layer2", regressor),
+        extra=regressor)
     after = student.state_dict()
     for k, v in after.items():
         upper = k.startswith(("layer3", "linear", "bn_final"))
@@ -162,27 +162,34 @@ TINY = ["--synthetic", "64", "--batch-size", "32", "--epochs", "1", "--lr", "0.0
 def test_kd_cli_writes_a_loadable_checkpoint_with_teacher_meta(tmp_path, teacher_ckpt):
     from distillation.train import main
     out = tmp_path / "kd.pt"
-    assert run(main, ["--teacher", str(teacher_ckpt), "--student", "resnet1", "-T", "3", "--alpha", "0.8",
+    assert run(main, ["resnet1", "--teacher", str(teacher_ckpt), "-T", "3", "--alpha", "0.8",
                       "--out", str(out)] + TINY) == 0
     model, ckpt = load_model(out)
     meta = ckpt["meta"]
     assert meta["method"] == "kd" and ckpt["spec"]["name"] == "resnet1"
-    assert meta["distillation"]["teacher_sha256"] == file_sha256(teacher_ckpt)
-    assert meta["distillation"]["temperature"] == 3.0 and meta["distillation"]["alpha"] == 0.8
-    assert meta["baseline"] == os.path.abspath(teacher_ckpt)  # speedups are measured against the teacher
+    assert meta["lineage"]["teacher_sha256"] == file_sha256(teacher_ckpt) and meta["lineage"]["parent"] == ""
+    assert meta["method_info"]["temperature"] == 3.0 and meta["method_info"]["alpha"] == 0.8
+    assert meta["recipe"]["teacher"] == os.path.abspath(teacher_ckpt) and meta["recipe"]["alpha"] == 0.8
+    assert meta["lineage"]["baseline"] == os.path.abspath(teacher_ckpt)  # speedups are measured against the teacher
     torch.load(out, weights_only=True)
     # the no-teacher twin starts from the identical initialisation
     base = tmp_path / "base.pt"
-    assert run(main, ["--teacher", str(teacher_ckpt), "--student", "resnet1", "--no-teacher",
+    assert run(main, ["resnet1", "--teacher", str(teacher_ckpt), "--no-teacher",
                       "--out", str(base)] + TINY) == 0
-    assert load_model(base)[1]["meta"]["method"] == "no-teacher"
+    twin = load_model(base)[1]["meta"]
+    assert twin["method"] == "no-teacher" and "teacher" not in twin["lineage"] and twin["recipe"].get("teacher") is None
+    assert twin["lineage"]["baseline"] == os.path.abspath(teacher_ckpt)
 
 
 def test_student_init_is_identical_for_kd_and_no_teacher():
-    from distillation.train import build_student
-    a, _, _ = build_student("resnet20", 7, default_normalization())
+    from types import SimpleNamespace
+
+    from distillation.train import Distill
+    from models.method import load_input
+    args = SimpleNamespace(checkpoint="resnet20", seed=7)
+    a = load_input(args, Distill())[0]
     torch.randn(100)  # whatever ran in between (e.g. loading a teacher) must not matter
-    b, _, _ = build_student("resnet20", 7, default_normalization())
+    b = load_input(args, Distill())[0]
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
 
@@ -190,11 +197,12 @@ def test_student_init_is_identical_for_kd_and_no_teacher():
 def test_fitnets_cli_end_to_end(tmp_path, teacher_ckpt, single):
     from fitnets.train import main
     out = tmp_path / "fit.pt"
-    argv = ["--teacher", str(teacher_ckpt), "--student", "resnet1", "--out", str(out)] + TINY
+    argv = ["resnet1", "--teacher", str(teacher_ckpt), "--out", str(out)] + TINY
     assert run(main, argv + (["--single-stage"] if single else [])) == 0
     model, ckpt = load_model(out)
     assert ckpt["meta"]["method"] == ("fitnets-1stage" if single else "fitnets")
-    assert ckpt["meta"]["fitnets"]["hint_layer"] == "layer2"
+    assert ckpt["meta"]["method_info"]["hint_layer"] == "layer2"
+    assert ckpt["meta"]["lineage"]["teacher_sha256"] == file_sha256(teacher_ckpt)
     assert set(ckpt["state_dict"]) == set(build_model(make_spec("resnet1")).state_dict())  # no regressor inside
 
 
@@ -202,21 +210,22 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, teacher_ckpt, capsys
     from distillation.train import main as kd_main
     from fitnets.train import main as fit_main
     out = tmp_path / "x.pt"
-    assert run(kd_main, ["--teacher", str(tmp_path / "missing.pt"), "--student", "resnet1", "--out", str(out)] + TINY) == 2
-    assert run(kd_main, ["--teacher", str(teacher_ckpt), "--student", "resnet1", "--alpha", "1.5",
-                         "--out", str(out)] + TINY) == 2
-    assert run(kd_main, ["--teacher", str(teacher_ckpt), "--student", "nonsense", "--out", str(out)] + TINY) == 2
-    assert run(fit_main, ["--teacher", str(teacher_ckpt), "--student", "resnet1", "--guided-layer", "layer9",
+    assert run(kd_main, ["resnet1", "--teacher", str(tmp_path / "missing.pt"), "--out", str(out)] + TINY) == 2
+    assert run(kd_main, ["resnet1", "--teacher", str(teacher_ckpt), "--alpha", "1.5", "--out", str(out)] + TINY) == 2
+    assert run(kd_main, ["nonsense", "--teacher", str(teacher_ckpt), "--out", str(out)] + TINY) == 2
+    assert run(fit_main, ["resnet1", "--teacher", str(teacher_ckpt), "--guided-layer", "layer9",
                           "--out", str(out)] + TINY) == 2
     assert not out.exists()
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.count("error:") == 4
 
 
-def test_checkpoint_student_must_share_the_teacher_normalisation(teacher_ckpt):
-    from common.errors import UserError
-    from distillation.train import build_student
-    model, spec, ckpt = build_student(str(teacher_ckpt), 0, default_normalization())
-    assert model.training and spec["name"] == "resnet8" and ckpt is not None
-    with pytest.raises(UserError, match="normalisation"):
-        build_student(str(teacher_ckpt), 0, {"mean": [0.5] * 3, "std": [0.5] * 3})
+def test_checkpoint_student_must_share_the_teacher_normalisation(tmp_path, teacher_ckpt, capsys):
+    from distillation.train import main
+    model, ckpt = load_model(teacher_ckpt)
+    student = tmp_path / "student.pt"
+    save_checkpoint(student, ckpt["spec"], model.state_dict(),
+                    make_meta("baseline", normalization={"mean": [0.5] * 3, "std": [0.5] * 3}))
+    assert run(main, [str(student), "--teacher", str(teacher_ckpt), "--out", str(tmp_path / "x.pt")] + TINY) == 2
+    assert "normalisation" in capsys.readouterr().err and not (tmp_path / "x.pt").exists()
+    assert run(main, [str(teacher_ckpt), "--teacher", str(teacher_ckpt), "--out", str(tmp_path / "y.pt")] + TINY) == 0

@@ -89,9 +89,9 @@ def test_checkpoint_roundtrip_weights_only(tmp_path):
     spec = make_spec("resnet20")
     model = build_model(spec).eval()
     path = tmp_path / "m.pt"
-    save_checkpoint(path, spec, model.state_dict(), make_meta("baseline", {"epochs": 1}, normalization={"mean": [0.5] * 3, "std": [0.2] * 3}))
+    save_checkpoint(path, spec, model.state_dict(), make_meta("baseline", recipe={"epochs": 1}, normalization={"mean": [0.5] * 3, "std": [0.2] * 3}))
     raw = torch.load(path, weights_only=True)
-    assert raw["meta"]["versions"]["torch"] == str(torch.__version__)
+    assert raw["meta"]["environment"]["torch"] == str(torch.__version__)
     loaded, ckpt = load_model(path)
     x = torch.randn(3, 3, 32, 32)
     assert torch.equal(loaded(x), model(x))
@@ -179,7 +179,7 @@ def test_convert_refuses_unknown_formats(tmp_path):
 @pytest.mark.parametrize("fixture,minimum", [("r56_converted", 92.0), ("r20_converted", 90.5)])
 def test_published_weights_reach_published_accuracy_on_lossless_1000(request, cifar_dir, fixture, minimum):
     path = request.getfixturevalue(fixture)
-    assert torch.load(path, weights_only=True)["format"] == "cifar-compress/1"
+    assert torch.load(path, weights_only=True)["format"] == "cifar-compress/2"
     r = run(["models.evaluate", str(path), "--data-dir", str(cifar_dir / "lossless-test1000"), "--json"])
     assert r.returncode == 0, r.stderr
     import json
@@ -265,7 +265,7 @@ def test_lr_schedules():
 def test_training_learns_synthetic_data(tmp_path):
     out = tmp_path / "m.pt"
     # progress left on: its output is a pipe, not a terminal, so no bar may pile up carriage returns in it
-    r = run(["models.train", "--model", "resnet1", "--synthetic", "512", "--epochs", "3", "--lr", "0.05",
+    r = run(["models.train", "resnet1", "--synthetic", "512", "--epochs", "3", "--lr", "0.05",
              "--out", str(out), "--threads", "1"])
     assert r.returncode == 0, r.stderr
     assert max(line.count("\r") for line in (r.stdout + r.stderr).splitlines()) <= 3
@@ -306,16 +306,16 @@ def test_cpu_bf16_is_opt_in_and_refused_without_native_support(monkeypatch):
 @pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="this CPU has no native bf16")
 def test_cpu_bf16_training_learns(tmp_path):
     out = tmp_path / "m.pt"
-    r = run(["models.train", "--model", "resnet1", "--synthetic", "512", "--epochs", "3", "--lr", "0.05", "--cpu-bf16",
+    r = run(["models.train", "resnet1", "--synthetic", "512", "--epochs", "3", "--lr", "0.05", "--cpu-bf16",
              "--out", str(out), "--threads", "1", "--no-progress"])
     assert r.returncode == 0, r.stderr
     ckpt = torch.load(out, weights_only=True)
-    assert ckpt["meta"]["metrics"]["top1"] > 30 and ckpt["meta"]["args"]["cpu_bf16"] is True
+    assert ckpt["meta"]["metrics"]["top1"] > 30 and ckpt["meta"]["recipe"]["cpu_bf16"] is True
     assert all(v.dtype != torch.bfloat16 for v in ckpt["state_dict"].values())  # weights stay fp32
 
 
 def test_killed_run_resumes_to_the_same_weights(tmp_path):
-    base = ["models.train", "--model", "resnet1", "--synthetic", "1536", "--epochs", "3", "--lr", "0.05",
+    base = ["models.train", "resnet1", "--synthetic", "1536", "--epochs", "3", "--lr", "0.05",
             "--threads", "1", "--no-progress", "--batch-size", "32"]
     r = run(base + ["--out", str(tmp_path / "full.pt")])
     assert r.returncode == 0, r.stderr
@@ -340,20 +340,20 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
 def test_torchrun_two_process_cpu_ddp(tmp_path):
     out = tmp_path / "ddp.pt"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "models.train",
-           "--model", "resnet1", "--synthetic", "256", "--epochs", "1", "--lr", "0.05", "--device", "cpu",
+           "resnet1", "--synthetic", "256", "--epochs", "1", "--lr", "0.05", "--device", "cpu",
            "--threads", "1", "--out", str(out), "--no-progress", "--batch-size", "64"]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     model, ckpt = load_model(out)
     assert ckpt["meta"]["metrics"]["epochs"] == 1
-    assert "train epoch 1/1" in r.stdout and r.stdout.count("wrote ") == 1  # only rank 0 writes
+    assert "baseline epoch 1/1" in r.stdout and r.stdout.count("wrote ") == 1  # only rank 0 writes
 
 
 def test_cli_errors_are_one_line(tmp_path):
     for args in (["models.evaluate", str(tmp_path / "missing.pt")],
-                 ["models.train", "--model", "resnet20", "--synthetic", "64", "--epochs", "0", "--out", str(tmp_path / "x.pt")],
-                 ["models.train", "--model", "resnet20", "--data-dir", str(tmp_path / "nodata"), "--out", str(tmp_path / "x.pt")],
-                 ["models.train", "--model", "resnet20", "--synthetic", "64", "--device", "cuda:0", "--out", str(tmp_path / "x.pt")]
+                 ["models.train", "resnet20", "--synthetic", "64", "--epochs", "0", "--out", str(tmp_path / "x.pt")],
+                 ["models.train", "resnet20", "--data-dir", str(tmp_path / "nodata"), "--out", str(tmp_path / "x.pt")],
+                 ["models.train", "resnet20", "--synthetic", "64", "--device", "cuda:0", "--out", str(tmp_path / "x.pt")]
                  if not torch.cuda.is_available() else ["models.evaluate", str(tmp_path)]):
         r = run(args)
         assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
@@ -363,7 +363,7 @@ def test_cli_errors_are_one_line(tmp_path):
 @pytest.mark.slow
 def test_one_epoch_finetune_raises_jpeg_accuracy(cifar_dir, r56_converted, tmp_path):
     out = tmp_path / "ft.pt"
-    r = run(["models.train", "--from", str(r56_converted), "--recipe", "quick", "--subset", "10000",
+    r = run(["models.train", str(r56_converted), "--recipe", "quick", "--subset", "10000",
              "--data-dir", str(cifar_dir), "--out", str(out), "--no-progress"], timeout=1800)
     assert r.returncode == 0, r.stderr
     assert torch.load(out, weights_only=True)["meta"]["metrics"]["top1"] > 83.2

@@ -5,7 +5,8 @@ import torch.nn as nn
 
 from common.checkpoint import CheckpointError, load_checkpoint, make_meta, save_checkpoint
 from common.metrics import count_macs
-from lowrank import decompose
+from common.errors import run_cli
+from lowrank import decompose, decomposition
 from lowrank.factorize import LayerChoice, allocate, energy_rank, factorise, reconstruct, spectrum
 from models import LAYER_BUILDERS, build_model, load_model, make_spec
 from models.lowrank_layers import SCHEMES, conv_macs, factorised_macs, max_ranks
@@ -101,13 +102,13 @@ def test_decomposed_checkpoint_reloads_from_the_file_alone(tiny_ckpt, tmp_path, 
     src, dense = tiny_ckpt
     out = tmp_path / f"r8-{scheme}.pt"
     with pytest.raises(SystemExit) as done:
-        decompose.run_cli(decompose.main, [str(src), "--scheme", scheme, "--target-flops", "0.6", "--out", str(out)])
+        run_cli(decompose.main, [str(src), "--scheme", scheme, "--target-flops", "0.6", "--out", str(out)])
     assert done.value.code == 0
     model, ckpt = load_model(out)  # nothing but the file: the spec entries rebuild every factorised module
     layers = ckpt["spec"]["layers"]
     assert layers and all(e["type"] == scheme for e in layers.values())
-    assert ckpt["meta"]["method"] == "lowrank" and ckpt["meta"]["lowrank"]["scheme"] == scheme
-    assert set(ckpt["meta"]["lowrank"]["ranks"]) == set(layers)
+    assert ckpt["meta"]["method"] == "lowrank" and ckpt["meta"]["method_info"]["scheme"] == scheme
+    assert set(ckpt["meta"]["method_info"]["ranks"]) == set(layers)
     total = count_macs(dense)[0]
     assert count_macs(model)[0] <= 0.6 * total + 1 and ckpt["meta"]["metrics"]["macs"] == count_macs(model)[0]
     # The reloaded factors compute exactly the dense net whose convs hold their product.
@@ -122,14 +123,14 @@ def test_decomposed_checkpoint_reloads_from_the_file_alone(tiny_ckpt, tmp_path, 
 
 def test_allocation_hits_the_budget_and_rounds_ranks(tiny_ckpt):
     _, model = tiny_ckpt
-    layers = decompose.candidate_layers(model)
+    layers = decomposition.candidate_layers(model)
     dense = {n: conv_macs(c.in_channels, c.out_channels, 3, c.stride[0], 1, h, w) for n, c, h, w in layers}
-    choices = [LayerChoice("svd", decompose.base_entry("svd", c), c.weight, h, w, dense[n], 8) for n, c, h, w in layers]
+    choices = [LayerChoice("svd", decomposition.base_entry("svd", c), c.weight, h, w, dense[n], 8) for n, c, h, w in layers]
     budget = 0.5 * sum(dense.values())
     assert allocate(choices, budget)
     assert sum(c.cost() for c in choices) <= budget
     assert all(c.dense or c.ranks[0] % 8 == 0 for c in choices)
-    assert not allocate([LayerChoice("svd", decompose.base_entry("svd", c), c.weight, h, w, dense[n], 8)
+    assert not allocate([LayerChoice("svd", decomposition.base_entry("svd", c), c.weight, h, w, dense[n], 8)
                          for n, c, h, w in layers], 1000)
 
 
@@ -145,7 +146,7 @@ def test_cli_errors_are_one_line(tiny_ckpt, tmp_path, capsys, args, message):
     src, _ = tiny_ckpt
     out = tmp_path / "bad.pt"
     with pytest.raises(SystemExit) as done:
-        decompose.run_cli(decompose.main, [str(src), "--out", str(out)] + args)
+        run_cli(decompose.main, [str(src), "--out", str(out)] + args)
     err = capsys.readouterr().err
     assert done.value.code == 2 and message in err and "Traceback" not in err
     assert not out.exists()
@@ -155,7 +156,7 @@ def test_a_corrupt_rank_in_a_checkpoint_is_a_checkpoint_error(tiny_ckpt, tmp_pat
     src, _ = tiny_ckpt
     out = tmp_path / "r8-svd.pt"
     with pytest.raises(SystemExit):
-        decompose.run_cli(decompose.main, [str(src), "--scheme", "svd", "--rank", "8", "--out", str(out)])
+        run_cli(decompose.main, [str(src), "--scheme", "svd", "--rank", "8", "--out", str(out)])
     ckpt = load_checkpoint(out)
     path = next(iter(ckpt["spec"]["layers"]))
     ckpt["spec"]["layers"][path]["rank"] = 999

@@ -1,4 +1,5 @@
 """L1 filter pruning: exact equivalence with channel silencing, reload from file, paper MAC/param cuts, errors."""
+import os
 import subprocess
 import sys
 
@@ -9,7 +10,7 @@ from common.checkpoint import make_meta, save_checkpoint
 from common.errors import UserError, run_cli
 from common.metrics import model_metrics
 from models import build_model, load_model, make_spec
-from pruning_l1 import finetune, prune
+from pruning_l1 import filters, finetune, prune
 from tests.conftest import ROOT
 
 NORM = {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
@@ -55,8 +56,8 @@ def silence(model, kept):
 ])
 def test_pruned_equals_silenced_original(name, ratios, skip, round_to):
     model = random_model(name)
-    widths = prune.plan(model.spec, ratios, skip, round_to)
-    spec, state, kept = prune.prune_model(model, widths)
+    widths = filters.plan(model.spec, ratios, skip, round_to)
+    spec, state, kept = filters.prune_model(model, widths)
     small = build_model(spec)
     small.load_state_dict(state, strict=True)
     small.eval()
@@ -75,15 +76,15 @@ def test_keeps_largest_l1_filters():
     w = torch.zeros(5, 2, 3, 3)
     for i, norm in enumerate([3.0, 1.0, 5.0, 1.0, 4.0]):
         w[i, 0, 0, 0] = -norm if i % 2 else norm
-    assert prune.l1_keep(w, 3).tolist() == [0, 2, 4]
-    assert prune.l1_keep(w, 4).tolist() == [0, 1, 2, 4]  # tie between 1 and 3 goes to the lower index
+    assert filters.l1_keep(w, 3).tolist() == [0, 2, 4]
+    assert filters.l1_keep(w, 4).tolist() == [0, 1, 2, 4]  # tie between 1 and 3 goes to the lower index
 
 
 def test_round_to_gives_multiples():
     spec = make_spec("resnet56")
-    widths = prune.plan(spec, [0.5, 0.5, 0.5], [], 8)
+    widths = filters.plan(spec, [0.5, 0.5, 0.5], [], 8)
     assert sorted(set(widths.values())) == [8, 16, 32]
-    widths = prune.plan(spec, [0.6, 0.3, 0.1], [], 8)  # 6 -> 8 (at least N), 22 -> 24, 57 -> 56
+    widths = filters.plan(spec, [0.6, 0.3, 0.1], [], 8)  # 6 -> 8 (at least N), 22 -> 24, 57 -> 56
     assert sorted(set(widths.values())) == [8, 24, 56]
 
 
@@ -95,11 +96,12 @@ def test_cli_checkpoint_reloads_from_file_alone(tmp_path, capsys):
     assert e.value.code == 0
     reloaded, ckpt = load_model(out)
     meta = ckpt["meta"]
-    assert meta["method"] == "l1" and meta["parent"].endswith("p20.pt") and meta["parent_sha256"]
-    assert meta["l1"]["ratios"] == [0.5] * 3 and meta["l1"]["skip"] == [2] and meta["l1"]["round_to"] == 4
+    assert meta["method"] == "l1" and meta["lineage"]["parent"].endswith("p20.pt") and meta["lineage"]["parent_sha256"]
+    info = meta["method_info"]
+    assert info["ratios"] == [0.5] * 3 and info["skip"] == [2] and info["round_to"] == 4 and meta["recipe"] == {}
     assert ckpt["spec"]["mids"] == [16, 8, 8, 16, 16, 16, 32, 32, 32]
-    spec, state, kept = prune.prune_model(model, prune.plan(model.spec, [0.5] * 3, [2], 4))
-    assert kept == meta["l1"]["kept"]
+    spec, state, kept = filters.prune_model(model, filters.plan(model.spec, [0.5] * 3, [2], 4))
+    assert kept == info["kept"]
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(reloaded(x), silence(model, kept)(x), atol=1e-4, rtol=1e-4)
@@ -118,8 +120,8 @@ DENSE_METRICS = {}  # dense counts, shared by the A and B cases of a depth
 def test_paper_variants_cut_macs_and_params(name, variant, macs_cut, params_cut):
     """Li et al. 2017, Table 1 (the counts depend only on the architecture, so random init suffices)."""
     model = random_model(name)
-    ratios, skip = prune.variant_scheme(model.spec, variant)
-    spec, _, _ = prune.prune_model(model, prune.plan(model.spec, ratios, skip))
+    ratios, skip = filters.variant_scheme(model.spec, variant)
+    spec, _, _ = filters.prune_model(model, filters.plan(model.spec, ratios, skip))
     if name not in DENSE_METRICS:
         DENSE_METRICS[name] = model_metrics(model)
     before, after = DENSE_METRICS[name], model_metrics(build_model(spec))
@@ -152,7 +154,7 @@ def test_variant_on_already_pruned_model_is_refused():
     spec = make_spec("resnet56")
     spec["mids"][0] = 8
     with pytest.raises(UserError, match="unpruned"):
-        prune.variant_scheme(spec, "A")
+        filters.variant_scheme(spec, "A")
 
 
 def test_cli_subprocess_bad_variant(tmp_path):
@@ -181,6 +183,7 @@ def test_finetune_and_scratch_run_through_shared_loop(tmp_path):
     ft, ft_ckpt = load_model(tmp_path / "ft.pt")
     sb, sb_ckpt = load_model(tmp_path / "sb.pt")
     assert ft_ckpt["spec"]["mids"] == sb_ckpt["spec"]["mids"] == [8, 16, 32]
-    assert ft_ckpt["meta"]["finetuned"] and ft_ckpt["meta"]["l1"]["ratios"] == [0.5] * 3
-    assert sb_ckpt["meta"]["scratch"] == "B" and sb_ckpt["meta"]["metrics"]["epochs"] == 2  # ~2x fewer MACs
-    assert ft_ckpt["meta"]["baseline"].endswith("r8.pt")
+    assert ft_ckpt["meta"]["recipe"]["recipe"] == "quick" and ft_ckpt["meta"]["method_info"]["ratios"] == [0.5] * 3
+    assert sb_ckpt["meta"]["method_info"]["scratch"] == "B" and sb_ckpt["meta"]["metrics"]["epochs"] == 2  # ~2x fewer MACs
+    assert ft_ckpt["meta"]["lineage"]["baseline"].endswith("r8.pt")
+    assert ft_ckpt["meta"]["lineage"]["parent"] == os.path.abspath(pruned)  # the report pairs them through this

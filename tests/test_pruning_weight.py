@@ -6,9 +6,10 @@ import torch
 from common.checkpoint import make_meta, save_checkpoint
 from common.data import Batches, synthetic_cifar
 from common.errors import UserError, run_cli
-from common.training import fit
+from common.training import TrainConfig, fit
 from models import build_model, load_model, make_spec
-from pruning_weight import export, prune
+import models.method as driver
+from pruning_weight import export, masks, prune
 
 NORM = {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
 
@@ -49,9 +50,9 @@ def run(module, *args):
 @pytest.mark.parametrize("scope", ["global", "layer", "lamp"])
 def test_threshold_hits_requested_sparsity(percent, scope):
     model, _ = tiny_model()
-    weights = prune.prunable_weights(model)
-    prune.apply_masks(model, prune.magnitude_masks(weights, percent, scope))
-    rows, overall = prune.sparsity_report(model, weights)
+    weights = masks.prunable_weights(model)
+    masks.apply_masks(model, masks.magnitude_masks(weights, percent, scope))
+    rows, overall = masks.sparsity_report(model, weights)
     assert abs(overall - percent) < 0.1
     if scope == "layer":  # every layer individually on target (up to rounding of one weight)
         for name, numel, zeros, s in rows:
@@ -60,44 +61,44 @@ def test_threshold_hits_requested_sparsity(percent, scope):
 
 def test_global_threshold_removes_the_smallest_magnitudes():
     model, _ = tiny_model()
-    weights = prune.prunable_weights(model)
+    weights = masks.prunable_weights(model)
     before = torch.cat([w.detach().abs().flatten() for w in weights.values()])
-    masks = prune.magnitude_masks(weights, 60)
-    kept = torch.cat([m.flatten() for m in masks.values()])
+    keep = masks.magnitude_masks(weights, 60)
+    kept = torch.cat([m.flatten() for m in keep.values()])
     assert before[~kept].max() <= before[kept].min()
     # global != per layer: with one threshold the layers end up with different sparsities
-    prune.apply_masks(model, masks)
-    sparsities = [s for *_, s in prune.sparsity_report(model, weights)[0]]
+    masks.apply_masks(model, keep)
+    sparsities = [s for *_, s in masks.sparsity_report(model, weights)[0]]
     assert max(sparsities) - min(sparsities) > 1
 
 
 def test_lamp_scores_hand_computed_and_no_layer_emptied():
     # weights 1, 2, 3 (in any order): squares 1, 4, 9; tails 14, 13, 9 -> scores 1/14, 4/13, 1
-    scores = prune.lamp_scores(torch.tensor([3.0, -1.0, 2.0]))
+    scores = masks.lamp_scores(torch.tensor([3.0, -1.0, 2.0]))
     assert torch.allclose(scores, torch.tensor([1.0, 1 / 14, 4 / 13]))
-    assert prune.lamp_scores(torch.zeros(4)).eq(0).all()  # an emptied layer scores 0, not NaN
+    assert masks.lamp_scores(torch.zeros(4)).eq(0).all()  # an emptied layer scores 0, not NaN
     # One layer with tiny weights: a global magnitude threshold empties it, LAMP keeps its largest weight.
     weights = {"big": torch.nn.Parameter(torch.randn(200)), "small": torch.nn.Parameter(torch.randn(50) * 1e-3)}
-    assert not prune.magnitude_masks(weights, 80, "global")["small"].any()
-    masks = prune.magnitude_masks(weights, 80, "lamp")
-    assert masks["small"][weights["small"].abs().argmax()]
-    assert sum(int((~m).sum()) for m in masks.values()) == 200  # still exactly 80% of 250 removed
+    assert not masks.magnitude_masks(weights, 80, "global")["small"].any()
+    keep = masks.magnitude_masks(weights, 80, "lamp")
+    assert keep["small"][weights["small"].abs().argmax()]
+    assert sum(int((~m).sum()) for m in keep.values()) == 200  # still exactly 80% of 250 removed
     # Already-zero weights go first, so re-pruning never revives a weight.
     with torch.no_grad():
         weights["big"][:20] = 0
-    assert not prune.magnitude_masks(weights, 10, "lamp")["big"][:20].any()
+    assert not masks.magnitude_masks(weights, 10, "lamp")["big"][:20].any()
 
 
 def test_classifier_only_pruned_on_request():
     model, _ = tiny_model()
-    assert "linear.weight" not in prune.prunable_weights(model)
-    assert "linear.weight" in prune.prunable_weights(model, include_classifier=True)
+    assert "linear.weight" not in masks.prunable_weights(model)
+    assert "linear.weight" in masks.prunable_weights(model, include_classifier=True)
 
 
 @pytest.mark.parametrize("bad", [-1, 100, 150])
 def test_bad_percent_is_a_user_error(bad, tmp_path):
     with pytest.raises(UserError, match="--percent"):
-        prune.check_percent(bad)
+        masks.check_percent(bad)
     ckpt = tiny_checkpoint(tmp_path / "m.pt")
     out = tmp_path / "p.pt"
     r = run("pruning_weight.prune", str(ckpt), "--percent", str(bad), "--out", str(out))
@@ -117,13 +118,13 @@ def one_thread():
 def test_pruned_weights_stay_exactly_zero_through_finetuning(tmp_path, one_thread):
     """Large lr, momentum and weight decay: without the masks the zeros would move on the first step."""
     model, spec = tiny_model()
-    weights = prune.prunable_weights(model, include_classifier=True)
-    keeper = prune.MaskKeeper(model, weights, prune.magnitude_masks(weights, 80), "global")
+    weights = masks.prunable_weights(model, include_classifier=True)
+    keeper = masks.MaskKeeper(model, weights, masks.magnitude_masks(weights, 80), "global")
     zeros = {n: (w.detach() == 0).clone() for n, w in weights.items()}
     images, labels, _ = synthetic_cifar(64, seed=0)
     batches = Batches(images, labels, 32, NORM, True, torch.device("cpu"), 0)
-    fit(model, batches, None, epochs=2, lr=0.2, spec=spec, meta={}, out=None, run_dir=str(tmp_path / "run"),
-        momentum=0.9, weight_decay=5e-3, progress=False)
+    fit(model, batches, None, TrainConfig(epochs=2, lr=0.2, momentum=0.9, weight_decay=5e-3, run_dir=str(tmp_path / "run"),
+                                          progress=False), spec=spec, meta={})
     params = dict(model.named_parameters())
     for n, z in zeros.items():
         assert torch.count_nonzero(params[n].detach()[z]) == 0, n
@@ -139,7 +140,7 @@ def test_pruned_weights_stay_exactly_zero_through_finetuning(tmp_path, one_threa
 
 
 def test_gradual_schedule_reaches_target_and_never_unprunes(tmp_path, one_thread):
-    events = prune.gradual_schedule(90, 4, 100, 0.5)
+    events = masks.gradual_schedule(90, 4, 100, 0.5)
     assert [i for i, _ in events] == [0, 12, 25, 38] and events[-1][1] == pytest.approx(90)
     assert all(a[1] < b[1] for a, b in zip(events, events[1:]))
     ckpt = tiny_checkpoint(tmp_path / "m.pt")
@@ -149,9 +150,10 @@ def test_gradual_schedule_reaches_target_and_never_unprunes(tmp_path, one_thread
     assert r.returncode == 0, r.stderr
     model, ck = load_model(out)
     assert ck["meta"]["method"] == "weight_prune"
-    assert abs(prune.sparsity_report(model, prune.prunable_weights(model))[1] - 75) < 0.1
-    assert abs(ck["meta"]["weight_pruning"]["sparsity"] - 75) < 0.1 and "top1" in ck["meta"]["metrics"]
-    assert ck["meta"]["sparse_file"]["bytes"] == (tmp_path / "p.sparse.npz").stat().st_size
+    assert abs(masks.sparsity_report(model, masks.prunable_weights(model))[1] - 75) < 0.1
+    assert abs(ck["meta"]["method_info"]["sparsity"] - 75) < 0.1 and "top1" in ck["meta"]["metrics"]
+    assert ck["meta"]["artifacts"]["sparse_file"]["bytes"] == (tmp_path / "p.sparse.npz").stat().st_size
+    assert ck["meta"]["recipe"]["steps"] == 3 and ck["meta"]["recipe"]["epochs"] == 1
 
 
 @pytest.mark.parametrize("values", ["fp32", "fp16", "int8"])
@@ -251,10 +253,10 @@ def test_killed_gradual_prune_resumes_to_the_same_weights(tmp_path, one_thread, 
             "--batch-size", "32", "--epochs", "3", "--lr", "0.05", "--threads", "1", "--no-progress", "--no-export"]
     # 8 steps per epoch, events at iterations 0, 3, 6, 10, 13, 16; the kill lands after the event at 10,
     # the state is that of epoch 1 (iteration 8), so the resumed run must redo the events at 10, 13 and 16
-    assert [i for i, _ in prune.gradual_schedule(80, 6, 24, 0.8)] == [0, 3, 6, 10, 13, 16]
+    assert [i for i, _ in masks.gradual_schedule(80, 6, 24, 0.8)] == [0, 3, 6, 10, 13, 16]
     r = run("pruning_weight.prune", *args, "--out", str(tmp_path / "full.pt"))
     assert r.returncode == 0, r.stderr
-    real_fit = prune.fit
+    real_fit = driver.fit
 
     def fit_killed_at_step_11(*a, after_step, **kw):
         count = [0]
@@ -266,10 +268,10 @@ def test_killed_gradual_prune_resumes_to_the_same_weights(tmp_path, one_thread, 
                 raise Killed
         return real_fit(*a, after_step=step, **kw)
 
-    monkeypatch.setattr(prune, "fit", fit_killed_at_step_11)
+    monkeypatch.setattr(driver, "fit", fit_killed_at_step_11)
     with pytest.raises(Killed):
         prune.main(args + ["--out", str(tmp_path / "killed.pt")])
-    monkeypatch.setattr(prune, "fit", real_fit)
+    monkeypatch.setattr(driver, "fit", real_fit)
     assert not (tmp_path / "killed.pt").exists()
     r = run("pruning_weight.prune", *args, "--out", str(tmp_path / "killed.pt"), "--resume")
     assert r.returncode == 0, r.stderr
@@ -277,7 +279,7 @@ def test_killed_gradual_prune_resumes_to_the_same_weights(tmp_path, one_thread, 
     full, killed = load_model(tmp_path / "full.pt")[0].state_dict(), load_model(tmp_path / "killed.pt")[0].state_dict()
     assert all(torch.equal(full[k], killed[k]) for k in full)
     model = load_model(tmp_path / "killed.pt")[0]
-    assert abs(prune.sparsity_report(model, prune.prunable_weights(model))[1] - 80) < 0.1
+    assert abs(masks.sparsity_report(model, masks.prunable_weights(model))[1] - 80) < 0.1
 
 
 def test_masked_finetune_with_a_teacher(tmp_path, one_thread):
@@ -294,8 +296,9 @@ def test_masked_finetune_with_a_teacher(tmp_path, one_thread):
     assert r.returncode == 0, r.stderr
     ce, kd = load_model(tmp_path / "ce.pt")[0], load_model(tmp_path / "kd.pt")
     kd, kd_ckpt = kd
-    assert kd_ckpt["meta"]["args"]["teacher"] == str(teacher) and kd_ckpt["meta"]["args"]["alpha"] == 0.9
-    assert abs(prune.sparsity_report(kd, prune.prunable_weights(kd))[1] - 75) < 0.1
+    assert kd_ckpt["meta"]["recipe"]["teacher"] == str(teacher) and kd_ckpt["meta"]["recipe"]["alpha"] == 0.9
+    assert kd_ckpt["meta"]["lineage"]["teacher"] == str(teacher)
+    assert abs(masks.sparsity_report(kd, masks.prunable_weights(kd))[1] - 75) < 0.1
     assert not all(torch.equal(a, b) for a, b in zip(ce.state_dict().values(), kd.state_dict().values()))
     after = torch.load(teacher, weights_only=True)["state_dict"]
     assert all(torch.equal(before[k], after[k]) for k in before)

@@ -110,38 +110,59 @@ def test_cli_bad_bits_exit_2_without_output(tmp_path, capsys):
     assert not out.exists()
 
 
-def test_qat_cli_checkpoint_rebuilds_from_spec(tmp_path):
+def test_qat_cli_checkpoint_rebuilds_from_spec_and_reports(tmp_path):
+    from quantization import report
     path, _, _ = tiny_checkpoint(tmp_path)
-    out, csv = tmp_path / "w4a4.pt", tmp_path / "bits.csv"
+    out = tmp_path / "w4a6.pt"
     qat_main([str(path), "--weight-bits", "4", "--act-bits", "6", "--out", str(out), "--synthetic", "128",
-              "--batch-size", "32", "--threads", "1", "--no-progress", "--results", str(csv)])
+              "--finetune", "--epochs", "1", "--batch-size", "32", "--threads", "1", "--no-progress"])
     model, ckpt = load_model(out)  # rebuilt from the spec alone, ranges included
-    assert ckpt["meta"]["method"] == "qat" and ckpt["meta"]["weight_bits"] == 4
+    meta = ckpt["meta"]
+    assert meta["method"] == "qat" and meta["method_info"]["weight_bits"] == 4 and meta["recipe"]["epochs"] == 1
     assert is_calibrated(model)
     convs = [m for m in model.modules() if isinstance(m, QuantConv2d)]
     assert len(convs) == 7 and {c.act_quant.bits for c in convs} == {6}
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
-    assert "post_training_top1" in ckpt["meta"]["metrics"] and "top1" in ckpt["meta"]["metrics"]
-    row = csv.read_text().splitlines()
-    assert row[0].startswith("model,") and ",W4A6," in row[1]
+    assert "post_training_top1" in meta["method_info"] and {"top1", "top1_before"} <= set(meta["metrics"])
+    post = tmp_path / "w4a6-pt.pt"  # post-training only: calibrated, not fine-tuned, scored with --test-dir
+    from common.data import write_synthetic_layout
+    write_synthetic_layout(str(tmp_path / "data"), n_train=128, n_test=64)
+    qat_main([str(path), "--weight-bits", "4", "--act-bits", "6", "--out", str(post), "--synthetic", "128",
+              "--test-dir", str(tmp_path / "data"), "--threads", "1", "--no-progress"])
+    assert load_model(post)[1]["meta"]["recipe"] == {}
+    report.main([str(out), str(post), "--out", str(tmp_path / "bits")])
+    rows = (tmp_path / "bits.csv").read_text().splitlines()
+    assert rows[0].startswith("model,bits,") and len(rows) == 3 and all(",W4A6," in r for r in rows[1:])
+    text = (tmp_path / "bits.md").read_text()
+    assert "quantization.report" in text and f"{meta['method_info']['post_training_top1']:.2f}" in text
+
+
+def int8_logits(ckpt, model, x):
+    """The checkpoint's int8 model on its own engine (models.runtimes), PT2E without compiling."""
+    from models.int8 import ENGINES, engine_of
+    from models.runtimes import make_runner
+    runner = make_runner(ENGINES[engine_of(ckpt)], "int8", model, ckpt, torch.device("cpu"), 2, compiled=False)
+    return runner.logits(runner.prepare(x))
 
 
 @pytest.mark.parametrize("engine", ["onnxruntime", "openvino", "pt2e"])
 def test_int8_agrees_with_fp32_on_real_data(tmp_path, r20_converted, cifar_dir, engine):
-    from quantization.ptq import Int8Predictor, main as ptq_main
+    from quantization.ptq import main as ptq_main
     out = tmp_path / f"r20-int8-{engine}.pt"
     ptq_main([str(r20_converted), "--engine", engine, "--calib-images", "256", "--out", str(out),
-              "--data-dir", str(cifar_dir), "--threads", "2"])
+              "--data-dir", str(cifar_dir), "--test-dir", str(cifar_dir / "lossless-test1000"), "--threads", "2"])
     model, ckpt = load_model(out)
     torch.load(out, weights_only=True)
-    assert ckpt["meta"]["precision"] == "int8" and ckpt["meta"]["method"] == "int8"
-    assert ckpt["meta"]["quantization"]["engine"] == engine
+    meta = ckpt["meta"]
+    assert meta["precision"] == "int8" and meta["method"] == "int8" and meta["artifacts"]["int8"]["engine"] == engine
+    assert abs(meta["metrics"]["top1"] - meta["metrics"]["top1_before"]) <= 2  # int8 on its engine vs fp32
     if engine == "onnxruntime":
         assert ckpt["onnx"].dtype == torch.uint8
-        assert ckpt["meta"]["metrics"]["quantized_layers"] == ckpt["meta"]["metrics"]["layers"] == 20
+        assert meta["method_info"]["quantized_layers"] == meta["method_info"]["layers"] == 20
     images, labels, _ = load_cifar10(cifar_dir / "lossless-test1000", False)
-    batches = Batches(images[:500], labels[:500], 250, ckpt["meta"]["normalization"], False)
-    p_int8, y = Int8Predictor(ckpt, model, threads=2).predictions(batches)
+    batches = Batches(images[:500], labels[:500], 250, meta["normalization"], False)
+    p_int8 = torch.cat([int8_logits(ckpt, model, x).argmax(1) for x, _ in batches])
+    y = torch.cat([y for _, y in batches])
     with torch.no_grad():
         p_fp32 = torch.cat([model(x).argmax(1) for x, _ in batches])
     assert (p_int8 == p_fp32).float().mean() >= 0.95
@@ -151,28 +172,31 @@ def test_int8_agrees_with_fp32_on_real_data(tmp_path, r20_converted, cifar_dir, 
 @pytest.mark.parametrize("engine", ["onnxruntime", "openvino", "pt2e"])
 def test_int8_model_travels_in_a_weights_only_checkpoint(tmp_path, engine):
     from common.data import write_synthetic_layout
-    from quantization.ptq import Int8Predictor, main as ptq_main
+    from quantization.ptq import main as ptq_main
     path, model, _ = tiny_checkpoint(tmp_path)
     data = tmp_path / "data"
     write_synthetic_layout(str(data), n_train=128, n_test=64)
     out = tmp_path / f"int8-{engine}.pt"
     ptq_main([str(path), "--engine", engine, "--calib-images", "128", "--data-dir", str(data), "--out", str(out)])
     raw = torch.load(out, weights_only=True)  # plain tensors only: no pickled engine objects
-    assert raw["meta"]["quantization"]["engine"] == engine
+    assert raw["meta"]["artifacts"]["int8"]["engine"] == engine
     reloaded, ckpt = load_model(out)
     x = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         ref = model(x)
-    got = Int8Predictor(ckpt, reloaded).run(x)
+    got = int8_logits(ckpt, reloaded, x)
     # int8 logits follow the fp32 ones (random-init model: compare the logits, not the classes)
     corr = torch.corrcoef(torch.stack([ref.flatten(), got.flatten()]))[0, 1]
     assert got.shape == ref.shape and corr > 0.95, corr
+    if engine == "onnxruntime":
+        with pytest.raises(UserError, match="already an int8"):
+            ptq_main([str(out), "--data-dir", str(data), "--out", str(tmp_path / "again.pt")])
 
 
 def test_pt2e_graph_rebuilt_twice_gives_identical_outputs(tmp_path):
     from models.fold import fold_batchnorm
     from models.int8 import pt2e_from_observers
-    from quantization.ptq import quantize_pt2e
+    from quantization.engines import quantize_pt2e
     model = build_model(make_spec("resnet8")).eval()
     folded = fold_batchnorm(model)
     observers = quantize_pt2e(folded, synthetic_batches())
@@ -188,15 +212,8 @@ def test_pt2e_graph_rebuilt_twice_gives_identical_outputs(tmp_path):
         pt2e_from_observers(folded, dict(list(observers.items())[:-3]), 4)
 
 
-def test_ptq_refuses_non_int8_checkpoint_for_eval(tmp_path):
-    from quantization.ptq import main as ptq_main
-    path, _, _ = tiny_checkpoint(tmp_path)
-    with pytest.raises(UserError, match="not an int8 checkpoint"):
-        ptq_main(["--eval", str(path), "--data-dir", str(tmp_path)])
-
-
 def test_qat_model_exports_as_float(tmp_path):
-    from quantization.ptq import float_model
+    from quantization.engines import float_model
     model = build_model(make_spec("resnet8")).eval()
     qmodel, qspec = quantize_model(model, model.spec, 4, 8)
     calibrate(qmodel, synthetic_batches())

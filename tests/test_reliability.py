@@ -29,7 +29,7 @@ class Evil:
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("bad")
     spec = make_spec("resnet20")
-    meta = make_meta("baseline", normalization={"mean": [0.5] * 3, "std": [0.25] * 3}, data="synthetic")
+    meta = make_meta("baseline", normalization={"mean": [0.5] * 3, "std": [0.25] * 3}, data={"test": "synthetic"})
     save_checkpoint(d / "good.pt", spec, build_model(spec).state_dict(), meta)
     (d / "empty.pt").write_bytes(b"")
     good = (d / "good.pt").read_bytes()
@@ -62,11 +62,11 @@ CASES = [
     ("models.evaluate", ["{d}/other.pt"], "not a cifar-compress"),
     ("models.evaluate", ["{d}/good.pt", "--data-dir", "{d}/nowhere"], "not found"),
     ("models.evaluate", ["{d}/good.pt", "--data-dir", "{d}/corrupt"], "corrupt or truncated"),
-    ("models.train", ["--from", "{d}/evil.pt", "--data-dir", "{d}/data", "--out", "{d}/out.pt"], "refused"),
-    ("models.train", ["--model", "resnet20", "--data-dir", "{d}/data", "--epochs", "0", "--out", "{d}/out.pt"], "epochs"),
-    ("models.train", ["--model", "resnet20", "--data-dir", "{d}/nowhere", "--out", "{d}/out.pt"], "not found"),
-    ("models.train", ["--model", "resnet20", "--data-dir", "{d}/data", "--out", "{d}/folder.pt"], "is a directory"),
-    ("models.train", ["--model", "resnet99", "--data-dir", "{d}/data", "--out", "{d}/out.pt"], "invalid choice"),
+    ("models.train", ["{d}/evil.pt", "--data-dir", "{d}/data", "--out", "{d}/out.pt"], "refused"),
+    ("models.train", ["resnet20", "--data-dir", "{d}/data", "--epochs", "0", "--out", "{d}/out.pt"], "epochs"),
+    ("models.train", ["resnet20", "--data-dir", "{d}/nowhere", "--out", "{d}/out.pt"], "not found"),
+    ("models.train", ["resnet20", "--data-dir", "{d}/data", "--out", "{d}/folder.pt"], "is a directory"),
+    ("models.train", ["resnet99", "--data-dir", "{d}/data", "--out", "{d}/out.pt"], "neither an architecture"),
     ("models.convert", ["{d}/text.pt", "--out", "{d}/out.pt"], "unreadable|truncated|refused"),
     ("models.convert", ["{d}/other.pt", "--out", "{d}/out.pt"], "unknown checkpoint format"),
     ("models.convert", ["{d}/evil.pt", "--out", "{d}/out.pt"], "refused"),
@@ -85,34 +85,38 @@ CASES = [
     ("quantization.qat", ["{d}/good.pt", "--act-bits", "1", "--data-dir", "{d}/data", "--out", "{d}/out.pt"], "bits"),
     ("quantization.ptq", ["{d}/evil.pt", "--data-dir", "{d}/data", "--out", "{d}/out.pt"], "refused"),
     ("quantization.ptq", ["{d}/good.pt", "--data-dir", "{d}/nowhere", "--out", "{d}/out.pt"], "not found"),
-    ("distillation.train", ["--teacher", "{d}/evil.pt", "--student", "resnet20", "--data-dir", "{d}/data",
+    ("distillation.train", ["resnet20", "--teacher", "{d}/evil.pt", "--data-dir", "{d}/data",
                             "--out", "{d}/out.pt"], "refused"),
-    ("distillation.train", ["--teacher", "{d}/good.pt", "--student", "{d}/missing.pt", "--data-dir", "{d}/data",
-                            "--out", "{d}/out.pt"], "no such file|unknown|missing"),
-    ("fitnets.train", ["--teacher", "{d}/trunc.pt", "--student", "resnet20", "--data-dir", "{d}/data",
+    ("distillation.train", ["{d}/missing.pt", "--teacher", "{d}/good.pt", "--data-dir", "{d}/data",
+                            "--out", "{d}/out.pt"], "neither an architecture"),
+    ("fitnets.train", ["resnet20", "--teacher", "{d}/trunc.pt", "--data-dir", "{d}/data",
                        "--out", "{d}/out.pt"], "unreadable|truncated"),
-    ("benchmark.run", ["{d}/evil.pt", "--data-dir", "{d}/data", "--out", "{d}/out.csv"], "refused"),
-    ("benchmark.run", ["{d}/good.pt", "--data-dir", "{d}/data", "--batch-sizes", "0", "--out", "{d}/out.csv"], "batch"),
-    ("benchmark.run", ["{d}/good.pt", "--data-dir", "{d}/nowhere", "--out", "{d}/out.csv"], "not found"),
+    ("benchmark.run", ["{d}/evil.pt", "--test-dir", "{d}/data", "--out", "{d}/out.csv"], "refused"),
+    ("benchmark.run", ["{d}/good.pt", "--test-dir", "{d}/data", "--batch-sizes", "0", "--out", "{d}/out.csv"], "batch"),
+    ("benchmark.run", ["{d}/good.pt", "--test-dir", "{d}/nowhere", "--out", "{d}/out.csv"], "not found"),
     ("pruning_weight.export", ["{d}/evil.pt", "--out", "{d}/out.npz"], "refused"),
     ("pruning_weight.prune", ["{d}/evil.pt", "--percent", "50", "--out", "{d}/out.pt"], "refused"),
     ("pruning_l1.finetune", ["{d}/evil.pt", "--data-dir", "{d}/data", "--out", "{d}/out.pt"], "refused"),
     ("quantization.qat", ["{d}/evil.pt", "--data-dir", "{d}/data", "--out", "{d}/out.pt"], "refused"),
-    ("fitnets.train", ["--teacher", "{d}/evil.pt", "--student", "resnet20", "--data-dir", "{d}/data",
+    ("fitnets.train", ["resnet20", "--teacher", "{d}/evil.pt", "--data-dir", "{d}/data",
                        "--out", "{d}/out.pt"], "refused"),
-    ("distillation.train", ["--teacher", "{d}/good.pt", "--student", "{d}/evil.pt", "--data-dir", "{d}/data",
+    ("distillation.train", ["{d}/evil.pt", "--teacher", "{d}/good.pt", "--data-dir", "{d}/data",
                             "--out", "{d}/out.pt"], "refused"),
-    ("benchmark.run", ["{d}/good.pt", "--baseline", "{d}/evil.pt", "--data-dir", "{d}/data", "--out", "{d}/out.csv"], "refused"),
+    ("benchmark.run", ["{d}/good.pt", "--baseline", "{d}/evil.pt", "--test-dir", "{d}/data", "--out", "{d}/out.csv"], "refused"),
     ("benchmark.sizes", ["{d}/nowhere.csv"], "no such results CSV"),
+    ("pruning_l1.prune", ["{d}/good.pt", "--ratio", "0.5", "--out", "{d}/good.pt"], "input checkpoint"),
+    ("models.train", ["{d}/good.pt", "--data-dir", "{d}/data", "--out", "{d}/good.pt"], "input checkpoint"),
+    ("quantization.ptq", ["{d}/good.pt", "--engine", "openvino", "--per-tensor", "--data-dir", "{d}/data",
+                          "--out", "{d}/out.pt"], "per-tensor"),
     ("benchmark.drift", ["{d}/evil.pt", "--seconds", "0.1", "--window", "0.05"], "refused"),
     ("benchmark.drift", ["{d}/trunc.pt", "--seconds", "0.1", "--window", "0.05"], "unreadable|truncated"),
     ("benchmark.drift", ["{d}/good.pt", "--seconds", "0"], "positive"),
-    ("benchmark.run", ["{d}/good.pt", "--data-dir", "{d}/data", "--slices", "0", "--out", "{d}/out.csv"], "slices"),
+    ("benchmark.run", ["{d}/good.pt", "--test-dir", "{d}/data", "--slices", "0", "--out", "{d}/out.csv"], "slices"),
 ]
 if not HAS_CUDA:
     CASES += [
-        ("models.train", ["--model", "resnet20", "--data-dir", "{d}/data", "--device", "cuda", "--out", "{d}/out.pt"], "CUDA|GPU"),
-        ("benchmark.run", ["{d}/good.pt", "--data-dir", "{d}/data", "--device", "cuda", "--out", "{d}/out.csv"], "CUDA|GPU"),
+        ("models.train", ["resnet20", "--data-dir", "{d}/data", "--device", "cuda", "--out", "{d}/out.pt"], "CUDA|GPU"),
+        ("benchmark.run", ["{d}/good.pt", "--test-dir", "{d}/data", "--device", "cuda", "--out", "{d}/out.csv"], "CUDA|GPU"),
     ]
 
 
@@ -163,8 +167,8 @@ plain = st.recursive(st.none() | st.booleans() | st.integers(-5, 5) | st.floats(
                        max_size=5),
        st.booleans())
 def test_random_dicts_only_raise_checkpoint_error(tmp_path, content, claim_format):
-    if claim_format:
-        content["format"] = "cifar-compress/1"
+    if claim_format:  # format /1 goes through the migration, /2 straight to the checks
+        content["format"] = "cifar-compress/1" if len(content) % 2 else "cifar-compress/2"
     path = tmp_path / "random.pt"
     torch.save(content, path)
     with pytest.raises(CheckpointError):
