@@ -105,6 +105,15 @@ class RunFolder:
             raise CheckpointError(f"{self.last}: not a resumable run state")
         return ckpt
 
+    def restore(self, model):
+        """Epochs a killed run had finished (0 if it left no state), its weights loaded into `model`: a method can
+        read what it had reached (a mask's zeros) before fit loads the same state again."""
+        state = self.load_last()
+        if state is None:
+            return 0
+        model.load_state_dict(state["state_dict"])
+        return int(state["train_state"]["epoch"])
+
     def append_log(self, row):
         exists = os.path.exists(self.log)
         with open(self.log, "a", newline="") as f:

@@ -56,8 +56,10 @@ class Method:
         """Keyword arguments for common.training.fit: loss_fn, after_step, extra."""
         return {}
 
-    def after_training(self, model, ctx, info):
-        """After the fine-tune (or right after compress when there is none): the last changes to model and info."""
+    def after_training(self, model, spec, ctx, info):
+        """After the fine-tune (or right after compress when there is none): (model, spec), e.g. the masked model made
+        physically smaller; may add to info."""
+        return model, spec
 
     def artifacts(self, model, spec, meta, ctx):
         """(meta["artifacts"] entries, extra top-level checkpoint entries) that travel with the checkpoint."""
@@ -195,7 +197,7 @@ def run(method, description, argv=None):
                           weight_decay=args.weight_decay, device=device, amp=args.amp, run_dir=args.run_dir,
                           resume=args.resume, rank=rank, world=world, progress=args.progress)
         trained = fit(model, train_b, test_b, cfg, spec=spec, meta=meta, desc=method.name, **method.hooks(model, ctx))
-    method.after_training(model, ctx, info)
+    model, spec = method.after_training(model, spec, ctx, info)
     if rank != 0:
         return None
     model = model.cpu().to(memory_format=torch.contiguous_format)

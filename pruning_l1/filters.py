@@ -6,11 +6,10 @@ change). Its filters are ranked by L1 norm; the kept filters, the BN that normal
 channels of the block's second conv are copied into a smaller dense model whose spec differs only in `mids`.
 Layer ids follow `models.resnet.conv_layer_ids` (Li et al.'s numbering): stem = 1, block i's convs = 2i+2, 2i+3.
 """
-import copy
-
 import torch
 
 from common.errors import UserError
+from models.surgery import block_names, keep_channels
 
 # Li et al. 2017, Table 1 / Sec. 4.2: per (blocks per stage, variant) the skipped (sensitive) layer ids
 # and the per-stage prune ratios.
@@ -79,25 +78,9 @@ def l1_keep(weight, keep):
 
 
 def prune_model(model, widths):
-    """(new spec, new state_dict, {block path: kept indices}) -- the physically smaller model.
-
-    The BN that normalises conv1's output is bn1 in a post-activation block but bn2 in a pre-activation
-    block (whose bn1 sits before conv1 on the block input, which pruning does not touch)."""
-    spec = copy.deepcopy(model.spec)
-    if spec.get("layers"):
-        raise UserError(f"cannot filter-prune a model with replaced layers ({', '.join(spec['layers'])}); "
-                        "prune the dense model first")
-    state = {k: v.clone() for k, v in model.state_dict().items()}
-    names = [f"layer{s + 1}.{b}" for s, n in enumerate(spec["blocks"]) for b in range(n)]
-    bn = "bn2" if spec["arch"] == "preresnet" else "bn1"
-    kept = {}
-    for i, keep in sorted(widths.items()):
-        block = names[i]
-        idx = l1_keep(state[f"{block}.conv1.weight"], keep)
-        state[f"{block}.conv1.weight"] = state[f"{block}.conv1.weight"][idx].clone()
-        for t in ("weight", "bias", "running_mean", "running_var"):
-            state[f"{block}.{bn}.{t}"] = state[f"{block}.{bn}.{t}"][idx].clone()
-        state[f"{block}.conv2.weight"] = state[f"{block}.conv2.weight"][:, idx].clone()
-        spec["mids"][i] = keep
-        kept[block] = idx.tolist()
-    return spec, state, kept
+    """(new spec, new state_dict, {block path: kept indices}): the physically smaller model that keeps, in each block
+    of `widths`, the filters of its first conv with the largest L1 norms (models/surgery.py does the removal)."""
+    names = block_names(model.spec)
+    state = model.state_dict()
+    kept = {i: l1_keep(state[f"{names[i]}.conv1.weight"], keep) for i, keep in widths.items()}
+    return keep_channels(model, kept)

@@ -163,16 +163,6 @@ class MaskKeeper:
         self.handles = []
 
 
-def resumed_iterations(run, model, steps_per_epoch):
-    """Optimizer steps a killed fine-tune had finished (0 if it left no state); loads its weights into `model`
-    so the mask can be read from their zeros before the loop resumes (fit() loads the same state again)."""
-    state = run.load_last()
-    if state is None:
-        return 0
-    model.load_state_dict(state["state_dict"])
-    return int(state["train_state"]["epoch"]) * steps_per_epoch
-
-
 def gradual_schedule(percent, steps, total_iterations, ramp=0.5):
     """K pruning events: the first before training, the others spread over the first `ramp` of the
     iterations; sparsity s_j = P * (1 - (1 - j/K)^3) (Zhu & Gupta 2017), reaching P at the last event."""

@@ -19,8 +19,7 @@ from common.training import RunFolder
 from models.method import Method, load_teacher, run
 from pruning_weight.export import sparse_path, write_sparse
 from pruning_weight.masks import (SCOPES, MaskKeeper, apply_masks, check_percent, gradual_schedule, magnitude_masks,
-                                  masks_from_zeros, print_report, prunable_weights, resumed_iterations,
-                                  sparsity_report)
+                                  masks_from_zeros, print_report, prunable_weights, sparsity_report)
 
 
 class WeightPrune(Method):
@@ -70,7 +69,7 @@ class WeightPrune(Method):
             steps = len(ctx.train_batches)
             schedule = gradual_schedule(args.percent, args.steps, args.epochs * steps, args.ramp)
             first = schedule.pop(0)[1]  # the first event happens before training starts
-            done = resumed_iterations(RunFolder(args.run_dir), model, steps) if args.resume else 0
+            done = RunFolder(args.run_dir).restore(model) * steps if args.resume else 0
             if done:  # the run state's zeros are the mask it had reached; only later events remain
                 masks, schedule = masks_from_zeros(weights), [(i, s) for i, s in schedule if i > done]
                 print(f"resuming the masked fine-tune after iteration {done} at {sparsity_report(model, masks)[1]:.2f}%")
@@ -85,7 +84,7 @@ class WeightPrune(Method):
     def hooks(self, model, ctx):
         return {"after_step": self.keeper.after_step, "loss_fn": self.loss_fn}
 
-    def after_training(self, model, ctx, info):
+    def after_training(self, model, spec, ctx, info):
         if self.keeper is not None:
             self.keeper.after_step(model)  # any events a tiny run did not reach still happen
             self.keeper.remove()
@@ -94,6 +93,7 @@ class WeightPrune(Method):
         rows, overall = sparsity_report(model, self.weights)
         print_report(rows, overall)
         info.update(sparsity=overall, layers={name: s for name, _, _, s in rows})
+        return model, spec
 
     def artifacts(self, model, spec, meta, ctx):
         if not ctx.args.export:

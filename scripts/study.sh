@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh  # DATA, THREADS, step OUTPUT command...
 PRESET=${1:-quick}
 RUNS=${RUNS:-runs/study-$PRESET}
-mkdir -p "$RUNS"/{base,l1,weight,lowrank,distill,quant,stack}
+mkdir -p "$RUNS"/{base,l1,fisher,weight,lowrank,distill,quant,stack}
 
 case "$PRESET" in
   smoke)
@@ -118,6 +118,11 @@ for scheme in "${L1_SCHEMES[@]}"; do
     --out "$RUNS/l1/r56-$name-ft.pt"
   MEASURED+=("$RUNS/l1/r56-$name-ft.pt")
 done
+
+# ---- Fisher pruning (Theis et al.): the least salient channels removed during the fine-tune, to L1-B's MAC cut ----
+step "$RUNS/fisher/r56-f72.pt" python -m pruning_fisher.prune "$B/r56.pt" --target-macs 0.724 "${FT[@]}" "${COMMON[@]}" \
+  --out "$RUNS/fisher/r56-f72.pt"
+MEASURED+=("$RUNS/fisher/r56-f72.pt")
 
 # ---- magnitude weight pruning (Han et al.): gradual pruning inside the masked fine-tune ----
 for p in $PERCENTS; do

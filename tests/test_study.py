@@ -46,7 +46,7 @@ def test_smoke_study_end_to_end(tmp_path):
     results = tmp_path / "study" / "results"
     df = pd.read_csv(results / "benchmark.csv")
     methods = set(df["method"])
-    assert {"baseline", "l1", "weight_prune", "lowrank", "kd", "no-teacher", "int8"} <= methods, methods
+    assert {"baseline", "l1", "fisher", "weight_prune", "lowrank", "kd", "no-teacher", "int8"} <= methods, methods
     assert set(df["batch"]) == {1, 16} and set(df["backend"]) == {"eager", "onnx", "openvino"}
     assert {("onnx", "int8"), ("openvino", "int8")} <= set(zip(df["backend"], df["precision"]))
     assert (df["data"] == "synthetic test").all()

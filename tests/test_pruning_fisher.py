@@ -1,0 +1,106 @@
+"""Fisher pruning: the saliency formula by hand, masked = removed, MAC bookkeeping, the schedule, the CLI."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from common.checkpoint import make_meta, save_checkpoint
+from common.cli import default_normalization
+from common.data import Batches, synthetic_cifar
+from common.errors import run_cli
+from common.metrics import count_macs
+from models import build_model, load_model, make_spec
+from models.surgery import keep_channels
+from pruning_fisher import prune
+from pruning_fisher.fisher import FisherPruner, channel_macs, schedule
+
+
+def batch(n=8, seed=0):
+    images, labels, _ = synthetic_cifar(n, seed=seed)
+    return next(iter(Batches(images, labels, n, default_normalization(), False)))
+
+
+def test_saliency_equals_the_formula_by_hand():
+    """Delta_k = 1/(2N) sum_n (sum_ij a_nkij g_nkij)^2 with a the ReLU output and g = dLoss/da, computed here from
+    an independent forward pass of the first block, against what the pruner's hooks accumulated."""
+    torch.manual_seed(0)
+    model = build_model(make_spec("resnet1")).train()
+    x, y = batch()
+    pruner = FisherPruner(model, count_macs(model)[0], events=[])
+    F.cross_entropy(model(x), y).backward()
+    got = pruner.saliency()[0]
+    model.zero_grad()
+    b = model.layer1[0]
+    a = F.relu(b.bn1(b.conv1(model.stem(x))))  # train-mode BN: the same batch statistics as the hooked pass
+    a.retain_grad()
+    out = F.relu(b.bn2(b.conv2(a)) + b.shortcut(model.stem(x)))
+    F.cross_entropy(model.head(model.layer3(model.layer2(out))), y).backward()
+    expected = ((a * a.grad).sum((2, 3)) ** 2).sum(0) / (2 * len(x))
+    torch.testing.assert_close(got.float(), expected.detach(), rtol=1e-4, atol=1e-12)
+    assert got.abs().sum() > 0
+
+
+def test_masked_channels_change_nothing_when_removed():
+    torch.manual_seed(1)
+    model = build_model(make_spec("resnet14"))
+    pruner = FisherPruner(model, count_macs(model)[0], events=[])
+    for i, drop in ((0, [1, 5, 7]), (3, list(range(10))), (5, [0, 63])):
+        pruner.alive[i][drop] = False
+    pruner.apply_masks()
+    pruner.remove()
+    spec, state, kept = keep_channels(model, pruner.kept())
+    small = build_model(spec)
+    small.load_state_dict(state, strict=True)
+    model.eval(), small.eval()
+    x, _ = batch(4)
+    with torch.no_grad():
+        assert (model(x) - small(x)).abs().max() < 1e-5
+    assert spec["mids"] == [13, 16, 32, 22, 64, 62]
+
+
+def test_pruner_mac_bookkeeping_matches_the_flop_counter():
+    torch.manual_seed(2)
+    model = build_model(make_spec("resnet20")).train()
+    total = count_macs(model)[0]
+    saved = channel_macs(model)
+    assert saved[0] == 32 * 32 * (16 * 9 + 16 * 9) and saved[8] == 8 * 8 * (64 * 9 + 64 * 9)
+    pruner = FisherPruner(model, total, events=[], group=4)
+    x, y = batch(16)
+    F.cross_entropy(model(x), y).backward()
+    pruner.prune_to(0.6 * total)
+    pruner.remove()
+    spec, state, _ = keep_channels(model, pruner.kept())
+    small = build_model(spec)
+    assert count_macs(small)[0] == pytest.approx(pruner.macs) and pruner.macs <= 0.6 * total
+    assert all(m % 4 == 0 and m >= 4 for m in spec["mids"])
+
+
+def test_schedule_reaches_the_target_at_the_end_of_the_ramp():
+    events = schedule(100.0, 60.0, 200, 10, 0.5)
+    assert [i for i, _ in events] == list(range(10, 101, 10)) and events[-1][1] == pytest.approx(60.0)
+    assert all(a[1] > b[1] for a, b in zip(events, events[1:]))
+    assert schedule(100.0, 60.0, 7, 10, 0.5) == [(3, 60.0)]
+
+
+def test_cli_prunes_to_the_target_and_writes_a_smaller_model(tmp_path, capsys):
+    torch.manual_seed(0)
+    spec = make_spec("resnet8")
+    src = tmp_path / "r8.pt"
+    save_checkpoint(src, spec, build_model(spec).state_dict(), make_meta("baseline", normalization=default_normalization()))
+    out = tmp_path / "f.pt"
+    common = ["--synthetic", "128", "--epochs", "1", "--batch-size", "16", "--lr", "0.02", "--threads", "1", "--no-progress"]
+    with pytest.raises(SystemExit) as e:
+        run_cli(prune.main, [str(src), "--target-macs", "0.7", "--prune-every", "2", "--round-to", "8", "--out", str(out)]
+                + common)
+    assert e.value.code in (0, None)
+    model, ckpt = load_model(out)
+    m, dense = ckpt["meta"], count_macs(build_model(spec))[0]
+    assert m["method"] == "fisher" and m["recipe"]["epochs"] == 1 and m["method_info"]["removed"]
+    assert m["metrics"]["macs"] == count_macs(model)[0] <= 0.7 * dense
+    assert all(w % 8 == 0 for w in ckpt["spec"]["mids"]) and ckpt["spec"]["mids"] != spec["mids"]
+    for argv, message in ((["--target-macs", "0.01"], "below what removing"), (["--target-macs", "1.5"], "(0, 1)"),
+                          (["--target-macs", "0.5", "--round-to", "3"], "multiples")):
+        with pytest.raises(SystemExit) as e:
+            run_cli(prune.main, [str(src), *argv, "--out", str(tmp_path / "x.pt")] + common)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.pt").exists()
