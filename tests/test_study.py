@@ -22,6 +22,8 @@ def test_pareto_front():
 
 
 @pytest.mark.parametrize("csv_name, imgs", [("benchmark.csv", "imgs"), ("benchmark_e2.csv", "imgs/e2"),
+                                           ("structured_speed.csv", "imgs/structured"),
+                                           ("archive/benchmark_e2_amd_epyc.csv", "imgs/archive/e2"),
                                            ("archive/benchmark_quick_amd_epyc.csv", "imgs/archive")])
 def test_committed_figures_are_what_plots_make_draws_from_the_committed_csv(csv_name, imgs):
     csv, folder = ROOT / "results" / csv_name, ROOT / imgs
