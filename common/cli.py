@@ -28,10 +28,14 @@ def add_calib_args(p):
                    help="training images (no augmentation) that calibrate the quantisation ranges")
 
 
-def calibration_batches(args, normalization, device="cpu"):
-    """(Batches, description): the first --calib-images of a fixed random selection (--seed) of training images."""
+def check_calib_images(args):
     if args.calib_images < 1:
         raise UserError(f"--calib-images must be at least 1, got {args.calib_images}")
+
+
+def calibration_batches(args, normalization, device="cpu"):
+    """(Batches, description): the first --calib-images (checked by check_calib_images) of a fixed random selection
+    (--seed) of training images."""
     if args.synthetic:
         images, labels, _ = synthetic_cifar(args.calib_images, seed=0)
         desc = "synthetic train"
@@ -146,21 +150,21 @@ def load_split(args, train):
 
 
 def make_batches(args, normalization, device, rank=0, world=1, train=True, test=True):
-    """(train Batches or None, test Batches or None, data description)."""
+    """(train Batches or None, test Batches or None, {"train": description, "test": description} of those loaded)."""
     train_b = test_b = None
-    described = []
+    described = {}
     if train:
         images, labels, desc = load_split(args, True)
         per_rank = args.batch_size // world if world > 1 else args.batch_size
         train_b = Batches(images, labels, max(per_rank, 1), normalization, True, device, args.seed, rank, world)
-        described.append(f"train: {desc}")
+        described["train"] = desc
     if test:
         images, labels, desc = load_split(args, False)
         if world > 1:  # each rank evaluates its own slice; evaluate() sums them
             images, labels = images[rank::world], labels[rank::world]
         test_b = Batches(images, labels, 500, normalization, False, device)
-        described.append(f"test: {desc}")
-    return train_b, test_b, "; ".join(described)
+        described["test"] = desc
+    return train_b, test_b, described
 
 
 def default_normalization():

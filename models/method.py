@@ -175,15 +175,14 @@ def run(method, description, argv=None):
                           baseline=None,
                           normalization=(parent or {}).get("meta", {}).get("normalization") or
                           (cli.default_normalization() if parent is None else {}),
-                          recipe={}, data={}, precision="fp32")
+                          recipe={}, precision="fp32")
     method.prepare(ctx)
     if not ctx.normalization:
         raise UserError(f"{args.checkpoint}: checkpoint carries no normalisation")
     wants_test = args.trains or args.test_dir
-    train_b, test_b, described = cli.make_batches(args, ctx.normalization, device, rank, world, train=args.trains,
-                                                  test=bool(wants_test))
+    train_b, test_b, ctx.data = cli.make_batches(args, ctx.normalization, device, rank, world, train=args.trains,
+                                                 test=bool(wants_test))
     ctx.train_batches, ctx.test_batches = train_b, test_b
-    ctx.data = dict(part.split(": ", 1) for part in described.split("; ") if part)
     metrics = {}
     if test_b is not None and parent is not None and world == 1:
         metrics["top1_before"] = method.score(model.to(device), test_b, ctx)

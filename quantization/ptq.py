@@ -34,8 +34,7 @@ class PostTrainingInt8(Method):
         p.add_argument("--seed", type=int, default=0, help="which training images calibrate")
 
     def check_args(self, args):
-        if args.calib_images < 1:
-            raise UserError(f"--calib-images must be at least 1, got {args.calib_images}")
+        cli.check_calib_images(args)
         if args.per_tensor and args.engine != "onnxruntime":
             raise UserError(f"--per-tensor applies to the onnxruntime engine only; {args.engine} picks its own scheme")
 

@@ -68,8 +68,7 @@ class FakeQuant(Method):
 
     def check_args(self, args):
         check_bits(args.weight_bits, "--weight-bits"), check_bits(args.act_bits, "--act-bits")
-        if args.calib_images < 1:
-            raise UserError(f"--calib-images must be at least 1, got {args.calib_images}")
+        cli.check_calib_images(args)
 
     def compress(self, model, spec, ctx):
         args = ctx.args
