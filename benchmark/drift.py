@@ -18,7 +18,7 @@ import torch
 from benchmark.runners import BACKENDS, check_request, configurations, make_runner
 from benchmark.timing import time_iterations
 from common import cli
-from common.checkpoint import atomic_write
+from common.outputs import atomic_write, check_output
 from common.errors import UserError, run_cli
 from common.progress import progress_bar
 from models import load_model
@@ -55,19 +55,19 @@ def parse_args(argv=None):
     p.add_argument("--out", default=None, help="CSV of the series (window start s, p50 ms, iterations)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     args = p.parse_args(argv)
-    if args.seconds <= 0 or args.window <= 0 or args.window > args.seconds:
-        raise UserError("--seconds and --window must be positive, with --window <= --seconds")
-    if args.threads is not None and args.threads < 1:
-        raise UserError("--threads must be at least 1")
-    if args.warmup_seconds < 0:
-        raise UserError("--warmup-seconds must be 0 or more")
+    if not 0 < args.seconds <= 3600 or args.window <= 0 or args.window > args.seconds:
+        raise UserError("--seconds must be in (0, 3600] and --window positive, with --window <= --seconds")
+    if args.seconds / args.window > 10**6:
+        raise UserError(f"--seconds / --window = {args.seconds / args.window:g} windows; at most 10**6")
+    if not 0 <= args.warmup_seconds <= 60:
+        raise UserError("--warmup-seconds must be in 0..60")
     return args
 
 
 def main(argv=None):
     args = parse_args(argv)
     if args.out:
-        cli.check_output_path(args.out)
+        check_output(args.out, [args.checkpoint])
     if args.threads:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()

@@ -10,7 +10,8 @@ import csv
 import fcntl
 import os
 
-from common.checkpoint import atomic_write
+from common.errors import UserError
+from common.outputs import atomic_write
 
 KEY = ("checkpoint_sha256", "backend", "device", "precision", "batch")
 
@@ -65,16 +66,14 @@ def row_key(row):
 
 
 def _parse(column, text):
-    """CSV text back to the value that was written (ints and floats exactly: floats are written with repr)."""
+    """CSV text back to the value that was written (ints and floats exactly: floats are written with repr); a
+    ValueError for text in a numeric column."""
     if text == "" or text is None:
         return None
-    try:
-        if column in INT_COLUMNS:
-            return int(text)
-        if column in FLOAT_COLUMNS:
-            return float(text)
-    except ValueError:
-        return text
+    if column in INT_COLUMNS:
+        return int(text)
+    if column in FLOAT_COLUMNS:
+        return float(text)
     return text
 
 
@@ -87,19 +86,45 @@ def _format(value):
 
 
 def read_rows(path):
-    """All rows of a results CSV as dicts with typed values ([] when the file does not exist)."""
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="") as f:
-        return [{k: _parse(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
+    """All rows of a results CSV as dicts with typed values ([] when the file does not exist or is empty); one line
+    for a file that is not a results CSV of this project or has text where a number belongs."""
+    _, raw = _read_raw(path)
+    rows = []
+    for line, row in enumerate(raw, start=2):  # line 1 is the header
+        try:
+            rows.append({k: _parse(k, v) for k, v in row.items()})
+        except (ValueError, TypeError):
+            bad = next(k for k, v in row.items() if not _parses(k, v))
+            raise UserError(f"{path}: line {line}: column {bad} holds {row[bad]!r}, not a number") from None
+    return rows
+
+
+def _parses(column, text):
+    try:
+        _parse(column, text)
+        return True
+    except (ValueError, TypeError):
+        return False
 
 
 def _read_raw(path):
-    if not os.path.exists(path):
+    """(columns, raw rows) of the results CSV at `path`; ([], []) when it does not exist or is empty. A file of
+    another kind (a user's notes, another tool's CSV) is refused: it is never rewritten as a results CSV."""
+    if not os.path.exists(path) or (os.path.isfile(path) and os.path.getsize(path) == 0):
         return [], []
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        return list(reader.fieldnames or []), list(reader)
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: not a file, expected a results CSV")
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            fields = list(reader.fieldnames or [])
+            if not set(KEY) <= set(fields):
+                raise UserError(f"{path}: exists and is not a results CSV of this project (its header lacks "
+                                f"{', '.join(c for c in KEY if c not in fields)}); refusing to touch it")
+            return fields, list(reader)
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise UserError(f"{path}: exists and is not a results CSV of this project ({type(e).__name__}); "
+                        "refusing to touch it") from None
 
 
 @contextlib.contextmanager
@@ -119,6 +144,7 @@ def locked_folder(path):
 def merge_rows(path, new_rows):
     """Add `new_rows` to the CSV at `path`; a row whose key is already there replaces the old one in place."""
     new_rows = [{k: _format(v) for k, v in row.items()} for row in new_rows]
+    path = os.path.realpath(path)  # a symlinked CSV: lock and rewrite its target, the link stays
     with locked_folder(path):
         fields, rows = _read_raw(path)
         columns = COLUMNS + [c for c in fields if c not in COLUMNS]

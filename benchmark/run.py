@@ -30,10 +30,17 @@ from common import cli
 from common.progress import progress_bar
 from common.data import load_cifar10
 from common.errors import UserError, run_cli
+from common.outputs import check_output
 from models import load_model
 from models.int8 import engine_of
+from models.runtimes import check_int8_graph
 
 REFERENCE = "fp32"  # measured speedups are relative to the baseline's fp32 row on the same backend
+# Bounds that keep a typo from hanging the run or exhausting memory: the largest useful batch is well under the
+# 10,000 test images, and a measurement longer than 10 minutes per repeat measures the machine's drift, not a model.
+MAX_BATCH = 4096
+LIMITS = {"iterations": (1, 10**6), "repeat": (1, 100), "slices": (1, 1000), "warmup": (0, 10**5),
+          "warmup_seconds": (0, 60), "min_seconds": (0, 600)}
 
 
 DEFAULTS = {"repeat": (3, 1), "slices": (16, 1), "warmup_seconds": (0.2, 0.0), "min_seconds": (4.0, 0.0)}  # (normal, --quick)
@@ -91,18 +98,14 @@ def check_args(args):
     backends = list(dict.fromkeys(cli.parse_list(args.backends, str, "--backends")))
     precisions = list(dict.fromkeys(cli.parse_list(args.precisions, str, "--precisions")))
     batch_sizes = sorted(set(cli.parse_list(args.batch_sizes, int, "--batch-sizes")))
-    if batch_sizes[0] < 1:
-        raise UserError("--batch-sizes must be positive")
-    for name in ("iterations", "repeat", "threads", "slices"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            raise UserError(f"--{name} must be at least 1")
-    if args.warmup is not None and args.warmup < 0:
-        raise UserError("--warmup must be 0 or more")
-    for name in ("warmup_seconds", "min_seconds"):
-        if getattr(args, name) < 0:
-            raise UserError(f"--{name.replace('_', '-')} must be 0 or more")
-    if os.path.isdir(args.out):
-        raise UserError(f"{args.out}: is a directory, expected a CSV file name")
+    if batch_sizes[0] < 1 or batch_sizes[-1] > MAX_BATCH:
+        raise UserError(f"--batch-sizes must be in 1..{MAX_BATCH}, got {args.batch_sizes}")
+    for name, (low, high) in LIMITS.items():
+        value = getattr(args, name)
+        if value is not None and not low <= value <= high:
+            raise UserError(f"--{name.replace('_', '-')} must be in {low:g}..{high:g}, got {value:g}")
+    check_output(args.out, args.checkpoints + [args.baseline])
+    read_rows(args.out)  # an existing --out must be a results CSV of this project: one line now, not after measuring
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda asked for, but no CUDA GPU is available")
     device = torch.device(args.device)
@@ -181,6 +184,8 @@ def main(argv=None):
                 continue
             t0 = time.time()
             runner = make_runner(backend, precision, ck.model, ck.ckpt, device, threads)
+            if precision == "int8":  # the embedded graph must be this checkpoint's model, or its rows mean nothing
+                check_int8_graph(runner, ck.model, ck.normalize(pool[:64]), ck.path)
             top1 = accuracy(runner, ck.normalize, images, labels, eval_batch)
             inputs, xs = {}, ck.normalize(pool)
             for batch in batch_sizes:

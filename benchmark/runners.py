@@ -72,5 +72,7 @@ def accuracy(runner, normalize, images, labels, batch):
         if n < batch:
             chunk = torch.cat([chunk, chunk[:1].expand(batch - n, -1, -1, -1)])
         logits = runner.logits(runner.prepare(normalize(chunk)))[:n]
+        if not bool(torch.isfinite(logits).all()):  # NaN argmaxes to class 0: a top-1 of noise, not a result
+            raise UserError(f"{runner.config}: the model produces non-finite logits (NaN or inf)")
         correct += int((logits.argmax(1) == labels[i:i + n]).sum())
     return 100.0 * correct / len(images)

@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from common import cli, machine
-from common.checkpoint import atomic_write, make_meta
+from common.checkpoint import make_meta
+from common.outputs import atomic_write, check_output
 from common.data import Batches, load_cifar10, synthetic_cifar
 from common.errors import UserError, run_cli
 from common.training import TrainConfig, fit
@@ -56,6 +57,7 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default="results/train_speed.csv")
     args = p.parse_args(argv)
+    check_output(args.out)
     names = args.models.split(",")
     unknown = [n for n in names if n not in DEPTH_NAMES]
     if unknown:

@@ -25,12 +25,12 @@ import pickle
 import re
 import platform
 import sys
-import tempfile
 import zipfile
 
 import torch
 
 from common.errors import UserError
+from common.outputs import atomic_write
 
 FORMAT = "cifar-compress/2"
 FORMAT_V1 = "cifar-compress/1"
@@ -41,31 +41,6 @@ RECIPE_KEYS = ("recipe", "epochs", "lr", "schedule", "weight_decay", "momentum",
 
 class CheckpointError(UserError):
     """A file that is not a readable checkpoint of this project."""
-
-
-def atomic_write(path, write):
-    """Call write(tmp_path) and rename the result over `path`: readers see the old or the new file, never half of one."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path, text):
-    def write(tmp):
-        with open(tmp, "w") as f:
-            f.write(text)
-    atomic_write(path, write)
 
 
 def environment():
@@ -194,6 +169,24 @@ def save_checkpoint(path, spec, state_dict, meta, train_state=None, **extra):
     atomic_write(path, lambda tmp: torch.save(ckpt, tmp))
 
 
+# The largest checkpoint unpacked: a dense ResNet-110 with its optimizer state is ~14 MB and an int8 checkpoint with
+# its graphs ~10 MB, so a file that unpacks to more is not one of ours; refusing it bounds the memory a small,
+# deflate-compressed hostile file could make torch.load allocate.
+MAX_UNPACKED_BYTES = 512 << 20
+
+
+def check_unpacked_size(path, limit=MAX_UNPACKED_BYTES):
+    """Refuse a torch zip archive whose entries unpack to more than `limit` bytes, before reading any of them."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            total = sum(info.file_size for info in z.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # not a zip archive: torch.load's own checks (legacy format) or its error apply
+    if total > limit:
+        raise CheckpointError(f"{path}: refused: unpacks to {total / 2**20:,.0f} MiB, more than the "
+                              f"{limit >> 20} MiB a checkpoint of this project can hold")
+
+
 def safe_torch_load(path):
     """torch.load with weights_only=True; every failure becomes a CheckpointError naming the file."""
     path = os.fspath(path)
@@ -203,6 +196,7 @@ def safe_torch_load(path):
         raise CheckpointError(f"{path}: is a directory, expected a checkpoint file")
     if os.path.getsize(path) == 0:
         raise CheckpointError(f"{path}: empty file")
+    check_unpacked_size(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:

@@ -1,5 +1,4 @@
 """Arguments and set-up shared by every training CLI (the `utils.py` of the vision references)."""
-import argparse
 import os
 import random
 
@@ -8,7 +7,7 @@ import torch
 
 from common import machine
 from common.data import CIFAR10_MEAN, CIFAR10_STD, Batches, load_cifar10, synthetic_cifar
-from common.errors import UserError
+from common.errors import UserError, parser  # noqa: F401 (cli.parser: every CLI's argument parser)
 from common.training import SCHEDULES, init_distributed, resolve_device
 
 # Recipes: defaults that a command line can still override.
@@ -92,6 +91,8 @@ def finish_train_args(args):
         raise UserError(f"--lr must be positive, got {args.lr}")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if not 0 <= args.momentum < 1:
+        raise UserError(f"--momentum must be in [0, 1), got {args.momentum}")
     if getattr(args, "out", None) and args.run_dir is None:
         args.run_dir = args.out + ".run"
     return args
@@ -106,15 +107,6 @@ def parse_list(text, kind, flag):
     if not values:
         raise UserError(f"{flag}: empty list")
     return values
-
-
-def check_output_path(path):
-    """Fail before any work if the output cannot be written."""
-    if os.path.isdir(path):
-        raise UserError(f"{path}: is a directory, expected an output file name")
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.exists(folder) and not os.path.isdir(folder):
-        raise UserError(f"{folder}: not a directory")
 
 
 def seed_everything(seed):
@@ -169,28 +161,3 @@ def make_batches(args, normalization, device, rank=0, world=1, train=True, test=
 
 def default_normalization():
     return {"mean": list(CIFAR10_MEAN), "std": list(CIFAR10_STD)}
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (UserError -> `prog: error: ...`, exit 2) like every other bad input."""
-
-    def error(self, message):
-        raise UserError(f"{message} (see --help)")
-
-
-class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Appends "(default: X)" unless the help text already says what the default is (or it is None)."""
-
-    def _get_help_string(self, action):
-        text = action.help or ""
-        if "default" in text.lower() or action.default is None or action.nargs == 0:  # flags need no default shown
-            return text
-        return super()._get_help_string(action)
-
-
-def parser(doc):
-    """An argument parser whose --help shows a module docstring: its first line, then (after the options) the rest,
-    examples included, as written."""
-    first, _, rest = doc.strip().partition("\n")
-    return Parser(description=first, epilog=rest.strip("\n") or None, formatter_class=DefaultsHelpFormatter)
-

@@ -63,12 +63,22 @@ def read_batch(path):
         raise DataError(f"{path}: not a CIFAR-10 batch (expected a dict)")
     data = raw.get(b"data", raw.get("data"))
     labels = raw.get(b"labels", raw.get("labels"))
+    if labels is None:
+        raise DataError(f"{path}: no 'labels' in the batch")
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         raise DataError(f"{path}: 'data' must be a uint8 array of shape N x 3072")
-    if labels is None or len(labels) != len(data):
-        raise DataError(f"{path}: {0 if labels is None else len(labels)} labels for {len(data)} images")
+    if len(data) == 0:
+        raise DataError(f"{path}: holds no images")
+    try:
+        n_labels = len(labels)
+    except TypeError:
+        raise DataError(f"{path}: 'labels' must be a list of integers, got {type(labels).__name__}") from None
+    if n_labels != len(data):
+        raise DataError(f"{path}: {n_labels} labels for {len(data)} images")
     labels = np.asarray(labels)
-    if labels.size and (labels.min() < 0 or labels.max() > 9):
+    if labels.dtype.kind not in "iu" or labels.ndim != 1:  # float labels would be truncated silently
+        raise DataError(f"{path}: labels must be integers 0..9, found {labels.dtype} values")
+    if labels.min() < 0 or labels.max() > 9:
         raise DataError(f"{path}: labels outside 0..9 in {name}")
     images = torch.from_numpy(data.reshape(-1, 3, 32, 32).copy())
     return images, torch.from_numpy(labels.astype(np.int64))
@@ -110,7 +120,7 @@ def load_cifar10(data_dir, train, download=False, subset=None, seed=0):
     synthetic = os.path.exists(os.path.join(folder, SYNTHETIC_MARK))
     if train and len(images) != 50000 and not synthetic:
         raise DataError(f"{folder}: expected 50000 training images, found {len(images)}")
-    if subset:
+    if subset is not None:
         if subset < 1:
             raise DataError(f"--subset must be positive, got {subset}")
         # The built test set is class-sorted, so a subset is a fixed random sample, never the first N.

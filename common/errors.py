@@ -1,9 +1,57 @@
-"""One kind of error for bad user input, and the CLI wrapper that turns it into one line and exit 2."""
+"""One kind of error for bad user input, the argument parser every CLI uses, and the wrapper that turns a UserError
+into one line and exit status 2."""
+import argparse
+import math
 import sys
 
 
 class UserError(Exception):
     """Bad input from the user (path, file, parameter). Printed as one line, exit code 2."""
+
+
+# Bounds of the options several CLIs share, by argparse dest: (lowest, highest or None).
+BOUNDS = {"threads": (1, 1024), "subset": (1, None), "test_subset": (1, None), "calib_images": (1, None),
+          "batch_size": (1, 65536), "epochs": (1, 100000), "weight_decay": (0, None)}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (UserError -> `prog: error: ...`, exit 2) like every other bad input;
+    every float option must be a finite number (NaN passes `lr <= 0` checks and trains a NaN model), and the shared
+    options of BOUNDS stay in range."""
+
+    def error(self, message):
+        raise UserError(f"{message} (see --help)")
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        for action in self._actions:
+            value = getattr(namespace, action.dest, None)
+            flag = action.option_strings[0] if action.option_strings else action.dest
+            if action.type is float and isinstance(value, float) and not math.isfinite(value):
+                raise UserError(f"{flag} must be a finite number, got {value}")
+            low, high = BOUNDS.get(action.dest, (None, None))
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and action.option_strings and (
+                    (low is not None and value < low) or (high is not None and value > high)):
+                raise UserError(f"{flag} must be {'at least %s' % low if high is None else f'in {low}..{high}'}, "
+                                f"got {value}")
+        return namespace, extras
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Appends "(default: X)" unless the help text already says what the default is (or it is None)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text.lower() or action.default is None or action.nargs == 0:  # flags need no default shown
+            return text
+        return super()._get_help_string(action)
+
+
+def parser(doc):
+    """An argument parser whose --help shows a module docstring: its first line, then (after the options) the rest,
+    examples included, as written."""
+    first, _, rest = doc.strip().partition("\n")
+    return Parser(description=first, epilog=rest.strip("\n") or None, formatter_class=DefaultsHelpFormatter)
 
 
 def run_cli(main, argv=None):

@@ -8,7 +8,8 @@ import math
 import os
 import sys
 
-from common.checkpoint import atomic_write_text, file_sha256, load_checkpoint
+from common.checkpoint import file_sha256, load_checkpoint
+from common.outputs import atomic_write_text, check_output
 from common.errors import UserError
 
 
@@ -70,10 +71,21 @@ def markdown_table(columns, rows):
     return lines + ["| " + " | ".join(str(f(r)) for _, f in columns) + " |" for r in rows]
 
 
-def write_report(out, title, intro, columns, rows, csv_rows=None, notes=()):
-    """OUT.md (title, intro paragraphs, the table, notes) and, with csv_rows, OUT.csv: both atomic. `out` may end
-    in .md; a stem gets both files."""
+def report_inputs(args):
+    """Every file a report command reads (its checkpoints, --baseline, --teacher, --benchmark, --notes)."""
+    found = []
+    for name in ("checkpoints", "baseline", "teacher", "benchmark", "notes"):
+        value = getattr(args, name, None)
+        found += value if isinstance(value, list) else [value] if value else []
+    return found
+
+
+def write_report(out, title, intro, columns, rows, csv_rows=None, notes=(), inputs=()):
+    """OUT.md (title, intro paragraphs, the table, notes) and, with csv_rows, OUT.csv: both atomic, neither one of
+    the command's `inputs` (report_inputs). `out` may end in .md; a stem gets both files."""
     stem = out[:-3] if out.endswith(".md") else out
+    for path in [stem + ".md"] + ([stem + ".csv"] if csv_rows else []):
+        check_output(path, inputs)
     text = "\n".join([f"# {title}", ""] + [p for para in intro for p in (para, "")]
                      + markdown_table(columns, rows) + [line for note in notes for line in ("", note)]) + "\n"
     atomic_write_text(stem + ".md", text)

@@ -16,7 +16,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from common.progress import progress_bar
 
-from common.checkpoint import CheckpointError, atomic_write, safe_torch_load, save_checkpoint
+from common.checkpoint import CheckpointError, safe_torch_load, save_checkpoint
+from common.outputs import atomic_write, describe_os_error
 from common.errors import UserError
 
 SCHEDULES = ("step", "cosine", "constant")
@@ -86,7 +87,18 @@ def evaluate(model, batches, device, amp=False):
     if dist.is_available() and dist.is_initialized():  # each rank scored its own slice of the test set
         dist.all_reduce(totals)
     loss, correct, n = totals.tolist()
+    if not math.isfinite(loss):  # NaN logits argmax to class 0: a "top-1" of such a model would be noise
+        raise UserError("the model produces non-finite logits (NaN or inf); its top-1 would be meaningless")
     return 100.0 * correct / max(n, 1), loss / max(n, 1)
+
+
+def check_finite(loss_sum, epoch, step, run):
+    """Stop at the first non-finite training loss (a diverging lr, a broken hook): nothing of the diverged epoch is
+    saved, so the run folder keeps the last finished epoch's state."""
+    if not math.isfinite(loss_sum):
+        kept = f"; {run.last} keeps the last finished epoch" if run is not None and os.path.exists(run.last) else ""
+        raise UserError(f"training diverged: non-finite loss at epoch {epoch + 1}, step {step + 1} "
+                        f"(lower --lr){kept}")
 
 
 class RunFolder:
@@ -111,16 +123,28 @@ class RunFolder:
         state = self.load_last()
         if state is None:
             return 0
-        model.load_state_dict(state["state_dict"])
+        self.load_weights(model, state)
         return int(state["train_state"]["epoch"])
+
+    def load_weights(self, model, state):
+        """The run state's weights into `model`, or one line when the run folder holds another model's run."""
+        try:
+            model.load_state_dict(state["state_dict"])
+        except (RuntimeError, KeyError, TypeError, ValueError):
+            raise UserError(f"{self.last}: --resume: this run folder holds the run of a different model "
+                            f"(another architecture or method); remove it or pick another --run-dir") from None
 
     def append_log(self, row):
         exists = os.path.exists(self.log)
-        with open(self.log, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(row))
-            if not exists:
-                writer.writeheader()
-            writer.writerow(row)
+        try:
+            os.makedirs(self.path, exist_ok=True)
+            with open(self.log, "a", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(row))
+                if not exists:
+                    writer.writeheader()
+                writer.writerow(row)
+        except OSError as e:
+            raise UserError(f"{self.log}: cannot write ({describe_os_error(e)})") from None
 
     def truncate_log(self, epochs_done):
         """Drop log rows of epochs that a resumed run will redo (the killed run may have logged past last.pt)."""
@@ -181,15 +205,18 @@ def fit(model, train_batches, test_batches, cfg, *, spec, meta, loss_fn=None, af
     if cfg.resume and run is not None:
         state = run.load_last()
         if state is not None:
-            model.load_state_dict(state["state_dict"])
-            if extra is not None:
-                extra.load_state_dict(state["train_state"]["extra"])
-            optimizer.load_state_dict(state["train_state"]["optimizer"])
-            start_epoch = int(state["train_state"]["epoch"])
+            run.load_weights(model, state)
+            try:
+                if extra is not None:
+                    extra.load_state_dict(state["train_state"]["extra"])
+                optimizer.load_state_dict(state["train_state"]["optimizer"])
+                start_epoch = int(state["train_state"]["epoch"])
+            except (RuntimeError, KeyError, TypeError, ValueError):
+                raise UserError(f"{run.last}: --resume: the run state does not fit this run (another method "
+                                f"or optimizer); remove it or pick another --run-dir") from None
             if rank == 0:
                 print(f"resuming {cfg.run_dir} after epoch {start_epoch}/{epochs}")
-    if rank == 0 and run is not None:
-        os.makedirs(cfg.run_dir, exist_ok=True)
+    if rank == 0 and run is not None:  # the folder itself appears with the first finished epoch
         run.truncate_log(start_epoch)
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     eval_amp = amp and device.type == "cuda"  # a CPU model's recorded top-1 is fp32, as every CPU backend runs it
@@ -220,6 +247,7 @@ def fit(model, train_batches, test_batches, cfg, *, spec, meta, loss_fn=None, af
                                      torch.tensor(float(len(labels)), dtype=torch.float64, device=device)])
             if i % 20 == 0 or i == steps - 1:
                 loss_sum, corr, seen = sums.tolist()
+                check_finite(loss_sum, epoch, i, run)
                 bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * corr / seen:.1f}")
         seconds = time.perf_counter() - t0
         if world > 1:

@@ -13,7 +13,7 @@ import pandas as pd
 
 from common import cli
 from common.errors import UserError, run_cli
-from common.report import entries, fmt, generated_by, shown, write_report
+from common.report import entries, fmt, generated_by, shown, write_report, report_inputs
 
 # Knowledge-Distillation-Zoo (AberHu), CIFAR-10, ResNet-110 teacher -> ResNet-20 student, 200 epochs, original
 # (lossless) CIFAR-10 train/test. Its "FitNet" is the single-stage CE + hint variant.
@@ -101,7 +101,7 @@ def main(argv=None):
              "the single-stage variant). MACs speedup = teacher MACs / student MACs; measured speedup = over the "
              "student's baseline on its fastest runtime in the benchmark CSV."]
     csv_rows = [{k: v for k, v in r.items() if k != "_key"} for r in rows]
-    write_report(args.out, "Knowledge distillation and FitNets", intro, columns, rows, csv_rows=csv_rows)
+    write_report(args.out, "Knowledge distillation and FitNets", intro, columns, rows, csv_rows=csv_rows, inputs=report_inputs(args))
 
 
 if __name__ == "__main__":

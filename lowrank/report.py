@@ -12,7 +12,7 @@ import os
 from common import cli
 from common.checkpoint import describe_recipe
 from common.errors import UserError, run_cli
-from common.report import child_of, entries, fmt, generated_by, shown, write_report
+from common.report import child_of, entries, fmt, generated_by, shown, write_report, report_inputs
 
 
 def row_of(e, child, base):
@@ -56,7 +56,7 @@ def main(argv=None):
              f"fine-tuned and baseline ({shown(args.baseline)}, top-1 {fmt(base.top1)}) on {base.test_data}. "
              f"Recipe: {describe_recipe(base.meta)}. MACs kept = model MACs / dense MACs."]
     notes = [open(args.notes).read()] if args.notes else []
-    write_report(args.out, "Low-rank decomposition", intro, columns, rows, csv_rows=rows, notes=notes)
+    write_report(args.out, "Low-rank decomposition", intro, columns, rows, csv_rows=rows, notes=notes, inputs=report_inputs(args))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ A spec's optional "layers" entry maps a module path to a replacement description
 """
 import copy
 
+import torch
 import torch.nn as nn
 
 from common.checkpoint import CheckpointError, load_checkpoint
@@ -54,16 +55,40 @@ def spec_with_layer(spec, path, entry):
     return spec
 
 
+def check_weights(spec, state_dict, path):
+    """The spec (bounds first) and the tensors against each other before the real model is built: the model is
+    built on the meta device (no memory), its tensor names and shapes compared with the file's, and every float
+    tensor must be finite. A CheckpointError names the first problem."""
+    try:
+        check_spec(spec)
+        with torch.device("meta"):
+            skeleton = build_model(spec)
+    except Exception as e:  # SpecError, or whatever a malformed replacement entry makes a builder raise
+        raise CheckpointError(f"{path}: cannot rebuild the model from its spec ({str(e)[:200] or type(e).__name__})") from None
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    if not all(isinstance(k, str) for k in state_dict):
+        raise CheckpointError(f"{path}: state_dict keys must be strings")
+    missing, unexpected = sorted(set(expected) - set(state_dict)), sorted(set(state_dict) - set(expected))
+    if missing or unexpected:
+        what = f"missing {', '.join(missing[:3])}" if missing else f"unexpected {', '.join(unexpected[:3])}"
+        raise CheckpointError(f"{path}: weights do not fit the spec ({what})")
+    for key, shape in expected.items():
+        if tuple(state_dict[key].shape) != shape:
+            raise CheckpointError(f"{path}: weights do not fit the spec ({key} is {tuple(state_dict[key].shape)}, "
+                                  f"the spec needs {shape})")
+        t = state_dict[key]
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CheckpointError(f"{path}: non-finite weights (NaN or inf) in {key}")
+
+
 def load_model(path):
     """(model in eval mode, checkpoint dict) for any checkpoint this project writes."""
     ckpt = load_checkpoint(path)
-    try:
-        model = build_model(ckpt["spec"])
-    except (SpecError, KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: cannot rebuild the model from its spec ({e})") from None
+    check_weights(ckpt["spec"], ckpt["state_dict"], path)
+    model = build_model(ckpt["spec"])
     try:
         model.load_state_dict(ckpt["state_dict"], strict=True)
-    except RuntimeError as e:
+    except (RuntimeError, TypeError, ValueError) as e:
         first = str(e).strip().splitlines()[0]
         raise CheckpointError(f"{path}: weights do not fit the spec ({first[:200]})") from None
     return model.eval(), ckpt

@@ -14,8 +14,9 @@ import re
 
 from common import cli
 from common.checkpoint import CheckpointError, make_meta, safe_torch_load, save_checkpoint
-from common.errors import UserError, run_cli
+from common.errors import run_cli
 from common.metrics import model_metrics
+from common.outputs import check_output
 from models import build_model
 from models.resnet import DEPTH_NAMES
 
@@ -89,9 +90,7 @@ def main(argv=None):
     p.add_argument("--out", required=True, help="project checkpoint to write")
     p.add_argument("--format", choices=["auto"] + sorted(FORMATS), default="auto")
     args = p.parse_args(argv)
-    cli.check_output_path(args.out)
-    if os.path.abspath(args.source) == os.path.abspath(args.out):
-        raise UserError("--out must differ from the source checkpoint")
+    check_output(args.out, [args.source], kind="checkpoint")
     spec, meta = convert(args.source, args.out, args.format)
     m = meta["metrics"]
     print(f"wrote {args.out}: {spec['name']} ({meta['method_info']['source_format']}), {m['params']:,} params, {m['macs'] / 1e6:.1f}M MACs")

@@ -2,7 +2,6 @@
 
     python -m models.evaluate r56.pt --data-dir data/lossless-test1000 [--json]
 """
-import json
 
 import torch
 
@@ -10,6 +9,7 @@ from common import cli
 from common.data import Batches, load_cifar10
 from common.errors import UserError, run_cli
 from common.metrics import file_bytes, model_metrics
+from common.outputs import to_json
 from common.training import evaluate, resolve_device
 from models import load_model
 
@@ -41,7 +41,7 @@ def main(argv=None):
         top1, loss = evaluate(model, Batches(images, labels, args.batch_size, normalization, False, device), device)
         result.update({"data": desc, "images": len(labels), "top1": top1, "loss": loss})
     if args.json:
-        print(json.dumps(result))
+        print(to_json(result))
         return
     for key, value in result.items():
         print(f"{key:>16}: {value:,.4g}" if isinstance(value, float) else f"{key:>16}: {value}")

@@ -24,6 +24,7 @@ from common.checkpoint import lineage, make_meta, save_checkpoint
 from common.errors import UserError
 from common.kd import FrozenTeacher, add_kd_args, check_kd_args
 from common.metrics import model_metrics
+from common.outputs import check_output
 from common.training import TrainConfig, evaluate, fit
 from models import DEPTH_NAMES, build_model, load_model, make_spec
 
@@ -161,9 +162,7 @@ def recipe_of(args):
 def run(method, description, argv=None):
     """Parse, load, compress, fine-tune if asked, score, save. Returns the written checkpoint's metadata."""
     args = parse_args(method, description, argv)
-    cli.check_output_path(args.out)
-    if os.path.exists(args.checkpoint) and os.path.abspath(args.out) == os.path.abspath(args.checkpoint):
-        raise UserError(f"--out {args.out} is the input checkpoint; write the result to a new file")
+    check_output(args.out, [args.checkpoint, args.baseline, getattr(args, "teacher", None)], kind="checkpoint")
     if args.trains:
         rank, world, device = cli.setup(args)
     else:
@@ -200,6 +199,9 @@ def run(method, description, argv=None):
     if rank != 0:
         return None
     model = model.cpu().to(memory_format=torch.contiguous_format)
+    bad = next((k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad:  # a result that every later step would read as a model
+        raise UserError(f"{method.name} produced non-finite weights (NaN or inf) in {bad}; nothing written")
     metrics.update(model_metrics(model))
     if args.trains:  # the loop's last evaluation (over every rank's share of the test set)
         metrics.update(top1=trained["test_acc"], epochs=args.epochs)

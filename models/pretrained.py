@@ -15,8 +15,9 @@ import sys
 import urllib.error
 import urllib.request
 
-from common.checkpoint import atomic_write, file_sha256
-from common.errors import UserError, run_cli
+from common.checkpoint import file_sha256
+from common.outputs import atomic_write
+from common.errors import UserError, parser, run_cli
 
 RELEASE_URL = "https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/"
 PUBLISHED = {  # name -> (file name, SHA-256)
@@ -85,8 +86,7 @@ def published(name):
 
 
 def main(argv=None):
-    import argparse
-    p = argparse.ArgumentParser(description=__doc__)
+    p = parser(__doc__)
     p.add_argument("name", choices=sorted(PUBLISHED))
     args = p.parse_args(argv)
     print(published(args.name))

@@ -19,6 +19,7 @@ both sides (akamaster); "avgpool" average-pools 2x2 and appends the zero channel
 (rethinking-network-pruning).
 """
 import copy
+import numbers
 
 import torch.nn as nn
 import torch.nn.functional as F
@@ -48,7 +49,22 @@ def make_spec(name="resnet56", num_classes=10, shortcut="pad"):
             "num_classes": num_classes, "layers": {}}
 
 
+# Sane bounds of a spec, checked before anything is built: the study's largest model is ResNet-110 (18 blocks per
+# stage, widths <= 64); these leave room for ResNet-1202 (200 per stage), 16x wider nets and 1000 classes, while
+# a hostile spec (10**6 filters, 10**5 blocks) is refused in microseconds instead of allocating gigabytes.
+MAX_BLOCKS_PER_STAGE = 200
+MAX_WIDTH = 1024
+MAX_CLASSES = 1000
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)  # a float width is malformed
+
+
 def check_spec(spec):
+    """A SpecError for anything but a buildable spec of sane size (types, bounds, consistency)."""
+    if not isinstance(spec, dict):
+        raise SpecError(f"model spec must be a dict, got {type(spec).__name__}")
     for key in ("arch", "blocks", "stage_widths", "mids", "shortcut", "num_classes"):
         if key not in spec:
             raise SpecError(f"model spec lacks {key!r}")
@@ -56,12 +72,28 @@ def check_spec(spec):
         raise SpecError(f"unknown architecture {spec['arch']!r} (known: {', '.join(ARCHS)})")
     if spec["shortcut"] not in SHORTCUTS:
         raise SpecError(f"unknown shortcut {spec['shortcut']!r}")
+    for key in ("blocks", "stage_widths", "mids"):
+        if not isinstance(spec[key], list) or not all(_is_int(v) for v in spec[key]):
+            raise SpecError(f"spec {key!r} must be a list of integers")
     if len(spec["blocks"]) != 3 or len(spec["stage_widths"]) != 3:
         raise SpecError("a CIFAR ResNet spec has exactly 3 stages")
+    if not all(1 <= n <= MAX_BLOCKS_PER_STAGE for n in spec["blocks"]):
+        raise SpecError(f"spec blocks {spec['blocks']}: each stage needs 1 to {MAX_BLOCKS_PER_STAGE} blocks")
+    if not all(1 <= w <= MAX_WIDTH for w in spec["stage_widths"]):
+        raise SpecError(f"spec stage widths {spec['stage_widths']} outside 1..{MAX_WIDTH}")
     if len(spec["mids"]) != sum(spec["blocks"]):
         raise SpecError(f"spec has {len(spec['mids'])} block widths for {sum(spec['blocks'])} blocks")
-    if any(int(m) < 1 for m in spec["mids"]):
+    if any(m < 1 for m in spec["mids"]):
         raise SpecError("every block needs at least one filter in its first conv")
+    if any(m > MAX_WIDTH for m in spec["mids"]):
+        raise SpecError(f"spec block widths above {MAX_WIDTH}: not a CIFAR ResNet")
+    if not _is_int(spec["num_classes"]) or not 1 <= spec["num_classes"] <= MAX_CLASSES:
+        raise SpecError(f"spec num_classes must be an integer in 1..{MAX_CLASSES}, got {spec['num_classes']!r}")
+    layers = spec.get("layers", {})
+    if not isinstance(layers, dict) or not all(isinstance(k, str) and isinstance(v, dict) for k, v in layers.items()):
+        raise SpecError("spec 'layers' must map module paths to replacement dicts")
+    if len(layers) > 2 * sum(spec["blocks"]) + 2:  # at most every conv and the classifier
+        raise SpecError(f"spec replaces {len(layers)} modules; the model has {2 * sum(spec['blocks']) + 2}")
 
 
 def conv3x3(cin, cout, stride=1):

@@ -119,7 +119,10 @@ class OnnxRunner:
         return np.ascontiguousarray(x.float().cpu().contiguous().numpy())
 
     def __call__(self, x):
-        return self.session.run(None, {self.input_name: x})[0]
+        try:
+            return self.session.run(None, {self.input_name: x})[0]
+        except Exception as e:  # onnxruntime's own exception types (a graph that does not fit its input, ...)
+            raise UserError(f"ONNX Runtime failed to run the graph ({str(e).strip().splitlines()[0][:160]})") from None
 
     def logits(self, x):
         return torch.from_numpy(self(x))
@@ -152,9 +155,43 @@ class OpenVinoRunner:
         return np.ascontiguousarray(x.float().cpu().numpy())
 
     def __call__(self, x):
-        request = self.request(x.shape[0])
-        request.infer(x, share_inputs=True, share_outputs=True)
+        try:
+            request = self.request(x.shape[0])
+            request.infer(x, share_inputs=True, share_outputs=True)
+        except RuntimeError as e:  # OpenVINO reports a model that cannot take this input as a RuntimeError
+            raise UserError(f"OpenVINO failed to run the model ({str(e).strip().splitlines()[0][:160]})") from None
         return request.get_output_tensor(0).data
 
     def logits(self, x):
         return torch.from_numpy(self(x).copy())
+
+
+# An int8 model agrees with its own fp32 model on nearly every image (>= 97% on the study's checkpoints) and its
+# logits stay close; a graph that came from another model does neither. Either test passing is enough, so that a
+# barely trained model, whose logits sit close together and whose argmax flips under quantisation noise, still
+# passes on closeness.
+MIN_AGREEMENT, MAX_RELATIVE_ERROR = 0.75, 0.25
+
+
+def check_int8_graph(runner, model, x, path):
+    """One line unless the checkpoint's embedded int8 graph computes its own fp32 model: it must take the images
+    `x` (normalised, N x 3 x 32 x 32), give one logit per class of the model, and agree with the fp32 model."""
+    with torch.inference_mode():
+        reference = model.eval().float()(x.contiguous())
+    try:
+        logits = runner.logits(runner.prepare(x))
+    except Exception as e:
+        raise UserError(f"{path}: its int8 graph does not run on {tuple(x.shape[1:])} images "
+                        f"({str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__})") from None
+    logits = torch.as_tensor(logits).float()
+    if tuple(logits.shape) != tuple(reference.shape):
+        raise UserError(f"{path}: its int8 graph outputs {tuple(logits.shape)} for {len(x)} images, its model "
+                        f"{tuple(reference.shape)}: the graph is not this checkpoint's model")
+    if not bool(torch.isfinite(logits).all()):
+        raise UserError(f"{path}: its int8 graph produces non-finite logits")
+    agreement = float((logits.argmax(1) == reference.argmax(1)).float().mean())
+    spread = float((reference - reference.mean(1, keepdim=True)).norm())
+    error = float((logits - reference).norm()) / max(spread, 1e-12)
+    if agreement < MIN_AGREEMENT and error > MAX_RELATIVE_ERROR:
+        raise UserError(f"{path}: its int8 graph agrees with the checkpoint's fp32 model on {100 * agreement:.0f}% "
+                        f"of {len(x)} images (relative logit error {error:.2f}): the graph is not this model's")

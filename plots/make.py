@@ -10,10 +10,8 @@ CSV and compares). Figures:
                               precision (the gap FLOPs-only papers hide; int8 against the dense int8 model)
   4. latency_batch1           batch-1 latency percentiles (p50/p90/p95/p99) per checkpoint and backend
 """
-import argparse
 import json
 import os
-import sys
 import textwrap
 
 import matplotlib
@@ -21,6 +19,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+
+from common.errors import UserError, parser, run_cli  # noqa: E402
+from common.outputs import atomic_write, atomic_write_text  # noqa: E402
 
 BACKEND_COLOURS = {"eager": "tab:blue", "compile": "tab:green", "onnx": "tab:orange", "openvino": "tab:purple"}
 PRECISION_EDGES = {"fp32": None, "bf16": "k", "fp16": "k", "int8": "k"}  # bf16/int8 points get an outline
@@ -37,8 +38,12 @@ REQUIRED = ["checkpoint", "checkpoint_sha256", "method", "baseline_sha256", "bac
             "latency_p90_ms", "latency_p95_ms", "latency_p99_ms", "throughput_ips"]
 
 
-class PlotError(Exception):
-    pass
+NUMERIC = ["batch", "top1", "measured_speedup", "theoretical_speedup", "compressed_bytes", "latency_p50_ms",
+           "latency_p90_ms", "latency_p95_ms", "latency_p99_ms", "throughput_ips"]
+
+
+class PlotError(UserError):
+    """A results CSV the figures cannot be made from."""
 
 
 def load(path):
@@ -53,6 +58,13 @@ def load(path):
         raise PlotError(f"{path}: not a benchmark results CSV (missing columns: {', '.join(missing)})")
     if df.empty:
         raise PlotError(f"{path}: no rows")
+    for column in NUMERIC:  # a hand-edited or foreign CSV: text where a number belongs
+        values = pd.to_numeric(df[column], errors="coerce")
+        bad = df[column].notna() & values.isna()
+        if bad.any():
+            line = int(bad.to_numpy().nonzero()[0][0]) + 2  # header is line 1
+            raise PlotError(f"{path}: line {line}: column {column} holds {df[column][bad].iloc[0]!r}, not a number")
+        df[column] = values
     return df
 
 
@@ -253,7 +265,8 @@ def _save(fig, out, name, bottom=0.06):
     fig.tight_layout(rect=(0, bottom, 1, 1))
     for ext in ("png", "svg"):
         # A fixed SVG hash salt and no date keep the files identical when the CSV has not changed.
-        fig.savefig(os.path.join(out, f"{name}.{ext}"), dpi=110, metadata={"Date": None} if ext == "svg" else None)
+        atomic_write(os.path.join(out, f"{name}.{ext}"), lambda tmp: fig.savefig(
+            tmp, format=ext, dpi=110, metadata={"Date": None} if ext == "svg" else None))
     plt.close(fig)
 
 
@@ -273,24 +286,22 @@ def make(results, out, note=""):
     plot_accuracy_vs_speedup(data, context, out, note)
     plot_theoretical_vs_measured(data, context, out, note)
     plot_latency(data, context, out, note)
-    with open(os.path.join(out, "figures.json"), "w") as f:
-        json.dump({"results": os.path.relpath(results, out) if not os.path.isabs(results) else results, **data}, f, indent=1)
+    atomic_write_text(os.path.join(out, "figures.json"), json.dumps(
+        {"results": os.path.relpath(results, out) if not os.path.isabs(results) else results, **data}, indent=1))
     return data
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--results", default="results/benchmark.csv")
-    p.add_argument("--out", default="imgs")
+    p = parser(__doc__)
+    p.add_argument("--results", default="results/benchmark.csv", help="the benchmark results CSV")
+    p.add_argument("--out", default="imgs", help="folder of the figures")
     p.add_argument("--note", default="", help="added to every figure title, e.g. 'before fine-tuning'")
     args = p.parse_args(argv)
-    try:
-        make(args.results, args.out, args.note)
-    except PlotError as e:
-        print(f"make.py: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UserError(f"--out {args.out}: exists and is not a folder")
+    make(args.results, args.out, args.note)
     print(f"wrote figures to {args.out}/")
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

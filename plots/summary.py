@@ -6,13 +6,13 @@ Speed is compared two ways: with the baseline on the same backend and batch (the
 the eager fp32 baseline at the largest batch (what a user running plain PyTorch has today). The best configuration
 is the fastest one whose top-1 is within --tolerance points of the baseline's on the same data.
 """
-import argparse
 import os
-import sys
 
 import pandas as pd
 
-from plots.make import PlotError, label, load, machine_context, with_baseline_columns
+from common.errors import parser, run_cli
+from common.outputs import atomic_write_text, check_output
+from plots.make import label, load, machine_context, with_baseline_columns
 
 
 def fmt(value, digits=2, suffix=""):
@@ -129,22 +129,17 @@ def summarize(df, tolerance=0.5, title="Study summary", source="the results CSV"
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--results", default="results/benchmark.csv")
-    p.add_argument("--out", default="results/summary.md")
+    p = parser(__doc__)
+    p.add_argument("--results", default="results/benchmark.csv", help="the benchmark results CSV")
+    p.add_argument("--out", default="results/summary.md", help="the markdown summary to write")
     p.add_argument("--tolerance", type=float, default=0.5, help="top-1 points a 'best configuration' may lose")
     p.add_argument("--title", default="Study summary")
     args = p.parse_args(argv)
-    try:
-        text = summarize(load(args.results), args.tolerance, args.title, args.results)
-    except PlotError as e:
-        print(f"summary.py: error: {e}", file=sys.stderr)
-        sys.exit(2)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        f.write(text)
+    check_output(args.out, [args.results])
+    text = summarize(load(args.results), args.tolerance, args.title, args.results)
+    atomic_write_text(args.out, text)
     print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -10,7 +10,7 @@ model on the same data) and the one the training loop measured at the end of the
 from common import cli
 from common.checkpoint import describe_recipe
 from common.errors import UserError, run_cli
-from common.report import child_of, entries, fmt, generated_by, shown, write_report
+from common.report import child_of, entries, fmt, generated_by, shown, write_report, report_inputs
 
 
 def scheme_of(info):
@@ -57,7 +57,7 @@ def main(argv=None):
              "Top-1 (%) as each checkpoint's metadata records it: before fine-tune = right after pruning (for the "
              "baseline: the unpruned model on the same data); fine-tuned = at the end of the fine-tune.",
              f"Recipe: {describe_recipe(base.meta)} (training data: {base.meta.get('data', {}).get('train', '?')})."]
-    write_report(args.out, "L1 filter pruning: top-1 after an equal fine-tune", intro, columns, rows)
+    write_report(args.out, "L1 filter pruning: top-1 after an equal fine-tune", intro, columns, rows, inputs=report_inputs(args))
 
 
 if __name__ == "__main__":

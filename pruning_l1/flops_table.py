@@ -8,7 +8,7 @@ the kept widths); ResNet-110 rows prune a randomly initialised model (seed 0), a
 import torch
 
 from common import cli
-from common.checkpoint import atomic_write_text
+from common.outputs import atomic_write_text, check_output
 from common.errors import run_cli
 from common.metrics import model_metrics
 from models import build_model, load_model, make_spec
@@ -41,7 +41,7 @@ def main(argv=None):
     p.add_argument("--r56", default="runs/base/r56.pt", help="trained ResNet-56 checkpoint")
     p.add_argument("--out", default="results/l1_flops_params.md")
     args = p.parse_args(argv)
-    cli.check_output_path(args.out)
+    check_output(args.out, [args.r56])
     r56, _ = load_model(args.r56)
     torch.manual_seed(0)
     r110 = build_model(make_spec("resnet110")).eval()

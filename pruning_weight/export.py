@@ -24,11 +24,13 @@ import zipfile
 import numpy as np
 import torch
 
-from common.checkpoint import FORMAT, FORMAT_V1, CheckpointError, atomic_write, migrate_v1, save_checkpoint
+from common.checkpoint import (FORMAT, FORMAT_V1, MAX_UNPACKED_BYTES, CheckpointError, check_unpacked_size,
+                               migrate_v1, save_checkpoint)
 from common import cli
 from common.errors import UserError, run_cli
+from common.outputs import atomic_write, check_output, to_json
 from common.metrics import state_dict_bytes
-from models import build_model, load_model
+from models import build_model, check_weights, load_model
 
 SPARSE_FORMAT = "cifar-compress-sparse/1"
 VALUE_TYPES = ("fp32", "fp16", "int8")
@@ -127,6 +129,7 @@ def _read(path):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: no such file")
+    check_unpacked_size(path)
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
@@ -157,11 +160,14 @@ def load_sparse(path):
                 vals_all = arrays["values"].astype(np.float32)
             else:
                 raise ValueError(f"unknown value type {kind!r}")
-        bit = val = sparse_i = 0
+        bit = val = sparse_i = elements = 0
         dense_at = {}
         for e in entries:
             shape, dtype = tuple(int(s) for s in e["shape"]), _TORCH_DTYPES[e["dtype"]]
             n = int(np.prod(shape))
+            elements += n
+            if min(shape, default=1) < 0 or elements * 4 > MAX_UNPACKED_BYTES:  # a hostile header's sizes, before allocating
+                raise ValueError(f"tensor sizes in the header exceed {MAX_UNPACKED_BYTES >> 20} MiB")
             if e["kind"] == "dense":
                 at = dense_at.get(e["dtype"], 0)
                 arr = arrays[f"dense_{e['dtype']}"][at:at + n]
@@ -193,6 +199,7 @@ def load_sparse(path):
 def load_sparse_model(path):
     """(model in eval mode, checkpoint dict) from a sparse file, as models.load_model does for a .pt."""
     ckpt = load_sparse(path)
+    check_weights(ckpt["spec"], ckpt["state_dict"], path)
     try:
         model = build_model(ckpt["spec"])
         model.load_state_dict(ckpt["state_dict"], strict=True)
@@ -225,8 +232,7 @@ def main(argv=None):
     if args.unpack:
         if not args.out:
             raise UserError("--unpack needs --out CHECKPOINT.pt")
-        if os.path.isdir(args.out):
-            raise UserError(f"{args.out}: is a directory, expected an output file name")
+        check_output(args.out, [args.source], kind="checkpoint")
         model, ckpt = load_sparse_model(args.source)
         meta = dict(ckpt["meta"])
         meta["artifacts"] = dict(meta.get("artifacts", {}), unpacked_from=os.path.abspath(args.source))
@@ -234,8 +240,7 @@ def main(argv=None):
         print(f"wrote {args.out} from {args.source}")
         return
     out = args.out or sparse_path(args.source, args.values)
-    if os.path.isdir(out):
-        raise UserError(f"{out}: is a directory, expected an output file name")
+    check_output(out, [args.source])
     model, ckpt = load_model(args.source)
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     meta = dict(ckpt["meta"])
@@ -256,7 +261,7 @@ def main(argv=None):
         if not weights_exact or (args.values == "fp32" and not identical):
             raise UserError(f"{out}: round trip is not exact (weights exact: {weights_exact}, max logit diff {diff:g})")
     if args.json:
-        print(json.dumps(result))
+        print(to_json(result))
         return
     print(f"wrote {out}: {size} bytes; dense fp32 {dense} bytes -> {dense / size:.2f}x smaller "
           f"(checkpoint file {result['checkpoint_file_bytes']} bytes)")

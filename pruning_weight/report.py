@@ -15,7 +15,7 @@ import torch
 
 from common import cli
 from common.checkpoint import describe_recipe
-from common.report import fmt, generated_by, shown, write_report
+from common.report import fmt, generated_by, shown, write_report, report_inputs
 from common.errors import UserError, run_cli
 from common.metrics import state_dict_bytes
 from models import load_model
@@ -119,7 +119,7 @@ def main(argv=None):
         notes.append(f"- {pct:g}%: best {best['top1']:.2f}% ({best['steps']} pruning step(s), {best['finetune_loss']}) "
                      f"vs dense {base_top1:.2f}% ({best['delta_vs_dense_ft']:+.2f}): {verdict} the dense model")
     write_report(args.out, "Magnitude weight pruning (Han et al. 2015)", intro, columns, rows, csv_rows=rows,
-                 notes=["\n".join(notes)] if notes else [])
+                 notes=["\n".join(notes)] if notes else [], inputs=report_inputs(args))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ fp32 model fine-tuned with the QAT recipe: the fair reference of the QAT column.
 from common import cli
 from common.checkpoint import describe_recipe
 from common.errors import run_cli
-from common.report import entries, fmt, generated_by, shown, write_report
+from common.report import entries, fmt, generated_by, shown, write_report, report_inputs
 
 
 def main(argv=None):
@@ -51,7 +51,7 @@ def main(argv=None):
              f"{'; '.join(sorted({r['qat_recipe'] for r in rows if r['qat_top1'] is not None})) or 'none'}; "
              f"fp32 references fine-tuned alike: {', '.join(f'{shown(e.path)} ({fmt(e.top1)})' for e in refs.values()) or 'none'}."]
     write_report(args.out, "Simulated n-bit quantisation: post-training and QAT top-1", intro, columns, rows,
-                 csv_rows=rows)
+                 csv_rows=rows, inputs=report_inputs(args))
 
 
 if __name__ == "__main__":

@@ -81,7 +81,7 @@ def test_toy_method_gets_the_cli_convention(tmp_path, base, capsys):
     for flag in ("--out", "--baseline", "--data-dir", "--test-dir", "--finetune", "--recipe", "--resume", "--step"):
         assert flag in text, flag
     for argv, message in (([str(base), "--step", "0", "--out", str(tmp_path / "x.pt")], "--step must be positive"),
-                          ([str(base), "--out", str(base)], "input checkpoint"),
+                          ([str(base), "--out", str(base)], "is an input"),
                           ([str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x.pt")], "no such file")):
         with pytest.raises(SystemExit) as e:
             run_cli(toy, argv)
