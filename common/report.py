@@ -65,6 +65,26 @@ def child_of(parent, candidates):
     return next((c for c in candidates if c.lineage.get("parent_sha256") == parent.sha256), None)
 
 
+def benchmark_speedups(path, batch):
+    """{checkpoint sha256: [(backend, precision, measured speedup, img/s), ...]} of a benchmark CSV's rows at `batch`
+    that have a measured speedup; {} without a path."""
+    if not path:
+        return {}
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: no such benchmark CSV")
+    import pandas as pd
+    try:
+        df = pd.read_csv(path)
+        df = df[(pd.to_numeric(df["batch"]) == batch) & pd.to_numeric(df["measured_speedup"]).notna()]
+        found = {}
+        for r in df.itertuples():
+            found.setdefault(r.checkpoint_sha256, []).append(
+                (r.backend, r.precision, float(r.measured_speedup), float(r.throughput_ips)))
+    except (KeyError, ValueError, AttributeError, pd.errors.ParserError) as e:
+        raise UserError(f"{path}: not a benchmark results CSV ({type(e).__name__}: {str(e)[:80]})") from None
+    return found
+
+
 def markdown_table(columns, rows):
     """Pipe-table lines; columns = [(header, function of a row -> cell text)]."""
     lines = ["| " + " | ".join(h for h, _ in columns) + " |", "|" + "---|" * len(columns)]

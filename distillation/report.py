@@ -9,11 +9,9 @@ top-1 minus that of the no-teacher student with the same architecture, initialis
 """
 import os
 
-import pandas as pd
-
 from common import cli
-from common.errors import UserError, run_cli
-from common.report import entries, fmt, generated_by, shown, write_report, report_inputs
+from common.errors import run_cli
+from common.report import benchmark_speedups, entries, fmt, generated_by, report_inputs, shown, write_report
 
 # Knowledge-Distillation-Zoo (AberHu), CIFAR-10, ResNet-110 teacher -> ResNet-20 student, 200 epochs, original
 # (lossless) CIFAR-10 train/test. Its "FitNet" is the single-stage CE + hint variant.
@@ -45,14 +43,8 @@ def schedule_of(e):
 
 def measured_speedups(path, batch):
     """checkpoint sha256 -> (speedup over its baseline, backend precision) of its fastest row at `batch`."""
-    if not path:
-        return {}
-    if not os.path.isfile(path):
-        raise UserError(f"{path}: no such benchmark CSV")
-    df = pd.read_csv(path)
-    df = df[(df["batch"] == batch) & df["measured_speedup"].notna()].sort_values("throughput_ips", ascending=False)
-    return {r.checkpoint_sha256: (r.measured_speedup, f"{r.backend} {r.precision}")
-            for r in df.groupby("checkpoint_sha256").head(1).itertuples()}
+    return {sha: (s, f"{b} {p}") for sha, found in benchmark_speedups(path, batch).items()
+            for b, p, s, _ in [max(found, key=lambda x: x[3])]}
 
 
 def main(argv=None):

@@ -86,7 +86,11 @@ class Pt2eRunner:
         graph = self.graphs.get(x.shape[0])
         if graph is None:
             with torch.no_grad():
-                graph = pt2e_from_observers(self.folded, self.observers, x.shape[0])
+                try:
+                    graph = pt2e_from_observers(self.folded, self.observers, x.shape[0])
+                except (ValueError, RuntimeError, TypeError, AttributeError) as e:  # stored observers of another graph
+                    raise UserError(f"the PT2E int8 graph cannot be rebuilt from the checkpoint "
+                                    f"({str(e).strip().splitlines()[0][:160]})") from None
                 self.graphs[x.shape[0]] = graph = torch.compile(graph, dynamic=False) if self.compiled else graph
         with torch.no_grad():
             return graph(x)

@@ -28,6 +28,7 @@ case "$PRESET" in
     FT=(--epochs 1 --lr 0.02 --schedule cosine --batch-size 64)
     STUDENT_FT=(--epochs 1 --lr 0.05 --schedule cosine --batch-size 64)
     L1_SCHEMES=("u50r8:--ratio 0.5 --round-to 8")
+    FISHER=("f72:--target-macs 0.724")
     PERCENTS="90"; LOWRANK=("svd:--scheme svd --target-flops 0.5 --multiple 8"); CALIB=64
     BACKENDS=eager,onnx,openvino; BIG_BATCH=16; BENCH=(--batch-sizes 1,$BIG_BATCH --quick)
     ENGINES="onnxruntime openvino"
@@ -40,6 +41,7 @@ case "$PRESET" in
     fi
     TEACHER_ARCH=resnet56; STUDENT=resnet20; BIG_BATCH=64
     L1_SCHEMES=("A:--variant A" "B:--variant B" "u50r8:--ratio 0.5 --round-to 8")
+    FISHER=("f72:--target-macs 0.724" "f50:--target-macs 0.502" "f72r16:--target-macs 0.724 --round-to 16")
     PERCENTS="30 50 70 90 95"; CALIB=1024
     # The three schemes at equal MACs, and the spatial scheme with SIMD-friendly ranks at 70% of the MACs.
     LOWRANK=("svd:--scheme svd --target-flops 0.5 --multiple 8" "spatial:--scheme spatial --target-flops 0.5 --multiple 8"
@@ -119,10 +121,15 @@ for scheme in "${L1_SCHEMES[@]}"; do
   MEASURED+=("$RUNS/l1/r56-$name-ft.pt")
 done
 
-# ---- Fisher pruning (Theis et al.): the least salient channels removed during the fine-tune, to L1-B's MAC cut ----
-step "$RUNS/fisher/r56-f72.pt" python -m pruning_fisher.prune "$B/r56.pt" --target-macs 0.724 "${FT[@]}" "${COMMON[@]}" \
-  --out "$RUNS/fisher/r56-f72.pt"
-MEASURED+=("$RUNS/fisher/r56-f72.pt")
+# ---- Fisher pruning (Theis et al.): the least salient channels removed during the fine-tune, at the MAC cuts of
+# L1-B (72.4% kept) and of the uniform 50% scheme (50.2%), and at L1-B's cut with widths kept multiples of 16 ----
+for config in "${FISHER[@]}"; do
+  name=${config%%:*}; args=${config#*:}
+  # shellcheck disable=SC2086
+  step "$RUNS/fisher/r56-$name.pt" python -m pruning_fisher.prune "$B/r56.pt" $args "${FT[@]}" "${COMMON[@]}" \
+    --out "$RUNS/fisher/r56-$name.pt"
+  MEASURED+=("$RUNS/fisher/r56-$name.pt")
+done
 
 # ---- magnitude weight pruning (Han et al.): gradual pruning inside the masked fine-tune ----
 for p in $PERCENTS; do
@@ -191,6 +198,8 @@ python -m plots.summary --results "$RESULTS/benchmark.csv" --out "$RESULTS/summa
 # ---- each method's table: a query over the checkpoints' metadata (and the benchmark CSV) ----
 R=$RESULTS/reports; mkdir -p "$R"
 python -m pruning_l1.accuracy_table "$RUNS"/l1/r56-*.pt --baseline "$B/r56-ft.pt" --out "$R/l1_accuracy.md" >/dev/null
+python -m pruning_fisher.report "$RUNS"/fisher/r56-*.pt "$RUNS"/l1/r56-*-ft.pt --baseline "$B/r56-ft.pt" \
+  --benchmark "$RESULTS/benchmark.csv" --speed-batch "$BIG_BATCH" --out "$R/fisher_vs_l1" >/dev/null
 python -m pruning_weight.report "$RUNS"/weight/r56-p*.pt --baseline "$B/r56-ft.pt" --out "$R/weight_pruning" >/dev/null
 python -m lowrank.report "$RUNS"/lowrank/r56-*.pt --baseline "$B/r56-ft.pt" --out "$R/lowrank" >/dev/null
 python -m distillation.report "$S"/student-*.pt --teacher "$B/r56-ft.pt" --benchmark "$RESULTS/benchmark.csv" \
