@@ -68,8 +68,16 @@ class Checkpoint:
                 "spec": compact_spec(self.ckpt["spec"]), "params": self.metrics["params"],
                 "nonzero_params": self.metrics["nonzero_params"], "macs": float(self.metrics["macs"]),
                 "effective_macs": float(self.metrics["effective_macs"]),
+                "seed": training_seed(self.meta),
                 "dense_fp32_bytes": self.metrics["dense_fp32_bytes"], "file_bytes": self.file_bytes,
                 "compressed_bytes": self.compressed_bytes, "compressed_kind": self.compressed_kind}
+
+
+def training_seed(meta):
+    """The seed of the training behind a checkpoint's weights (its own, or its parent's for a data-free child such as
+    an int8 model); None for weights no training here made (published weights, data-free compression of them)."""
+    seed = (meta.get("recipe") or {}).get("seed")
+    return seed if seed is not None else meta.get("lineage", {}).get("parent_seed")
 
 
 def environment(device, threads):

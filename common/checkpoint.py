@@ -11,7 +11,8 @@ Metadata, schema cifar-compress/2:
     method_info  the method's own record (its settings and what it did), typed per method
     recipe       the training it got (RECIPE_KEYS); {} for a data-free checkpoint
     lineage      parent / parent_sha256 (the checkpoint it was made from), baseline / baseline_sha256 (the reference
-                 its speedups and top-1 changes are measured against), teacher / teacher_sha256 where one taught it
+                 its speedups and top-1 changes are measured against), teacher / teacher_sha256 where one taught it,
+                 parent_seed (the training seed behind the parent's weights, when it was trained)
     artifacts    files or models that travel with it: {"sparse_file": {...}}, {"int8": {"engine": ...}}
     precision    "fp32", or "int8" for a checkpoint holding an int8 model
     normalization, data ({"train": ..., "test": ...}: what the metrics were measured on), metrics, environment,
@@ -71,6 +72,11 @@ def lineage(parent=None, parent_meta=None, baseline=None, teacher=None):
         record.update(baseline=record["parent"], baseline_sha256=record["parent_sha256"])
     if teacher:
         record.update(teacher=os.path.abspath(teacher), teacher_sha256=_sha(teacher))
+    # The training seed behind the weights, for a data-free child (int8, a pruned copy) of a trained model: seed
+    # repeats of a comparison are grouped by it.
+    seed = (parent_meta.get("recipe") or {}).get("seed", inherited.get("parent_seed"))
+    if seed is not None:
+        record["parent_seed"] = seed
     return record
 
 

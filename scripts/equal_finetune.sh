@@ -9,24 +9,27 @@
 #
 # Items (ONLY, default all): base (the equally fine-tuned baseline), l1b (Li et al. ResNet-56-B), l1r16 (L1 with
 # SIMD-friendly widths: stage ratios 0,0.5,0.75 rounded to 16), lowrank (spatial, 65% of the MACs, ranks x16),
-# w90 (90% magnitude pruning, gradual), kd / kd32 (published ResNet-20 / ResNet-32 as students, Hinton KD from the
-# equally fine-tuned ResNet-56 of item base, which must exist), int8 (ONNX Runtime static int8 of the baseline,
+# w90 (90% magnitude pruning, gradual), w90kd (the same with Hinton KD from the published dense ResNet-56), kd / kd32
+# (published ResNet-20 / ResNet-32 as students, Hinton KD from the equally fine-tuned ResNet-56 of item base, which
+# must exist), nt / nt32 (their no-teacher twins), fitnets (two-stage FitNets into the ResNet-20), int8 (ONNX Runtime static int8 of the baseline,
 # the KD students and the low-rank model, for ONNX Runtime and for OpenVINO). Each output is skipped when it exists; a killed run continues with
 # --resume from its run folder. LR overrides the quick recipe's learning rate for every item (set OUT too, so runs
-# with different rates do not mix); WSTEPS is the number of gradual pruning events of item w90 (default 4).
+# with different rates do not mix); WSTEPS is the number of gradual pruning events of item w90 (default 4). SEED
+# (default 0) sets data order, augmentation and calibration images of every item; seed S > 0 writes to runs/ft-eE-sS unless OUT is set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh  # DATA, THREADS, step OUTPUT command...
 EPOCHS=${1:?usage: equal_finetune.sh EPOCHS}
 QUICK=${QUICK:-runs/study-quick}   # published weights converted by scripts/study.sh quick, and its teacher
-OUT=${OUT:-runs/ft-e$EPOCHS}
+SEED=${SEED:-0}
+OUT=${OUT:-runs/ft-e$EPOCHS$([ "$SEED" = 0 ] || echo "-s$SEED")}
 ONLY=${ONLY:-base l1b l1r16 lowrank w90 kd kd32 int8}
 for f in "$QUICK/base/r56.pt" "$QUICK/base/r20.pt" "$QUICK/base/r56-ft.pt"; do
   [ -f "$f" ] || { echo "equal_finetune.sh: $f missing: run 'bash scripts/study.sh quick' first (UNTIL=methods is enough)" >&2; exit 2; }
 done
 mkdir -p "$OUT"
 WSTEPS=${WSTEPS:-4}
-FT=(--recipe quick --epochs "$EPOCHS" ${LR:+--lr "$LR"} --data-dir "$DATA" --threads "$THREADS" --no-progress)
+FT=(--recipe quick --epochs "$EPOCHS" ${LR:+--lr "$LR"} --seed "$SEED" --data-dir "$DATA" --threads "$THREADS" --no-progress)
 
 for item in $ONLY; do
   case $item in
@@ -46,23 +49,33 @@ for item in $ONLY; do
         --out "$OUT/r56-spatial-f65-m16-ft.pt" ;;
     w90) step "$OUT/r56-p90.pt" python -m pruning_weight.prune "$QUICK/base/r56.pt" --percent 90 --finetune \
            --steps "$WSTEPS" "${FT[@]}" --out "$OUT/r56-p90.pt" ;;
-    kd|kd32)
+    w90kd) step "$OUT/r56-p90-kd.pt" python -m pruning_weight.prune "$QUICK/base/r56.pt" --percent 90 --finetune \
+           --steps "$WSTEPS" --teacher "$QUICK/base/r56.pt" --temperature 4 --alpha 0.9 "${FT[@]}" \
+           --out "$OUT/r56-p90-kd.pt" ;;
+    kd|kd32|nt|nt32|fitnets)
       [ -f "$OUT/r56-ft.pt" ] || { echo "equal_finetune.sh: $item needs the teacher $OUT/r56-ft.pt: run item base first" >&2; exit 2; }
-      if [ $item = kd ]; then student=$QUICK/base/r20.pt; name=r20-kd; else
-        student=$OUT/r32.pt; name=r32-kd
+      if [[ $item != *32 ]]; then student=$QUICK/base/r20.pt; arch=r20; else
+        student=$OUT/r32.pt; arch=r32
         src=$(python -m models.pretrained resnet32) || exit 2
         step "$student" python -m models.convert "$src" --out "$student"
       fi
-      step "$OUT/$name.pt" python -m distillation.train "$student" --teacher "$OUT/r56-ft.pt" \
-        --temperature 4 --alpha 0.5 "${FT[@]}" --out "$OUT/$name.pt" ;;
+      case $item in  # the no-teacher twin: same init, data order and schedule, plain cross-entropy
+        kd|kd32) step "$OUT/$arch-kd.pt" python -m distillation.train "$student" --teacher "$OUT/r56-ft.pt" \
+                   --temperature 4 --alpha 0.5 "${FT[@]}" --out "$OUT/$arch-kd.pt" ;;
+        nt|nt32) step "$OUT/$arch-noteacher.pt" python -m distillation.train "$student" --teacher "$OUT/r56-ft.pt" \
+                   --no-teacher "${FT[@]}" --out "$OUT/$arch-noteacher.pt" ;;
+        fitnets) step "$OUT/$arch-fitnet.pt" python -m fitnets.train "$student" --teacher "$OUT/r56-ft.pt" \
+                   "${FT[@]}" --out "$OUT/$arch-fitnet.pt" ;;
+      esac ;;
     int8)
       for m in r56-ft r20-kd r32-kd r56-spatial-f65-m16-ft; do
         [ -f "$OUT/$m.pt" ] || { echo "[skip] $OUT/$m-int8.pt: $OUT/$m.pt not made yet"; continue; }
         for engine in onnxruntime openvino; do
           step "$OUT/$m-int8-$engine.pt" python -m quantization.ptq "$OUT/$m.pt" --engine $engine --data-dir "$DATA" \
-            --threads "$THREADS" --out "$OUT/$m-int8-$engine.pt"
+            --seed "$SEED" --threads "$THREADS" --out "$OUT/$m-int8-$engine.pt"
         done
       done ;;
-    *) echo "equal_finetune.sh: unknown item '$item' (base l1b l1r16 lowrank w90 kd kd32 int8)" >&2; exit 2 ;;
+    *) echo "equal_finetune.sh: unknown item '$item' (base l1b l1r16 lowrank w90 w90kd kd kd32 nt nt32 fitnets int8)" >&2
+       exit 2 ;;
   esac
 done
