@@ -185,7 +185,7 @@ def main(argv=None):
             t0 = time.time()
             runner = make_runner(backend, precision, ck.model, ck.ckpt, device, threads)
             if precision == "int8":  # the embedded graph must be this checkpoint's model, or its rows mean nothing
-                check_int8_graph(runner, ck.model, ck.normalize(pool[:64]), ck.path)
+                check_int8_graph(runner, ck.model, ck.normalize(pool[:eval_batch]), ck.path)  # a shape it runs anyway
             top1 = accuracy(runner, ck.normalize, images, labels, eval_batch)
             inputs, xs = {}, ck.normalize(pool)
             for batch in batch_sizes:
