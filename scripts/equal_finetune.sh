@@ -7,15 +7,18 @@
 #   ONLY="lowrank kd" THREADS=1 bash scripts/equal_finetune.sh 2
 #   LR=0.05 WSTEPS=16 OUT=runs/ft-e8-lr05 ONLY="base w90" bash scripts/equal_finetune.sh 8   # issue 5's longer run
 #
-# Items (ONLY, default all): base (the equally fine-tuned baseline), l1b (Li et al. ResNet-56-B), l1r16 (L1 with
-# SIMD-friendly widths: stage ratios 0,0.5,0.75 rounded to 16), lowrank (spatial, 65% of the MACs, ranks x16),
-# w90 (90% magnitude pruning, gradual), w90kd (the same with Hinton KD from the published dense ResNet-56), kd / kd32
-# (published ResNet-20 / ResNet-32 as students, Hinton KD from the equally fine-tuned ResNet-56 of item base, which
-# must exist), nt / nt32 (their no-teacher twins), fitnets (two-stage FitNets into the ResNet-20), int8 (ONNX Runtime static int8 of the baseline,
-# the KD students and the low-rank model, for ONNX Runtime and for OpenVINO). Each output is skipped when it exists; a killed run continues with
-# --resume from its run folder. LR overrides the quick recipe's learning rate for every item (set OUT too, so runs
-# with different rates do not mix); WSTEPS is the number of gradual pruning events of item w90 (default 4). SEED
-# (default 0) sets data order, augmentation and calibration images of every item; seed S > 0 writes to runs/ft-eE-sS unless OUT is set.
+# Items (ONLY, default all but the ones marked): base (the equally fine-tuned baseline), l1b (Li et al. ResNet-56-B),
+# l1r16 (L1 with SIMD-friendly widths: stage ratios 0,0.5,0.75 rounded to 16), l1u50* (uniform 50%, widths x8),
+# fisher72* / fisher50* / fisher72r16* (Fisher pruning to the MACs of l1b / l1u50, and to l1b's with widths x16),
+# lowrank (spatial, 65% of the MACs, ranks x16), w90 (90% magnitude pruning, gradual), w90kd* (the same with Hinton
+# KD from the published dense ResNet-56), kd / kd32 (published ResNet-20 / ResNet-32 as students, Hinton KD from the
+# equally fine-tuned ResNet-56 of item base, which must exist), nt* / nt32* (their no-teacher twins), fitnets*
+# (two-stage FitNets into the ResNet-20), int8 (static int8 of the baseline, the KD students and the low-rank model,
+# for ONNX Runtime and for OpenVINO). Each output is skipped when it exists; a killed run continues with --resume
+# from its run folder. LR overrides the quick recipe's learning rate for every item (set OUT too, so runs with
+# different rates do not mix); WSTEPS is the number of gradual pruning events of item w90 (default 4). SEED (default
+# 0) sets data order, augmentation and calibration images of every item; seed S > 0 writes to runs/ft-eE-sS unless
+# OUT is set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh  # DATA, THREADS, step OUTPUT command...
@@ -42,6 +45,15 @@ for item in $ONLY; do
         --out "$OUT/r56-s0-50-75r16.pt"
       step "$OUT/r56-s0-50-75r16-ft.pt" python -m pruning_l1.finetune "$OUT/r56-s0-50-75r16.pt" "${FT[@]}" \
         --out "$OUT/r56-s0-50-75r16-ft.pt" ;;
+    l1u50)
+      step "$OUT/r56-u50r8.pt" python -m pruning_l1.prune "$QUICK/base/r56.pt" --ratio 0.5 --round-to 8 \
+        --out "$OUT/r56-u50r8.pt"
+      step "$OUT/r56-u50r8-ft.pt" python -m pruning_l1.finetune "$OUT/r56-u50r8.pt" "${FT[@]}" --out "$OUT/r56-u50r8-ft.pt" ;;
+    fisher72|fisher50|fisher72r16)  # Fisher pruning inside the same fine-tune, at L1-B's / uniform-50%'s MAC cut
+      case $item in fisher72) args=(--target-macs 0.724) ;; fisher50) args=(--target-macs 0.502) ;;
+                    fisher72r16) args=(--target-macs 0.724 --round-to 16) ;; esac
+      step "$OUT/r56-$item.pt" python -m pruning_fisher.prune "$QUICK/base/r56.pt" "${args[@]}" "${FT[@]}" \
+        --out "$OUT/r56-$item.pt" ;;
     lowrank)
       step "$OUT/r56-spatial-f65-m16.pt" python -m lowrank.decompose "$QUICK/base/r56.pt" --scheme spatial \
         --target-flops 0.65 --multiple 16 --out "$OUT/r56-spatial-f65-m16.pt"
@@ -75,7 +87,8 @@ for item in $ONLY; do
             --seed "$SEED" --threads "$THREADS" --out "$OUT/$m-int8-$engine.pt"
         done
       done ;;
-    *) echo "equal_finetune.sh: unknown item '$item' (base l1b l1r16 lowrank w90 w90kd kd kd32 nt nt32 fitnets int8)" >&2
+    *) echo "equal_finetune.sh: unknown item '$item' (base l1b l1r16 l1u50 fisher72 fisher50 fisher72r16 lowrank w90" \
+            "w90kd kd kd32 nt nt32 fitnets int8)" >&2
        exit 2 ;;
   esac
 done
