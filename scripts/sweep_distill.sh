@@ -5,7 +5,7 @@
 #   STUDENTS=runs/study-quick/base/r20.pt TEMPS=4 ALPHA=0.5 EPOCHS=2 FITNETS=0 bash scripts/sweep_distill.sh
 # Env: TEACHER (default BASE/r56-ft.pt), STUDENTS (architecture names or checkpoints), TEMPS, FITNET_T (stage-2 KD
 # temperature of two-stage FitNets), ALPHA, SUBSET, EPOCHS, LR, BATCH, SEED, FITNETS=0 (KD only), OUT (default
-# runs/sweep-distill), PUBLISH=1 (table into results/).
+# runs/sweep-distill, runs/sweep-distill-sS for SEED S > 0), PUBLISH=1 (table into results/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -18,10 +18,11 @@ ALPHA=${ALPHA:-0.9}
 SUBSET=${SUBSET:-10000}
 EPOCHS=${EPOCHS:-1}
 FITNETS=${FITNETS:-1}
-OUT=${OUT:-runs/sweep-distill}
+SEED=${SEED:-0}
+OUT=${OUT:-runs/sweep-distill$([ "$SEED" = 0 ] || echo "-s$SEED")}  # seed repeats: same names, one folder per seed
 # a short CPU schedule: one cosine epoch over 10,000 images, wd 5e-4 as in the KD-Zoo students
 SCHED=(--data-dir "$DATA" --subset "$SUBSET" --epochs "$EPOCHS" --lr "${LR:-0.05}" --batch-size "${BATCH:-64}"
-       --schedule cosine --weight-decay 5e-4 --seed "${SEED:-0}" --threads "$THREADS" --no-progress)
+       --schedule cosine --weight-decay 5e-4 --seed "$SEED" --threads "$THREADS" --no-progress)
 mkdir -p "$OUT"
 tag=s$SUBSET-e$EPOCHS
 made=()
