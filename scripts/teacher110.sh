@@ -4,7 +4,7 @@
 # same student schedule), and Li et al.'s ResNet-110-A / -B pruned from it and fine-tuned with the budget of the
 # ResNet-110's own fine-tune. Benchmarked against that fine-tuned ResNet-110.
 #   bash scripts/teacher110.sh                 # CPU: 30 cosine epochs, bf16 autocast where the CPU has native bf16
-#   EPOCHS=60 DEVICE=cuda bash scripts/teacher110.sh       # a GPU
+#   EPOCHS=60 bash scripts/teacher110.sh      # on a GPU machine (DEVICE=auto picks CUDA)
 # Every step resumes a killed run (--resume from its run folder), so the 30 epochs (about 4 h on the 2-core AMX Xeon)
 # may span several sessions on one machine. Env: EPOCHS, FT_EPOCHS (fine-tune budget, default 2), OUT (default
 # runs/r110), QUICK (runs/study-quick: the published ResNet-20 and the ResNet-56 teacher of the 2-epoch set in
@@ -16,12 +16,12 @@ EPOCHS=${EPOCHS:-30}
 FT_EPOCHS=${FT_EPOCHS:-2}
 OUT=${OUT:-runs/r110}
 QUICK=${QUICK:-runs/study-quick}
-DEVICE=${DEVICE:-cpu}
+DEVICE=${DEVICE:-auto}  # a CUDA GPU when there is one
 need "$QUICK/base/r20.pt"
 mkdir -p "$OUT"
 RUN=(--data-dir "$DATA" --threads "$THREADS" --device "$DEVICE" --no-progress)
+# bf16 autocast on a CPU with native bf16 (a GPU autocasts anyway and ignores the flag)
 BF16=$(python -c 'from common.machine import cpu_has_native_bf16 as b; print("--cpu-bf16" if b() else "")')
-[ "$DEVICE" = cpu ] || BF16=""
 # He et al.'s lr 0.1, batch 128, wd 1e-4, with a cosine schedule that fits a short run; 30 epochs is a CPU budget
 # (He et al. train 164): the README states how far it got.
 # shellcheck disable=SC2086
