@@ -15,6 +15,9 @@ from common.checkpoint import describe_recipe
 from common.report import benchmark_speedups, entries, fmt, generated_by, report_inputs, shown, write_report
 
 
+BUDGET_KEYS = ("epochs", "lr", "schedule", "weight_decay", "subset", "batch_size", "seed")
+
+
 def stage_widths(spec):
     """'16-16 / 9-32 / 17-64': min-max block width per stage."""
     mids, parts, at = spec["mids"], [], 0
@@ -50,7 +53,7 @@ def main(argv=None):
                      "macs_kept": e.metrics["macs"] / base.metrics["macs"], "widths": stage_widths(e.spec),
                      "x16_blocks": sum(m % 16 == 0 for m in e.spec["mids"]), "blocks": len(e.spec["mids"]),
                      "top1": e.top1, "change": e.top1 - base.top1 if e.top1 is not None else None,
-                     "recipe": describe_recipe(e.meta), "test_data": e.test_data,
+                     "test_data": e.test_data,
                      **{f"speedup {k}": speed.get(e.sha256, {}).get(k) for k in runtimes}})
     rows.sort(key=lambda r: (-round(r["macs_kept"], 2), r["method"], r["checkpoint"]))
     columns = [("checkpoint", lambda r: f"`{r['checkpoint']}`"), ("method", lambda r: r["method"]),
@@ -58,12 +61,14 @@ def main(argv=None):
                ("widths per stage", lambda r: r["widths"]), ("x16 widths", lambda r: f"{r['x16_blocks']}/{r['blocks']}"),
                ("top-1", lambda r: fmt(r["top1"])), ("change", lambda r: fmt(r["change"], signed=True))]
     columns += [(f"speedup {k}", lambda r, k=k: fmt(r[f"speedup {k}"])) for k in runtimes]
-    recipes = sorted({r["recipe"] for r in rows})
+    # The budget is the fine-tune itself; Fisher's pruning events ("steps") are part of the method, not the budget.
+    budgets = {tuple(e.recipe.get(k) for k in BUDGET_KEYS) for e in found}
+    recipes = sorted({describe_recipe({"recipe": {k: v for k, v in e.recipe.items() if k != "steps"}}) for e in found})
     intro = [generated_by("pruning_fisher.report", argv),
              f"Top-1 (%) on {'; '.join(sorted({r['test_data'] for r in rows} - {''})) or 'the recorded data'}, one "
              f"seed; change against the baseline `{shown(base.path)}` ({fmt(base.top1)}), fine-tuned alike. "
              f"Fine-tune: {'; '.join(recipes)}" + (" (the budgets differ: compare rows of one budget only)."
-                                                   if len(recipes) > 1 else ".") +
+                                                   if len(budgets) > 1 else ".") +
              f" Measured speedup at batch {args.speed_batch} over the baseline on the same runtime"
              + (f", from `{shown(args.benchmark)}`." if args.benchmark else " (no --benchmark given).")]
     csv_rows = [dict(r) for r in rows]
