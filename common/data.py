@@ -125,6 +125,7 @@ def load_cifar10(data_dir, train, download=False, subset=None, seed=0):
             raise DataError(f"--subset must be positive, got {subset}")
         # The built test set is class-sorted, so a subset is a fixed random sample, never the first N.
         keep = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:subset]
+        subset = subset if subset < len(images) else None  # asking for more than there are is all of them
         images, labels = images[keep], labels[keep]
     return images, labels, describe(data_dir, train, subset)
 
