@@ -41,9 +41,14 @@ def paired_interval(differences):
     return mean - half, mean + half
 
 
-def verdict(interval):
+MIN_SEEDS_FOR_A_CLAIM = 3  # two seeds that happen to agree (sd 0) give a zero-width interval: not evidence
+
+
+def verdict(interval, n=MIN_SEEDS_FOR_A_CLAIM):
     if interval is None:
         return "one seed: no interval"
+    if n < MIN_SEEDS_FOR_A_CLAIM:
+        return f"{n} seeds: too few to claim"
     low, high = interval
     return "gain" if low > 0 else "loss" if high < 0 else "within noise"
 
@@ -66,7 +71,8 @@ def seed_tables(df, tolerance=0.5, title="Seed repeats", source="the results CSV
              f"{'; '.join(sorted(set(df['data'].astype(str))))}; seeds {', '.join(map(str, seeds))}. Measured on "
              f"{machine_context(df)}; speeds hold for this CPU only.", "",
              "top-1 change: against the baseline of the same seed; a gain or a loss is claimed only when the paired "
-             "95% interval (t over seeds) excludes 0, otherwise the change is within noise.", "",
+             f"95% interval (t over seeds) excludes 0, over at least {MIN_SEEDS_FOR_A_CLAIM} seeds; otherwise the "
+             "change is within noise.", "",
              "## Accuracy over seeds", "",
              "| checkpoint | method | seeds | top-1 mean +- sd | change mean +- sd | paired 95% interval | verdict |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -81,7 +87,7 @@ def seed_tables(df, tolerance=0.5, title="Seed repeats", source="the results CSV
         summary[name] = (mean_sd(changes)[0] if changes else float("nan"), len(group))
         lines.append(f"| {name} | {method} | {len(group)} | {pm(top1)} | {'' if is_base or not changes else pm(changes)} | "
                      f"{'' if interval is None else f'{interval[0]:+.2f} to {interval[1]:+.2f}'} | "
-                     f"{'baseline' if is_base else verdict(interval)} |")
+                     f"{'baseline' if is_base else verdict(interval, len(changes))} |")
     lines += ["", f"## Measured speedup over seeds (batch {big})", "",
               "Each seed's speedup is over its own seed's baseline on the same runtime, precision and batch.", "",
               "| checkpoint | method | runtime | precision | seeds | measured speedup mean +- sd | img/s mean |",

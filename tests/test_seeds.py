@@ -21,6 +21,7 @@ def test_degenerate_samples():
     assert paired_interval([0.5, 0.5, 0.5]) == (0.5, 0.5)  # no spread: the interval is the point itself
     assert verdict((0.5, 0.5)) == "gain" and verdict((-0.3, -0.1)) == "loss"
     assert paired_interval([0.7]) is None and verdict(None) == "one seed: no interval"
+    assert verdict(paired_interval([0.4, 0.4]), 2) == "2 seeds: too few to claim"  # agreeing twice is not evidence
     assert mean_sd([4.0]) == (4.0, 0.0)
 
 
