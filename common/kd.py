@@ -18,7 +18,7 @@ from common.errors import UserError
 
 def add_kd_args(p, temperature=4.0, alpha=0.9):
     """--teacher, --temperature and --alpha: the KD loss's settings, the same flags for every method that distils."""
-    p.add_argument("--teacher", metavar="CKPT", help="teacher checkpoint (it must share the student's normalisation)")
+    p.add_argument("--teacher", metavar="CKPT", help="teacher checkpoint (inputs are renormalised to its own statistics if they differ)")
     p.add_argument("--temperature", "-T", type=float, default=temperature, help="softmax temperature of the soft targets")
     p.add_argument("--alpha", type=float, default=alpha, help="weight of the soft (KD) term; 1 - alpha goes to CE")
 

@@ -88,30 +88,44 @@ class Student(Method):
 
 
 def load_teacher(path, device, normalization=None):
-    """(frozen teacher on `device`, its checkpoint). With `normalization`, the teacher must have been trained on
-    inputs normalised the same way, since both networks are fed the same batches."""
+    """(frozen teacher on `device`, its checkpoint). Both networks are fed the same batches, normalised as
+    `normalization` says (the student's); a teacher trained on inputs normalised another way (the published
+    ResNets use ImageNet statistics, a model trained here CIFAR-10's) gets them renormalised to its own statistics
+    first, exactly: every call of the teacher model, a FitNets hint pass included, goes through that step."""
     if not os.path.isfile(path):
         raise UserError(f"--teacher {path}: no such file")
     model, ckpt = load_model(path)
     own = ckpt["meta"].get("normalization") or {}
-    if not own:
+    if not own.get("mean") or not own.get("std"):
         raise UserError(f"{path}: teacher checkpoint carries no normalisation")
-    if normalization and [own.get("mean"), own.get("std")] != [normalization.get("mean"), normalization.get("std")]:
-        raise UserError(f"--teacher {path}: normalisation {own} differs from the student's {normalization}; "
-                        "both nets must see the same inputs")
+    if normalization and [own["mean"], own["std"]] != [normalization.get("mean"), normalization.get("std")]:
+        model.register_forward_pre_hook(renormalizer(normalization, own))
     return FrozenTeacher(model.to(device=device, memory_format=torch.channels_last)), ckpt
 
 
+def renormalizer(source, target):
+    """A forward pre-hook mapping inputs normalised with `source` statistics to `target` statistics:
+    (x * std_s + mean_s - mean_t) / std_t per channel, which is the same image normalised the target's way."""
+    scale = torch.tensor(source["std"]) / torch.tensor(target["std"])
+    shift = (torch.tensor(source["mean"]) - torch.tensor(target["mean"])) / torch.tensor(target["std"])
+
+    def hook(module, inputs):
+        x = inputs[0]
+        return (x * scale.to(x).view(1, -1, 1, 1) + shift.to(x).view(1, -1, 1, 1),) + tuple(inputs[1:])
+    return hook
+
+
 def adopt_teacher(ctx):
-    """Load --teacher for a student (distillation, FitNets): the teacher's normalisation becomes the student's and
-    its baseline the student's reference. Returns the frozen teacher."""
+    """Load --teacher for a student (distillation, FitNets): a student checkpoint keeps its own normalisation (the
+    teacher gets its inputs renormalised), a student from scratch takes the teacher's; the teacher's baseline becomes
+    the student's reference. Returns the frozen teacher."""
     args = ctx.args
     student_norm = (ctx.parent or {}).get("meta", {}).get("normalization") if ctx.parent else None
     teacher, ckpt = load_teacher(args.teacher, ctx.device, student_norm)
     classes = ctx.spec.get("num_classes")
     if ckpt["spec"].get("num_classes") != classes:
         raise UserError(f"teacher predicts {ckpt['spec'].get('num_classes')} classes, student {classes}")
-    ctx.normalization = ckpt["meta"]["normalization"]
+    ctx.normalization = student_norm or ckpt["meta"]["normalization"]
     ctx.baseline = ckpt["meta"].get("lineage", {}).get("baseline") or args.teacher
     return teacher
 
