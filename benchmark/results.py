@@ -91,20 +91,14 @@ def read_rows(path):
     _, raw = _read_raw(path)
     rows = []
     for line, row in enumerate(raw, start=2):  # line 1 is the header
-        try:
-            rows.append({k: _parse(k, v) for k, v in row.items()})
-        except (ValueError, TypeError):
-            bad = next(k for k, v in row.items() if not _parses(k, v))
-            raise UserError(f"{path}: line {line}: column {bad} holds {row[bad]!r}, not a number") from None
+        typed = {}
+        for column, text in row.items():
+            try:
+                typed[column] = _parse(column, text)
+            except (ValueError, TypeError):
+                raise UserError(f"{path}: line {line}: column {column} holds {text!r}, not a number") from None
+        rows.append(typed)
     return rows
-
-
-def _parses(column, text):
-    try:
-        _parse(column, text)
-        return True
-    except (ValueError, TypeError):
-        return False
 
 
 def _read_raw(path):

@@ -105,7 +105,6 @@ def check_args(args):
         if value is not None and not low <= value <= high:
             raise UserError(f"--{name.replace('_', '-')} must be in {low:g}..{high:g}, got {value:g}")
     check_output(args.out, args.checkpoints + [args.baseline])
-    read_rows(args.out)  # an existing --out must be a results CSV of this project: one line now, not after measuring
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda asked for, but no CUDA GPU is available")
     device = torch.device(args.device)
@@ -136,7 +135,7 @@ def main(argv=None):
             return args.warmup
         return 2 if args.quick else default_warmup(iterations)
 
-    existing = read_rows(args.out)
+    existing = read_rows(args.out)  # also refuses an --out that is not a results CSV, before anything is loaded
 
     def measured(sha, backend, precision):  # every batch of a configuration is in --out, from this machine
         return all(measured_row(existing, sha, backend, args.device, precision, n, env) for n in batch_sizes)

@@ -27,13 +27,8 @@ def add_calib_args(p):
                    help="training images (no augmentation) that calibrate the quantisation ranges")
 
 
-def check_calib_images(args):
-    if args.calib_images < 1:
-        raise UserError(f"--calib-images must be at least 1, got {args.calib_images}")
-
-
 def calibration_batches(args, normalization, device="cpu"):
-    """(Batches, description): the first --calib-images (checked by check_calib_images) of a fixed random selection
+    """(Batches, description): the first --calib-images (>= 1: common.errors.BOUNDS) of a fixed random selection
     (--seed) of training images."""
     if args.synthetic:
         images, labels, _ = synthetic_cifar(args.calib_images, seed=0)
@@ -85,12 +80,8 @@ def finish_train_args(args):
     for key, value in recipe.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    if args.epochs < 1:
-        raise UserError(f"--epochs must be at least 1, got {args.epochs}")
     if args.lr <= 0:
         raise UserError(f"--lr must be positive, got {args.lr}")
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
     if not 0 <= args.momentum < 1:
         raise UserError(f"--momentum must be in [0, 1), got {args.momentum}")
     if getattr(args, "out", None) and args.run_dir is None:

@@ -65,9 +65,8 @@ def check_output(out, inputs=(), kind=None):
     `inputs`: every file the command reads (checkpoints, teacher, baseline, CSVs). `kind`: "checkpoint" (an existing
     --out must be a torch archive) or None (the caller checks the kind, e.g. a results CSV)."""
     for source in inputs:
-        if source and os.path.exists(source) and os.path.exists(out) and same_file(out, source):
-            raise UserError(f"--out {out} is an input of this command ({source}); write the result to a new file")
-        if source and os.path.abspath(out) == os.path.abspath(source):
+        if source and (os.path.abspath(out) == os.path.abspath(source) or
+                       os.path.exists(source) and os.path.exists(out) and same_file(out, source)):
             raise UserError(f"--out {out} is an input of this command ({source}); write the result to a new file")
     if os.path.isfile(out) and os.path.getsize(out) and kind == "checkpoint" and not is_torch_archive(out):
         raise UserError(f"--out {out}: exists and is not a checkpoint; refusing to overwrite it")

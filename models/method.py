@@ -26,7 +26,7 @@ from common.kd import FrozenTeacher, add_kd_args, check_kd_args
 from common.metrics import model_metrics
 from common.outputs import check_output
 from common.training import TrainConfig, evaluate, fit
-from models import DEPTH_NAMES, build_model, load_model, make_spec
+from models import DEPTH_NAMES, build_model, load_model, make_spec, non_finite_tensor
 
 
 class Method:
@@ -213,7 +213,7 @@ def run(method, description, argv=None):
     if rank != 0:
         return None
     model = model.cpu().to(memory_format=torch.contiguous_format)
-    bad = next((k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    bad = non_finite_tensor(model.state_dict())
     if bad:  # a result that every later step would read as a model
         raise UserError(f"{method.name} produced non-finite weights (NaN or inf) in {bad}; nothing written")
     metrics.update(model_metrics(model))

@@ -82,8 +82,9 @@ def seed_tables(df, tolerance=0.5, title="Seed repeats", source="the results CSV
         group = group.drop_duplicates("seed")
         top1 = group["top1"].tolist()
         changes = group["top1_change"].dropna().tolist()
-        interval = paired_interval(changes) if group["checkpoint_sha256"].ne(group["baseline_sha256"]).all() else None
-        is_base = group["checkpoint_sha256"].eq(group["baseline_sha256"]).all()
+        own = group["checkpoint_sha256"].eq(group["baseline_sha256"])  # rows that are their own baseline
+        is_base = own.all()
+        interval = None if own.any() else paired_interval(changes)
         summary[name] = (mean_sd(changes)[0] if changes else float("nan"), len(group))
         lines.append(f"| {name} | {method} | {len(group)} | {pm(top1)} | {'' if is_base or not changes else pm(changes)} | "
                      f"{'' if interval is None else f'{interval[0]:+.2f} to {interval[1]:+.2f}'} | "
@@ -102,7 +103,7 @@ def seed_tables(df, tolerance=0.5, title="Seed repeats", source="the results CSV
         lines.append(f"| {name} | {method} | {backend} | {precision} | {len(group)} | {pm(values)} | "
                      f"{mean_sd(group['throughput_ips'].tolist())[0]:.0f} |")
     candidates = [(s, b, p, name) for name, found in speeds.items() for s, b, p in found
-                  if summary.get(name, (float("nan"), 0))[0] >= -tolerance and name in summary]
+                  if name in summary and summary[name][0] >= -tolerance]
     if candidates:
         s, b, p, name = max(candidates)
         change, n = summary[name]

@@ -34,7 +34,6 @@ class PostTrainingInt8(Method):
         p.add_argument("--seed", type=int, default=0, help="which training images calibrate")
 
     def check_args(self, args):
-        cli.check_calib_images(args)
         if args.per_tensor and args.engine != "onnxruntime":
             raise UserError(f"--per-tensor applies to the onnxruntime engine only; {args.engine} picks its own scheme")
 

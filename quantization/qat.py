@@ -68,7 +68,6 @@ class FakeQuant(Method):
 
     def check_args(self, args):
         check_bits(args.weight_bits, "--weight-bits"), check_bits(args.act_bits, "--act-bits")
-        cli.check_calib_images(args)
 
     def compress(self, model, spec, ctx):
         args = ctx.args
