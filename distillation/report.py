@@ -11,7 +11,9 @@ import os
 
 from common import cli
 from common.errors import run_cli
-from common.report import benchmark_speedups, entries, fmt, generated_by, report_inputs, shown, write_report
+from common.report import (benchmark_speedups, entries, fmt, generated_by, markdown_table, report_inputs, shown,
+                           write_report)
+from common.stats import MIN_SEEDS_FOR_A_CLAIM, paired_interval, pm, verdict
 
 # Knowledge-Distillation-Zoo (AberHu), CIFAR-10, ResNet-110 teacher -> ResNet-20 student, 200 epochs, original
 # (lossless) CIFAR-10 train/test. Its "FitNet" is the single-stage CE + hint variant.
@@ -19,6 +21,7 @@ REFERENCE = {"no-teacher": 92.37, "kd": 92.82, "fitnets-1stage": 93.04}
 REFERENCE_LABEL = "KD-Zoo CIFAR-10 (original) ResNet-110->ResNet-20, 200 ep"
 METHOD_ORDER = {"teacher": 0, "no-teacher": 1, "kd": 2, "fitnets": 3, "fitnets-1stage": 4}
 SCHEDULE_KEYS = ("subset", "epochs", "batch_size", "lr", "schedule", "weight_decay", "seed")
+SEED_AT = SCHEDULE_KEYS.index("seed")
 
 
 def details_of(e):
@@ -45,6 +48,71 @@ def measured_speedups(path, batch):
     """checkpoint sha256 -> (speedup over its baseline, backend precision) of its fastest row at `batch`."""
     return {sha: (s, f"{b} {p}") for sha, found in benchmark_speedups(path, batch).items()
             for b, p, s, _ in [max(found, key=lambda x: x[3])]}
+
+
+def without_seed(key):
+    """A twin key (architecture, init, schedule) with the seed left out: the configuration that seeds repeat."""
+    student, init, schedule = key
+    return student, init, schedule[:SEED_AT] + schedule[SEED_AT + 1:]
+
+
+def paired(a, b):
+    """Per-seed differences a - b over the seeds both {seed: top-1} dicts have."""
+    return [a[s] - b[s] for s in sorted(set(a) & set(b))]
+
+
+def interval_cells(diffs):
+    interval = paired_interval(diffs)
+    return (pm(diffs) if diffs else "", f"{interval[0]:+.2f} to {interval[1]:+.2f}" if interval else "",
+            verdict(interval, len(diffs)) if diffs else "")
+
+
+def seed_sections(rows):
+    """The over-seeds tables (markdown lines), or [] when no configuration has more than one seed."""
+    groups = {}
+    for r in rows:
+        if r["method"] != "teacher" and r["top1"] is not None:
+            groups.setdefault((r["method"], r["details"], without_seed(r["_key"])), {})[r["_key"][2][SEED_AT]] = r
+    if all(len(g) < 2 for g in groups.values()):
+        return []
+    top1 = {k: {seed: r["top1"] for seed, r in g.items()} for k, g in groups.items()}
+    twins = {config: t for (method, _, config), t in top1.items() if method == "no-teacher"}
+    table = []
+    for (method, details, config), by_seed in top1.items():
+        first = next(iter(groups[(method, details, config)].values()))
+        diffs = paired(by_seed, twins[config]) if method != "no-teacher" and config in twins else []
+        table.append({"method": method, "student": first["student"], "details": details,
+                      "schedule": first["schedule"].rsplit(", seed", 1)[0], "seeds": ", ".join(map(str, sorted(by_seed))),
+                      "top1": pm(list(by_seed.values())), "gain": interval_cells(diffs)})
+    table.sort(key=lambda r: (r["student"], r["schedule"], METHOD_ORDER[r["method"]]))
+    lines = ["## Over seeds", "",
+             "Mean +- sd over the seeds listed; gain = top-1 minus the no-teacher twin's of the same seed (same init and "
+             f"data order), with its paired 95% t interval; a gain or a loss needs the interval to exclude 0 over at "
+             f"least {MIN_SEEDS_FOR_A_CLAIM} seeds.", ""]
+    lines += markdown_table([("method", lambda r: r["method"]), ("student", lambda r: r["student"]),
+                             ("details", lambda r: r["details"]), ("schedule", lambda r: r["schedule"]),
+                             ("seeds", lambda r: r["seeds"]), ("top-1 mean +- sd", lambda r: r["top1"]),
+                             ("gain vs no-teacher", lambda r: r["gain"][0]),
+                             ("paired 95% interval", lambda r: r["gain"][1]), ("verdict", lambda r: r["gain"][2])], table)
+    # FitNets against KD: the same student, init, schedule and stage-2 loss; only the hint stage differs.
+    versus = []
+    for (method, details, config), fit in top1.items():
+        if method != "fitnets":
+            continue
+        stage2 = details.split("then KD ", 1)[1]
+        kd = top1.get(("kd", stage2, config))
+        if kd:
+            diffs = paired(fit, kd)
+            versus.append({"student": config[0], "kd": stage2, "seeds": len(diffs), "diff": interval_cells(diffs)})
+    if versus:
+        lines += ["", "### FitNets (two-stage) minus KD, paired by seed", "",
+                  "The students are the same network, so their latency is the same on every runtime: FitNets' "
+                  "accuracy/latency trade-off is better than KD's exactly when this difference is a gain.", ""]
+        lines += markdown_table([("student", lambda r: r["student"]), ("KD (and FitNets stage 2)", lambda r: r["kd"]),
+                                 ("seeds", lambda r: r["seeds"]), ("FitNets - KD mean +- sd", lambda r: r["diff"][0]),
+                                 ("paired 95% interval", lambda r: r["diff"][1]), ("verdict", lambda r: r["diff"][2])],
+                                versus)
+    return lines
 
 
 def main(argv=None):
@@ -93,7 +161,9 @@ def main(argv=None):
              "the single-stage variant). MACs speedup = teacher MACs / student MACs; measured speedup = over the "
              "student's baseline on its fastest runtime in the benchmark CSV."]
     csv_rows = [{k: v for k, v in r.items() if k != "_key"} for r in rows]
-    write_report(args.out, "Knowledge distillation and FitNets", intro, columns, rows, csv_rows=csv_rows, inputs=report_inputs(args))
+    over_seeds = seed_sections(rows)
+    write_report(args.out, "Knowledge distillation and FitNets", intro, columns, rows, csv_rows=csv_rows,
+                 notes=["\n".join(over_seeds)] if over_seeds else (), inputs=report_inputs(args))
 
 
 if __name__ == "__main__":

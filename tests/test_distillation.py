@@ -240,3 +240,44 @@ def test_a_teacher_with_other_statistics_sees_the_same_images_renormalised(tmp_p
     save_checkpoint(student, ckpt["spec"], model.state_dict(), make_meta("baseline", normalization=student_norm))
     assert run(main, [str(student), "--teacher", str(teacher_ckpt), "--out", str(tmp_path / "x.pt")] + TINY) == 0
     assert load_model(tmp_path / "x.pt")[1]["meta"]["normalization"] == student_norm  # the student keeps its own
+
+def test_report_over_seeds_pairs_each_student_with_its_twin_and_fitnets_with_kd(tmp_path, capsys):
+    """Three seeds of a no-teacher twin, KD and two-stage FitNets with known top-1s: the report's over-seeds tables
+    hold the hand-computed means, sds, paired intervals and verdicts."""
+    from common.stats import T975
+    from distillation.report import main
+    spec = make_spec("resnet1")
+    state = build_model(spec).state_dict()
+    metrics = {"params": 1000, "macs": 1e6}
+    teacher = tmp_path / "teacher.pt"
+    save_checkpoint(teacher, spec, state, make_meta("baseline", metrics={**metrics, "top1": 90.0, "macs": 4e6}))
+    kd_info = {"temperature": 4.0, "alpha": 0.9}
+    fit_info = {**kd_info, "hint_layer": "layer2", "guided_layer": "layer2", "hint_epochs": 1, "hint_lr": 0.1}
+    top1 = {"no-teacher": [60.0, 61.0, 62.0], "kd": [61.0, 63.0, 62.5], "fitnets": [61.5, 62.0, 63.5]}
+    paths = []
+    for method, values in top1.items():
+        info = {} if method == "no-teacher" else fit_info if method == "fitnets" else kd_info
+        for seed, value in enumerate(values):
+            recipe = {"epochs": 4, "lr": 0.1, "schedule": "cosine", "batch_size": 128, "weight_decay": 5e-4,
+                      "subset": None, "seed": seed}
+            path = tmp_path / f"{method}-s{seed}.pt"
+            save_checkpoint(path, spec, state, make_meta(method, method_info=info, recipe=recipe,
+                                                         metrics={**metrics, "top1": value}))
+            paths.append(str(path))
+    out = tmp_path / "report"
+    assert main(paths + ["--teacher", str(teacher), "--out", str(out)]) is None
+    text = (tmp_path / "report.md").read_text()
+    over = text.split("## Over seeds", 1)[1]
+    # KD gains over its twin: 1.0, 2.0, 0.5 -> mean 1.1667, sd 0.7638; interval mean +- 4.303 sd / sqrt 3
+    half = T975[1] * 0.763763 / math.sqrt(3)
+    kd_line = next(line for line in over.splitlines() if line.startswith("| kd |"))
+    assert "62.17 +- 1.04" in kd_line and "1.17 +- 0.76" in kd_line
+    assert f"{1.166667 - half:+.2f} to {1.166667 + half:+.2f}" in kd_line and "within noise" in kd_line
+    # FitNets gains 1.5, 1.0, 1.5: mean 1.33, sd 0.289, interval +0.62 to +2.05 excludes 0
+    fit_line = next(line for line in over.splitlines() if line.startswith("| fitnets |"))
+    assert "1.33 +- 0.29" in fit_line and "+0.62 to +2.05" in fit_line and "| gain |" in fit_line
+    # FitNets - KD per seed: 0.5, -1.0, 1.0 -> mean 0.1667, sd 1.0408: within noise
+    versus = over.split("FitNets (two-stage) minus KD", 1)[1]
+    row = next(line for line in versus.splitlines() if line.startswith("| resnet1 |"))
+    assert "T=4, alpha=0.9" in row and "| 3 |" in row and "0.17 +- 1.04" in row and "within noise" in row
+    assert len((tmp_path / "report.csv").read_text().splitlines()) == 1 + 1 + 9  # header, teacher, every seed's row

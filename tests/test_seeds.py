@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from benchmark.results import COLUMNS
-from plots.seeds import mean_sd, paired_interval, seed_tables, verdict
+from common.stats import mean_sd, paired_interval, verdict
+from plots.seeds import seed_tables
 
 
 def test_paired_interval_of_a_known_sample():
