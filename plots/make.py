@@ -3,7 +3,8 @@
     python -m plots.make --results results/benchmark.csv --out imgs/
 
 Writes PNG and SVG for each figure and `figures.json`, the exact data plotted (a test regenerates it from the
-CSV and compares). Figures:
+CSV and compares). Error bars are 95% intervals: over seeds where the CSV holds several seeds of a configuration
+(the point is their mean, and so is the Pareto front), else the benchmark's own interval of that row. Figures:
   1. speedup_vs_compression   measured speedup vs compression ratio (log x), per backend and batch
   2. accuracy_vs_speedup      top-1 change vs measured speedup: ideal corner, slowdown region, Pareto frontier
   3. theoretical_vs_measured  MACs-based speedup vs measured speedup over the dense model in the same runtime and
@@ -22,6 +23,7 @@ import pandas as pd  # noqa: E402
 
 from common.errors import UserError, parser, run_cli  # noqa: E402
 from common.outputs import atomic_write, atomic_write_text  # noqa: E402
+from common.stats import paired_interval  # noqa: E402
 
 BACKEND_COLOURS = {"eager": "tab:blue", "compile": "tab:green", "onnx": "tab:orange", "openvino": "tab:purple"}
 PRECISION_EDGES = {"fp32": None, "bf16": "k", "fp16": "k", "int8": "k"}  # bf16/int8 points get an outline
@@ -102,25 +104,62 @@ def pareto(points):
     return sorted(front)
 
 
+def _interval(values, low=None, high=None):
+    """[low, high] to draw around a point: the 95% t interval of the mean over seeds when there are several, else the
+    row's own (bootstrap) interval columns when it has them, else None."""
+    if len(values) > 1:
+        return [round(v, 6) for v in paired_interval(values)]
+    if low is None or high is None or low != low or high != high:
+        return None
+    return [round(float(low), 6), round(float(high), 6)]
+
+
+def _column(group, name):
+    return group[name].tolist() if name in group.columns else [None] * len(group)
+
+
+def seed_groups(df, keys):
+    """(key, rows) per point: the rows of one configuration when they are distinct seeds of it, else each row alone
+    (two different checkpoints that happen to share a file name are not seeds of one another)."""
+    for key, g in df.groupby(keys, sort=False):
+        seeds = g["seed"] if "seed" in g.columns else pd.Series([None] * len(g))
+        if len(g) > 1 and seeds.notna().all() and seeds.is_unique:
+            yield key, g
+        else:
+            yield from ((key, g.iloc[[i]]) for i in range(len(g)))
+
+
 def figure_data(df):
-    """Everything the figures show, as plain lists (what figures.json holds)."""
+    """Everything the figures show, as plain lists (what figures.json holds). Rows that differ only in their training
+    seed (same checkpoint name, method, runtime, precision and batch; scripts/seeds.sh writes one folder per seed) are
+    one point at their means, with the 95% interval over seeds; a single row carries its benchmark interval."""
     df = with_baseline_columns(df)
+    df["name"] = [label(r) for _, r in df.iterrows()]
     data = {"speedup_vs_compression": [], "accuracy_vs_speedup": [], "theoretical_vs_measured": [], "latency_batch1": []}
-    for _, r in df.sort_values(["backend", "batch", "checkpoint"]).iterrows():
-        common = {"checkpoint": label(r), "method": str(r["method"]), "backend": str(r["backend"]),
-                  "device": str(r["device"]), "precision": str(r["precision"]), "batch": int(r["batch"])}
-        speed = float(r["measured_speedup"])
-        data["speedup_vs_compression"].append(dict(common, x=round(float(r["compression_ratio"]), 6), y=round(speed, 6)))
-        if pd.notna(r["top1_change"]):
-            data["accuracy_vs_speedup"].append(dict(common, x=round(speed, 6), y=round(float(r["top1_change"]), 4),
-                                                    data=str(r["data"])))
-        same = float(r["speedup_same_precision"])  # an int8 model against the dense int8 model, not against fp32
-        if same == same:
-            data["theoretical_vs_measured"].append(dict(common, x=round(float(r["theoretical_speedup"]), 6),
-                                                        y=round(same, 6)))
-        if int(r["batch"]) == 1:
-            data["latency_batch1"].append(dict(common, p50=float(r["latency_p50_ms"]), p90=float(r["latency_p90_ms"]),
-                                               p95=float(r["latency_p95_ms"]), p99=float(r["latency_p99_ms"])))
+    keys = ["backend", "batch", "name", "method", "device", "precision"]
+    for (backend, batch, name, method, device, precision), g in seed_groups(df.sort_values(keys + ["checkpoint"]), keys):
+        mean = lambda column: round(float(g[column].mean()), 6)  # noqa: E731
+        seeds = len(g)
+        common = {"checkpoint": name, "method": str(method), "backend": str(backend), "device": str(device),
+                  "precision": str(precision), "batch": int(batch), "seeds": seeds}
+        one = g.iloc[0]
+        speed_ci = _interval(g["measured_speedup"].tolist(), *(_column(g, f"measured_speedup_ci_{e}")[0]
+                                                                 for e in ("low", "high")))
+        data["speedup_vs_compression"].append(dict(common, x=mean("compression_ratio"), y=mean("measured_speedup"),
+                                                   y_ci=speed_ci))
+        changes = g["top1_change"].dropna().tolist()
+        if changes:
+            data["accuracy_vs_speedup"].append(dict(common, x=mean("measured_speedup"), y=round(sum(changes) / len(changes), 4),
+                                                    x_ci=speed_ci, y_ci=_interval(changes), data=str(one["data"])))
+        same = g["speedup_same_precision"].dropna()  # an int8 model against the dense int8 model, not against fp32
+        if len(same):
+            data["theoretical_vs_measured"].append(dict(common, x=mean("theoretical_speedup"),
+                                                        y=round(float(same.mean()), 6)))
+        if int(batch) == 1:
+            cis = {q: _interval(g[f"latency_{q}_ms"].tolist(), *(_column(g, f"latency_{q}_ci_{e}")[0]
+                                                                 for e in ("low", "high"))) for q in ("p50", "p95")}
+            data["latency_batch1"].append(dict(common, **{q: mean(f"latency_{q}_ms") for q in ("p50", "p90", "p95", "p99")},
+                                               p50_ci=cis["p50"], p95_ci=cis["p95"]))
     return data
 
 
@@ -165,6 +204,11 @@ def _scatter_by(ax, points, xkey="x", ykey="y"):
                    edgecolors=edge, linewidths=1.0 if edge else None,
                    label=f"{p['method']} / {p['backend']} {p['precision']}" if key not in seen else None)
         seen.add(key)
+        bars = {axis: [[p[k] - p[f"{k}_ci"][0]], [p[f"{k}_ci"][1] - p[k]]] if p.get(f"{k}_ci") else None
+                for axis, k in (("xerr", xkey), ("yerr", ykey))}
+        if bars["xerr"] or bars["yerr"]:  # the 95% interval (over seeds, or the benchmark's over slices)
+            ax.errorbar(p[xkey], p[ykey], **bars, fmt="none", ecolor=BACKEND_COLOURS.get(p["backend"], "grey"),
+                        elinewidth=0.7, capsize=1.5, alpha=0.6)
         ax.annotate(str(_number(p["checkpoint"])), (p[xkey], p[ykey]), xytext=(3, 2), textcoords="offset points",
                     fontsize=6, color="0.25")
 
@@ -239,17 +283,29 @@ def plot_theoretical_vs_measured(data, context, out, note=""):
                       context, out, draw, note=note)
 
 
+def _bars(points, key):
+    """xerr of `key`'s 95% intervals (zero where a point has none), or None when no point has one."""
+    if not any(p.get(f"{key}_ci") for p in points):
+        return None
+    return [[p[key] - p[f"{key}_ci"][0] if p.get(f"{key}_ci") else 0 for p in points],
+            [p[f"{key}_ci"][1] - p[key] if p.get(f"{key}_ci") else 0 for p in points]]
+
+
 def plot_latency(data, context, out, note=""):
     pts = data["latency_batch1"]
     backends = sorted({p["backend"] for p in pts}) or ["none"]
     fig, axes = plt.subplots(1, len(backends), figsize=(6.2 * len(backends), 0.5 + 0.28 * max(8, len(pts) / len(backends))),
                              squeeze=False)
-    fig.suptitle("Batch-1 latency percentiles (ms): p50 bar, p90/p95/p99 ticks" + (f" ({note})" if note else ""),
+    fig.suptitle("Batch-1 latency percentiles (ms): p50 bar, p90/p95/p99 ticks, 95% intervals of p50 and p95"
+                 + (f" ({note})" if note else ""),
                  fontsize=12)
     for ax, backend in zip(axes[0], backends):
         sub = sorted([p for p in pts if p["backend"] == backend], key=lambda p: p["p50"])
         ys = range(len(sub))
-        ax.barh(list(ys), [p["p50"] for p in sub], color=BACKEND_COLOURS.get(backend, "grey"), alpha=0.6, label="p50")
+        ax.barh(list(ys), [p["p50"] for p in sub], color=BACKEND_COLOURS.get(backend, "grey"), alpha=0.6, label="p50",
+                xerr=_bars(sub, "p50"), error_kw={"elinewidth": 0.7, "capsize": 1.5})
+        ax.errorbar([p["p95"] for p in sub], list(ys), xerr=_bars(sub, "p95"), fmt="none", ecolor="0.3", elinewidth=0.7,
+                    capsize=1.5)
         for key, marker in (("p90", "|"), ("p95", "x"), ("p99", "4")):
             ax.scatter([p[key] for p in sub], list(ys), marker=marker, color="k", s=30, label=key)
         ax.set_yticks(list(ys))

@@ -5,6 +5,8 @@
 #   bash scripts/study.sh quick     # this 2-core CPU, ~1-2 h: published ResNet-20/56, short fine-tunes on the JPEG copy
 #   bash scripts/study.sh smoke     # synthetic data, tiny models, a few minutes (run by the test suite)
 #   bash scripts/study.sh paper     # the papers' schedules (160-epoch baseline, 40-epoch fine-tunes, 200-epoch students): GPUs
+#   bash scripts/study.sh students  # ~1.5 h here: ResNet-10 and ResNet-1 from scratch (no teacher, KD, FitNets; 3 seeds
+#                                   # for ResNet-10), int8, benchmarked against the quick study's ResNet-56 teacher
 #
 # Outputs on disk are the state: every step is skipped when its output exists (checkpoints are written atomically),
 # so an interrupted study continues where it stopped. The benchmark measures on this machine every checkpoint that
@@ -33,7 +35,7 @@ case "$PRESET" in
     BACKENDS=eager,onnx,openvino; BIG_BATCH=16; BENCH=(--batch-sizes 1,$BIG_BATCH --quick)
     ENGINES="onnxruntime openvino"
     ;;
-  quick|paper|taste)
+  quick|paper|taste|students)
     if [ ! -f "$DATA/cifar-10-batches-py/test_batch" ]; then
       echo "study.sh: no CIFAR-10 under $DATA: set CIFAR10_DIR, build it with 'python ../shared/cifar10/build.py DIR'," \
            "or run scripts/main.sh (downloads with internet)" >&2
@@ -47,7 +49,7 @@ case "$PRESET" in
     LOWRANK=("svd:--scheme svd --target-flops 0.5 --multiple 8" "spatial:--scheme spatial --target-flops 0.5 --multiple 8"
              "tucker2:--scheme tucker2 --target-flops 0.5 --multiple 8"
              "spatial-f7-m16:--scheme spatial --target-flops 0.7 --multiple 16")
-    if [ "$PRESET" = quick ]; then
+    if [ "$PRESET" = quick ] || [ "$PRESET" = students ]; then
       FT=(--recipe quick --subset 10000)
       # Students start from the published ResNet-20: a random init cannot learn much in a CPU-sized schedule.
       STUDENT=$RUNS/base/r20.pt
@@ -64,7 +66,7 @@ case "$PRESET" in
       ENGINES="onnxruntime openvino pt2e"
     fi
     ;;
-  *) echo "study.sh: unknown preset '$PRESET' (taste, smoke, quick or paper)" >&2; exit 2 ;;
+  *) echo "study.sh: unknown preset '$PRESET' (taste, smoke, quick, paper or students)" >&2; exit 2 ;;
 esac
 if [ "${PUBLISH:-}" = 1 ]; then RESULTS=${RESULTS:-results}; IMGS=${IMGS:-imgs}; fi
 RESULTS=${RESULTS:-$RUNS/results}; IMGS=${IMGS:-$RUNS/imgs}
@@ -72,7 +74,7 @@ COMMON=(--data-dir "$DATA" --threads "$THREADS" --no-progress)
 
 # ---- baseline: published weights when given (quick, taste), trained from scratch otherwise ----
 B=$RUNS/base
-if [ "$PRESET" = quick ] || [ "$PRESET" = taste ]; then
+if [ "$PRESET" = quick ] || [ "$PRESET" = taste ] || [ "$PRESET" = students ]; then
   for depth in 56 20; do
     src=""; [ -e "$B/r$depth.pt" ] || src=$(python -m models.pretrained resnet$depth) || exit 2  # found or fetched, hash-checked
     step "$B/r$depth.pt" python -m models.convert "$src" --out "$B/r$depth.pt"
@@ -109,6 +111,42 @@ fi
 step "$B/r56-ft.pt" python -m models.train "$B/r56.pt" "${FT[@]}" "${COMMON[@]}" --out "$B/r56-ft.pt"
 TEACHER=$B/r56.pt
 MEASURED=("$B/r56.pt" "$B/r56-ft.pt")
+
+# ---- students: ResNet-10 (14 layers) and ResNet-1 (8 layers) have no published weights, so they train from scratch:
+# the no-teacher twin, Hinton KD and two-stage FitNets from the fine-tuned ResNet-56, same init, data order and
+# schedule per seed; 3 seeds for the ResNet-10 (the FitNets-vs-KD claim), one for the ResNet-1; int8 of the seed-0
+# KD and FitNets students on both engines; every runtime, against the teacher ----
+if [ "$PRESET" = students ]; then
+  # 4 cosine epochs over all 50,000 images at lr 0.1, batch 128: a ResNet-10 epoch takes ~1 min on one AMX core in
+  # bf16, where the teacher's forward pass (~2,100 img/s in bf16) costs about what the student's step does.
+  STUDENT_SEEDS=${STUDENT_SEEDS:-0 1 2}
+  BF16=$(python -c 'from common.machine import cpu_has_native_bf16 as b; print(1 if b() else "")')
+  for seed in $STUDENT_SEEDS; do  # each seed's own table stays in its run folder (PUBLISH unset)
+    STUDENTS=$([ "$seed" = 0 ] && echo "resnet10 resnet1" || echo resnet10) TEACHER=$B/r56-ft.pt TEMPS=4 FITNET_T=4 \
+      ALPHA=0.9 FITNETS=2 SUBSET=50000 EPOCHS=4 LR=0.1 BATCH=128 CPU_BF16=$BF16 SEED=$seed OUT=$RUNS/scratch-s$seed \
+      PUBLISH= bash scripts/sweep_distill.sh
+  done
+  S0=$RUNS/scratch-s0; MEASURED=("$B/r56-ft.pt" "$S0"/r{10,1}-{noteacher,kd-T4,fitnet-T4}-s50000-e4.pt)
+  for student in "$S0"/r{10,1}-{kd-T4,fitnet-T4}-s50000-e4.pt; do
+    for engine in $ENGINES; do
+      step "${student%.pt}-int8-$engine.pt" python -m quantization.ptq "$student" --engine "$engine" \
+        --calib-images $CALIB --data-dir "$DATA" --threads "$THREADS" --out "${student%.pt}-int8-$engine.pt"
+      MEASURED+=("${student%.pt}-int8-$engine.pt")
+    done
+  done
+  [ "${UNTIL:-}" = methods ] && { echo "study (students): every checkpoint is made (UNTIL=methods)"; exit 0; }
+  mkdir -p "$RESULTS/reports" "$IMGS"
+  python -m benchmark.run "${MEASURED[@]}" --baseline "$B/r56-ft.pt" --test-dir "$DATA" --threads "$THREADS" \
+    --backends eager,compile,onnx,openvino "${BENCH[@]}" --skip-measured --no-progress --out "$RESULTS/benchmark_students.csv"
+  python -m plots.make --results "$RESULTS/benchmark_students.csv" --out "$IMGS/students"
+  python -m plots.summary --results "$RESULTS/benchmark_students.csv" --out "$RESULTS/summary_students.md" \
+    --title "ResNet-10 and ResNet-1 students from scratch, against the ResNet-56 teacher"
+  shopt -s nullglob  # the ResNet-1 has seed 0 only
+  python -m distillation.report "$RUNS"/scratch-s*/r*-{noteacher,kd-T4,fitnet-T4}-s50000-e4.pt --teacher "$B/r56-ft.pt" \
+    --benchmark "$RESULTS/benchmark_students.csv" --speed-batch "$BIG_BATCH" --out "$RESULTS/reports/distillation_scratch" >/dev/null
+  echo "study (students) done: $RESULTS/summary_students.md, $RESULTS/reports/distillation_scratch.md"
+  exit 0
+fi
 
 # ---- L1 filter pruning (Li et al.): prune, fine-tune ----
 for scheme in "${L1_SCHEMES[@]}"; do

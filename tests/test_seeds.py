@@ -52,3 +52,27 @@ def test_seed_tables_pair_each_seed_with_its_own_baseline():
     assert "| r56-B-ft | l1 | onnx | fp32 | 3 | 1.21 +- 0.01 | 960 |" in text
     # the fastest configuration within 0.5 points by its mean change: the student, not the pruned model (-1.00)
     assert "`r32-kd` on onnx fp32: 1.70x" in text
+
+
+def test_figures_draw_seeds_as_one_point_at_their_means_with_the_interval():
+    """Three seeds of each configuration: one point per configuration at the mean, error bars the 95% t interval over
+    the seeds, the Pareto front from the means; a single-seed row keeps its own benchmark interval."""
+    from plots.make import figure_data, pareto
+    rows = []
+    for seed, base, student in ((0, 89.0, 89.3), (1, 89.4, 89.2), (2, 88.8, 88.9)):
+        rows.append(_row("r56-ft", seed, f"b{seed}", f"b{seed}", base, 1.0, "baseline", 800))
+        rows.append(_row("r32-kd", seed, f"k{seed}", f"b{seed}", student, 1.6 + seed / 10, "kd", 1360))
+    single = _row("r20-kd", 0, "s0", "b0", 88.0, 2.5, "kd", 2000)
+    single.update(measured_speedup_ci_low=2.4, measured_speedup_ci_high=2.7)
+    data = figure_data(pd.DataFrame(rows + [single]))
+    points = {p["checkpoint"]: p for p in data["accuracy_vs_speedup"]}
+    assert len(data["accuracy_vs_speedup"]) == 3
+    kd = points["r32-kd"]
+    # changes +0.3, -0.2, +0.1: mean 0.0667, sd 0.2517; speedups 1.6, 1.7, 1.8: mean 1.7, sd 0.1
+    half_y, half_x = 4.303 * 0.251661 / math.sqrt(3), 4.303 * 0.1 / math.sqrt(3)
+    assert kd["seeds"] == 3 and kd["x"] == pytest.approx(1.7) and kd["y"] == pytest.approx(0.0667, abs=1e-4)
+    assert kd["y_ci"] == pytest.approx([0.066667 - half_y, 0.066667 + half_y], abs=1e-4)
+    assert kd["x_ci"] == pytest.approx([1.7 - half_x, 1.7 + half_x], abs=1e-4)
+    assert points["r20-kd"]["seeds"] == 1 and points["r20-kd"]["x_ci"] == [2.4, 2.7] and points["r20-kd"]["y_ci"] is None
+    front = pareto([(p["x"], p["y"]) for p in data["accuracy_vs_speedup"]])
+    assert any(x == pytest.approx(1.7) and y == kd["y"] for x, y in front)
