@@ -30,6 +30,46 @@ def speedup_with_ci(row):
     return f"{fmt(value)} ({fmt(low)}-{fmt(high)}{', no change' if low <= 1 <= high else ''})"
 
 
+QUIET_HALF_WIDTH = 3.0  # % of the median: what a quiet run (one thread, or an otherwise idle machine) should reach
+
+
+CI_PREFIX = {"throughput_ips": "throughput", "latency_p50_ms": "latency_p50", "latency_p95_ms": "latency_p95"}
+
+
+def half_width(row, column):
+    """Half the width of a row's 95% interval of `column`, in % of the value (NaN without an interval)."""
+    ci = CI_PREFIX[column]
+    low, high, value = row.get(f"{ci}_ci_low"), row.get(f"{ci}_ci_high"), row[column]
+    if low is None or high is None or pd.isna(low) or pd.isna(high) or not value:
+        return float("nan")
+    return 100 * (high - low) / 2 / value
+
+
+def half_width_table(df):
+    """Per runtime, precision and batch: how wide the 95% intervals of throughput and p50 latency are."""
+    df = df.assign(hw_ips=[half_width(r, "throughput_ips") for _, r in df.iterrows()],
+                   hw_p50=[half_width(r, "latency_p50_ms") for _, r in df.iterrows()])
+    if df["hw_ips"].isna().all():
+        return []
+    lines = ["", "## How sure each speed is: 95% interval half-widths (% of the value)", "",
+             "Bootstrapped over each row's timed slices (docs/benchmark.md). A half-width of at most "
+             f"{QUIET_HALF_WIDTH:g}% of the median is what a quiet run reaches; a wider one says the machine was busy.", "",
+             "| backend | precision | batch | rows | throughput: median / max half-width | p50 latency: median / max | "
+             f"rows within {QUIET_HALF_WIDTH:g}% (both) |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for (backend, precision, batch), g in df.groupby(["backend", "precision", "batch"]):
+        within = ((g["hw_ips"] <= QUIET_HALF_WIDTH) & (g["hw_p50"] <= QUIET_HALF_WIDTH)).sum()
+        lines.append(f"| {backend} | {precision} | {batch} | {len(g)} | {fmt(g['hw_ips'].median(), 1, '%')} / "
+                     f"{fmt(g['hw_ips'].max(), 1, '%')} | {fmt(g['hw_p50'].median(), 1, '%')} / "
+                     f"{fmt(g['hw_p50'].max(), 1, '%')} | {within} of {len(g)} |")
+    return lines
+
+
+def with_half_width(row, column, digits):
+    """'812 +- 1.2%': a value with its interval's half-width."""
+    hw = half_width(row, column)
+    return fmt(row[column], digits) + ("" if pd.isna(hw) else f" +- {hw:.1f}%")
+
+
 # The original study's rows (read off its figures, approximate: a desktop CPU, PyTorch 1.x, fake-quant 8-bit, accuracy
 # change against its own baseline), as the study-rows issue quotes them; ours are found in the CSV by `member`.
 ORIGINAL_STUDY = [
@@ -150,24 +190,26 @@ def summarize(df, tolerance=0.5, title="Study summary", source="the results CSV"
                      f"{fmt(r['top1_change'])} | {fmt(r['throughput_ips'], 0)} | {fmt(r['vs_eager_fp32'], 1)} |")
     lines += original_study_table(df, big)
     lines += kept_table(df[df["batch"] == big], big)
+    lines += half_width_table(df)
     lines += ["", f"## Batch {big} (throughput)", "",
               "| checkpoint | method | backend | precision | top-1 | change | MACs (M) | theoretical speedup | "
-              "measured speedup (95% CI) | measured / theoretical | img/s | x eager fp32 | compression |",
+              "measured speedup (95% CI) | measured / theoretical | img/s (95% CI half-width) | x eager fp32 | compression |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for _, r in df[df["batch"] == big].sort_values(["backend", "vs_eager_fp32"], ascending=[True, False]).iterrows():
         lines.append(f"| {r['name']} | {r['method']} | {r['backend']} | {r['precision']} | {fmt(r['top1'])} | "
                      f"{fmt(r['top1_change'])} | {fmt(r['effective_macs'] / 1e6, 1)} | {fmt(r['theoretical_speedup'])} | "
                      f"{speedup_with_ci(r)} | {fmt(r['kept_of_theoretical'])} | "
-                     f"{fmt(r['throughput_ips'], 0)} | {fmt(r['vs_eager_fp32'])} | "
+                     f"{with_half_width(r, 'throughput_ips', 0)} | {fmt(r['vs_eager_fp32'])} | "
                      f"{fmt(r['compression_ratio'], 1, 'x')} |")
     lines += ["", "## Batch 1 (latency, ms)", "",
-              "| checkpoint | method | backend | precision | p50 | p95 | p99 | p95 spread | measured speedup (95% CI) | "
+              "| checkpoint | method | backend | precision | p50 (95% CI half-width) | p95 (half-width) | p99 | "
+              "measured speedup (95% CI) | "
               "measured / theoretical |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for _, r in df[df["batch"] == 1].sort_values(["backend", "latency_p50_ms"]).iterrows():
-        lines.append(f"| {r['name']} | {r['method']} | {r['backend']} | {r['precision']} | {fmt(r['latency_p50_ms'], 3)} | "
-                     f"{fmt(r['latency_p95_ms'], 3)} | {fmt(r['latency_p99_ms'], 3)} | "
-                     f"{fmt(100 * r.get('latency_p95_spread', float('nan')), 1, '%')} | {speedup_with_ci(r)} | "
+        lines.append(f"| {r['name']} | {r['method']} | {r['backend']} | {r['precision']} | "
+                     f"{with_half_width(r, 'latency_p50_ms', 3)} | {with_half_width(r, 'latency_p95_ms', 3)} | "
+                     f"{fmt(r['latency_p99_ms'], 3)} | {speedup_with_ci(r)} | "
                      f"{fmt(r['kept_of_theoretical'])} |")
     return "\n".join(lines) + "\n"
 
