@@ -263,8 +263,11 @@ def fit(model, train_batches, test_batches, cfg, *, spec, meta, loss_fn=None, af
                            "extra": extra.state_dict() if extra is not None else {}}
             save_checkpoint(run.last, spec, model.state_dict(), meta, train_state=train_state)
         if rank == 0:
-            print(f"{desc} epoch {epoch + 1}/{epochs}: train loss {metrics['train_loss']:.4f} "
-                  f"acc {metrics['train_acc']:.2f} | test acc {test_acc:.2f} | {metrics['images_per_s']:.0f} img/s")
+            # a loss without logits (FitNets' hint stage) has no accuracy to show, a run without test data no test acc
+            print(f"{desc} epoch {epoch + 1}/{epochs}: train loss {metrics['train_loss']:.4f}"
+                  + (f" acc {metrics['train_acc']:.2f}" if logits is not None else "")
+                  + (f" | test acc {test_acc:.2f}" if test_batches is not None else "")
+                  + f" | {metrics['images_per_s']:.0f} img/s")
     if not metrics:  # resumed a run that had already finished
         test_acc, test_loss = evaluate(model, test_batches, device, eval_amp) if test_batches is not None else (float("nan"),) * 2
         metrics = {"epoch": epochs, "test_acc": test_acc, "test_loss": test_loss}
