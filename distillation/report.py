@@ -36,12 +36,12 @@ def details_of(e):
     return "plain cross-entropy"
 
 
-def schedule_of(e):
+def schedule_of(e, with_seed=True):
     r = e.recipe
     init = e.info.get("student_init", "")
     return (f"init {os.path.basename(init) if init.endswith('.pt') else 'random (seed)'}; {r.get('subset') or 'all'} "
             f"imgs x {r.get('epochs')} ep, bs {r.get('batch_size')}, lr {r.get('lr')} {r.get('schedule')}, "
-            f"wd {r.get('weight_decay')}, seed {r.get('seed')}")
+            f"wd {r.get('weight_decay')}" + (f", seed {r.get('seed')}" if with_seed else ""))
 
 
 def measured_speedups(path, batch):
@@ -82,7 +82,7 @@ def seed_sections(rows):
         first = next(iter(groups[(method, details, config)].values()))
         diffs = paired(by_seed, twins[config]) if method != "no-teacher" and config in twins else []
         table.append({"method": method, "student": first["student"], "details": details,
-                      "schedule": first["schedule"].rsplit(", seed", 1)[0], "seeds": ", ".join(map(str, sorted(by_seed))),
+                      "schedule": first["_schedule_of_seeds"], "seeds": ", ".join(map(str, sorted(by_seed))),
                       "top1": pm(list(by_seed.values())), "gain": interval_cells(diffs)})
     table.sort(key=lambda r: (r["student"], r["schedule"], METHOD_ORDER[r["method"]]))
     lines = ["## Over seeds", "",
@@ -134,6 +134,7 @@ def main(argv=None):
         rows.append({"method": role, "student": e.spec.get("name", ""), "_key": key,
                      "details": details_of(e) if e is not teacher else "",
                      "schedule": schedule_of(e) if e is not teacher else "the teacher",
+                     "_schedule_of_seeds": schedule_of(e, with_seed=False) if e is not teacher else "",
                      "train_data": e.meta.get("data", {}).get("train", ""), "test_data": e.test_data,
                      "top1": e.top1, "params": e.metrics["params"],
                      "macs_speedup": teacher.metrics["macs"] / e.metrics["macs"], "measured_speedup": s,
@@ -160,7 +161,7 @@ def main(argv=None):
              f"{'; '.join(sorted({r['train_data'] for r in rows} - {''}))}. Reference: {REFERENCE_LABEL} (its FitNet is "
              "the single-stage variant). MACs speedup = teacher MACs / student MACs; measured speedup = over the "
              "student's baseline on its fastest runtime in the benchmark CSV."]
-    csv_rows = [{k: v for k, v in r.items() if k != "_key"} for r in rows]
+    csv_rows = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
     over_seeds = seed_sections(rows)
     write_report(args.out, "Knowledge distillation and FitNets", intro, columns, rows, csv_rows=csv_rows,
                  notes=["\n".join(over_seeds)] if over_seeds else (), inputs=report_inputs(args))
