@@ -75,8 +75,12 @@ class FisherPruner:
             if i == 0:
                 self.seen += z.shape[0]
 
+            # The hook keeps a detached view, not z: z owns the hook, and a closure over z is a cycle through
+            # autograd's C++ graph that Python's collector cannot see, so every batch's activations would stay alive.
+            a = z.detach()
+
             def grad_hook(g):
-                s = (z.detach().float() * g.float()).sum((2, 3))  # sum_ij a g, per image and map
+                s = (a.float() * g.float()).sum((2, 3))  # sum_ij a g, per image and map
                 self.sums[i] += (s * s).sum(0).double().cpu()
             z.register_hook(grad_hook)
         return hook
