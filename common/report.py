@@ -85,6 +85,30 @@ def benchmark_speedups(path, batch):
     return found
 
 
+def machine_context(df):
+    """Where the numbers of `df` were measured: CPU (with its speed-deciding instruction sets), threads, versions."""
+    def values(column):
+        return ", ".join(sorted({str(v) for v in df[column].dropna()})) if column in df.columns else ""
+    text = f"{values('device')}: {values('cpu')}"
+    if values("cpu_features"):
+        text += f" [{values('cpu_features')}]"
+    text += f", {values('threads')} threads; torch {values('torch')}, onnxruntime {values('onnxruntime')}"
+    if values("openvino"):
+        text += f", openvino {values('openvino')}, nncf {values('nncf')}, torchao {values('torchao')}"
+    return text
+
+
+def benchmark_machine(path):
+    """machine_context of a benchmark CSV's rows, for a report whose speed columns come from it; "" without a path."""
+    if not path:
+        return ""
+    import pandas as pd
+    try:
+        return machine_context(pd.read_csv(path))
+    except (KeyError, ValueError, pd.errors.ParserError) as e:
+        raise UserError(f"{path}: not a benchmark results CSV ({type(e).__name__}: {str(e)[:80]})") from None
+
+
 def markdown_table(columns, rows):
     """Pipe-table lines; columns = [(header, function of a row -> cell text)]."""
     lines = ["| " + " | ".join(h for h, _ in columns) + " |", "|" + "---|" * len(columns)]

@@ -11,8 +11,8 @@ import os
 
 from common import cli
 from common.errors import run_cli
-from common.report import (benchmark_speedups, entries, fmt, generated_by, markdown_table, report_inputs, shown,
-                           write_report)
+from common.report import (benchmark_machine, benchmark_speedups, entries, fmt, generated_by, markdown_table,
+                           report_inputs, shown, write_report)
 from common.stats import MIN_SEEDS_FOR_A_CLAIM, paired_interval, pm, verdict
 
 # Knowledge-Distillation-Zoo (AberHu), CIFAR-10, ResNet-110 teacher -> ResNet-20 student, 200 epochs, original
@@ -160,7 +160,9 @@ def main(argv=None):
              f"Top-1 (%) on {data or 'the data each checkpoint records'}; students trained on "
              f"{'; '.join(sorted({r['train_data'] for r in rows} - {''}))}. Reference: {REFERENCE_LABEL} (its FitNet is "
              "the single-stage variant). MACs speedup = teacher MACs / student MACs; measured speedup = over the "
-             "student's baseline on its fastest runtime in the benchmark CSV."]
+             "student's baseline on its fastest runtime in the benchmark CSV" +
+             (f", measured on {benchmark_machine(args.benchmark)}; speeds hold for that CPU only." if args.benchmark
+              else " (no --benchmark given).")]
     csv_rows = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
     over_seeds = seed_sections(rows)
     write_report(args.out, "Knowledge distillation and FitNets", intro, columns, rows, csv_rows=csv_rows,

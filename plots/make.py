@@ -23,6 +23,7 @@ import pandas as pd  # noqa: E402
 
 from common.errors import UserError, parser, run_cli  # noqa: E402
 from common.outputs import atomic_write, atomic_write_text  # noqa: E402
+from common.report import machine_context  # noqa: E402
 from common.stats import paired_interval  # noqa: E402
 
 BACKEND_COLOURS = {"eager": "tab:blue", "compile": "tab:green", "onnx": "tab:orange", "openvino": "tab:purple"}
@@ -161,19 +162,6 @@ def figure_data(df):
             data["latency_batch1"].append(dict(common, **{q: mean(f"latency_{q}_ms") for q in ("p50", "p90", "p95", "p99")},
                                                p50_ci=cis["p50"], p95_ci=cis["p95"]))
     return data
-
-
-def machine_context(df):
-    """Where the numbers of `df` were measured: CPU (with its speed-deciding instruction sets), threads, versions."""
-    def values(column):
-        return ", ".join(sorted({str(v) for v in df[column].dropna()})) if column in df.columns else ""
-    text = f"{values('device')}: {values('cpu')}"
-    if values("cpu_features"):
-        text += f" [{values('cpu_features')}]"
-    text += f", {values('threads')} threads; torch {values('torch')}, onnxruntime {values('onnxruntime')}"
-    if values("openvino"):
-        text += f", openvino {values('openvino')}, nncf {values('nncf')}, torchao {values('torchao')}"
-    return text
 
 
 def _context(df):

@@ -11,8 +11,11 @@ Fisher's widths are whatever saliency picks unless it ran with --round-to 16.
 """
 from common import cli
 from common.errors import UserError, run_cli
+from common.metrics import count_macs
 from common.checkpoint import describe_recipe
-from common.report import benchmark_speedups, entries, fmt, generated_by, report_inputs, shown, write_report
+from common.report import (benchmark_machine, benchmark_speedups, entries, fmt, generated_by, report_inputs, shown,
+                           write_report)
+from models import build_model
 
 
 BUDGET_KEYS = ("epochs", "lr", "schedule", "weight_decay", "subset", "batch_size", "seed")
@@ -26,6 +29,11 @@ def stage_widths(spec):
         at += n
         parts.append(f"{min(stage)}-{max(stage)}" if min(stage) != max(stage) else str(stage[0]))
     return " / ".join(parts)
+
+
+def macs_of(entry):
+    """The MACs its metadata records, or counted from its spec (a checkpoint written without metrics)."""
+    return entry.metrics.get("macs") or count_macs(build_model(entry.spec))[0]
 
 
 def main(argv=None):
@@ -45,14 +53,14 @@ def main(argv=None):
     speed = {sha: {f"{b} {p}": s for b, p, s, _ in found} for sha, found in
              benchmark_speedups(args.benchmark, args.speed_batch).items()}
     runtimes = sorted({k for e in found for k in speed.get(e.sha256, {})})
-    rows = []
+    rows, base_macs = [], macs_of(base)
     for e in found:
         rows.append({"checkpoint": shown(e.path), "method": e.method,
                      "settings": (f"target {e.info.get('target_macs'):g}, round to {e.info.get('round_to', 1)}"
                                   if e.method == "fisher" else e.meta.get("lineage", {}).get("parent", "").rsplit("/", 1)[-1]),
-                     "macs_kept": e.metrics["macs"] / base.metrics["macs"], "widths": stage_widths(e.spec),
+                     "macs_kept": macs_of(e) / base_macs, "widths": stage_widths(e.spec),
                      "x16_blocks": sum(m % 16 == 0 for m in e.spec["mids"]), "blocks": len(e.spec["mids"]),
-                     "top1": e.top1, "change": e.top1 - base.top1 if e.top1 is not None else None,
+                     "top1": e.top1, "change": e.top1 - base.top1 if None not in (e.top1, base.top1) else None,
                      "test_data": e.test_data,
                      **{f"speedup {k}": speed.get(e.sha256, {}).get(k) for k in runtimes}})
     rows.sort(key=lambda r: (-round(r["macs_kept"], 2), r["method"], r["checkpoint"]))
@@ -70,7 +78,8 @@ def main(argv=None):
              f"Fine-tune: {'; '.join(recipes)}" + (" (the budgets differ: compare rows of one budget only)."
                                                    if len(budgets) > 1 else ".") +
              f" Measured speedup at batch {args.speed_batch} over the baseline on the same runtime"
-             + (f", from `{shown(args.benchmark)}`." if args.benchmark else " (no --benchmark given).")]
+             + (f", from `{shown(args.benchmark)}`, measured on {benchmark_machine(args.benchmark)}; speeds hold for "
+                "that CPU only." if args.benchmark else " (no --benchmark given).")]
     csv_rows = [dict(r) for r in rows]
     write_report(args.out, "Fisher pruning vs L1 filter pruning at equal MAC cuts", intro, columns, rows,
                  csv_rows=csv_rows, inputs=report_inputs(args))

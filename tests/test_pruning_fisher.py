@@ -125,3 +125,16 @@ def test_cli_prunes_to_the_target_and_writes_a_smaller_model(tmp_path, capsys):
         err = capsys.readouterr().err
         assert e.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.pt").exists()
+    # the table: the pruned row with its speedup from a benchmark CSV, whose CPU the text names
+    import pandas as pd
+    from common.checkpoint import file_sha256
+    from pruning_fisher import report
+    bench = tmp_path / "bench.csv"
+    machine = {"device": "cpu", "cpu": "Some CPU", "cpu_features": "avx2 avx512_vnni", "threads": 2, "torch": "2.x",
+               "onnxruntime": "1.x", "openvino": "", "nncf": "", "torchao": ""}
+    pd.DataFrame([{"checkpoint_sha256": file_sha256(out), "batch": 64, "backend": "onnx", "precision": "fp32",
+                   "measured_speedup": 1.25, "throughput_ips": 1000.0, **machine}]).to_csv(bench, index=False)
+    report.main([str(out), "--baseline", str(src), "--benchmark", str(bench), "--out", str(tmp_path / "table")])
+    text = (tmp_path / "table.md").read_text()
+    assert "| 1.25 |" in text and "speedup onnx fp32" in text and "Some CPU [avx2 avx512_vnni], 2 threads" in text
+    assert pd.read_csv(tmp_path / "table.csv")["speedup onnx fp32"].tolist() == [1.25]
