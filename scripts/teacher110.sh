@@ -7,9 +7,8 @@
 #   EPOCHS=60 bash scripts/teacher110.sh      # on a GPU machine (DEVICE=auto picks CUDA)
 # Every step resumes a killed run (--resume from its run folder), so the 30 epochs may span several sessions on one
 # machine: ResNet-110 trains at ~230 img/s in bf16 on the 2-core AMX Xeon (~130 in fp32), ~4 min an epoch, so 30
-# epochs take ~2 h and the fp32 fine-tunes, KD and benchmark after them ~50 min more. Env: EPOCHS, FT_EPOCHS (fine-tune budget, default 2), OUT (default
-# runs/r110), QUICK (runs/study-quick: the published ResNet-20 and the ResNet-56 teacher of the 2-epoch set in
-# runs/ft-e2), DEVICE, THREADS, UNTIL=train, RESULTS (default OUT/results; PUBLISH=1: results/).
+# epochs take ~2 h and the bf16 fine-tunes, fp32 KD and benchmark after them ~35 min more. Env: EPOCHS, FT_EPOCHS
+# (fine-tune budget, default 2), OUT (default runs/r110), QUICK (runs/study-quick: the published ResNet-20), DEVICE, THREADS, UNTIL=train, RESULTS (default OUT/results; PUBLISH=1: results/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh  # DATA, THREADS, step, need, results_dir
@@ -29,13 +28,18 @@ BF16=$(python -c 'from common.machine import cpu_has_native_bf16 as b; print("--
 step "$OUT/r110.pt" python -m models.train resnet110 --recipe scratch --epochs "$EPOCHS" --schedule cosine $BF16 \
   "${RUN[@]}" --out "$OUT/r110.pt"
 FT=(--recipe quick --epochs "$FT_EPOCHS" "${RUN[@]}")
-step "$OUT/r110-ft.pt" python -m models.train "$OUT/r110.pt" "${FT[@]}" --out "$OUT/r110-ft.pt"
+# The ResNet-110's own fine-tune and its pruned models' share one budget and precision: bf16 like its training
+# (1.8x faster here); what they are compared with is each other, not the fp32 ResNet-56 set.
+# shellcheck disable=SC2086
+step "$OUT/r110-ft.pt" python -m models.train "$OUT/r110.pt" "${FT[@]}" $BF16 --out "$OUT/r110-ft.pt"
 for v in A B; do
   step "$OUT/r110-$v.pt" python -m pruning_l1.prune "$OUT/r110.pt" --variant $v --out "$OUT/r110-$v.pt"
-  step "$OUT/r110-$v-ft.pt" python -m pruning_l1.finetune "$OUT/r110-$v.pt" "${FT[@]}" --baseline "$OUT/r110-ft.pt" \
-    --out "$OUT/r110-$v-ft.pt"
+  # shellcheck disable=SC2086
+  step "$OUT/r110-$v-ft.pt" python -m pruning_l1.finetune "$OUT/r110-$v.pt" "${FT[@]}" $BF16 \
+    --baseline "$OUT/r110-ft.pt" --out "$OUT/r110-$v-ft.pt"
 done
-# KD into the published ResNet-20 from each teacher, the student schedule of scripts/equal_finetune.sh's item kd.
+# KD into the published ResNet-20 from each teacher, the student schedule of scripts/equal_finetune.sh's item kd
+# (fp32, as that item is), so the two teachers' students differ only in their teacher.
 step "$OUT/r20-kd-r110.pt" python -m distillation.train "$QUICK/base/r20.pt" --teacher "$OUT/r110-ft.pt" \
   --temperature 4 --alpha 0.5 "${FT[@]}" --out "$OUT/r20-kd-r110.pt"
 [ "${UNTIL:-}" = train ] && { echo "teacher110.sh: trained; stopping before the benchmark (UNTIL=train)"; exit 0; }
