@@ -85,29 +85,43 @@ ORIGINAL_STUDY = [
 STUDENTS = ("kd", "fitnets", "fitnets-1stage")
 
 
-def original_study_table(df, batch):
-    """The original study's row per method next to ours: per method, our most accurate checkpoint (per runtime, so
-    each int8 engine gets its own) with its measured speedup on every runtime it ran on."""
+def original_study_picks(df, batch):
+    """Per original-study method: (name, its speedup, its change, our picks), a pick being (row, {(backend,
+    precision): that checkpoint's row there}) for our most accurate checkpoint of `df` (per runtime, so each int8
+    engine gets its own); no picks where `df` has no such row. `df` carries the summary's columns (top1_change, name)."""
     df = df[df["batch"] == batch]
-    columns = sorted(set(zip(df["backend"], df["precision"])))
+    out = []
+    for name, speed, change, member in ORIGINAL_STUDY:
+        rows = df[[bool(member(r)) for _, r in df.iterrows()]] if len(df) else df
+        picked = list(dict.fromkeys(rows.sort_values("top1", ascending=False).groupby("backend").head(1)["checkpoint_sha256"]))
+        picks = []
+        for sha in picked:
+            mine = rows[rows["checkpoint_sha256"] == sha]
+            picks.append((mine.iloc[0], {(b, p): g.iloc[0] for (b, p), g in mine.groupby(["backend", "precision"])}))
+        out.append((name, speed, change, picks))
+    return out
+
+
+ORIGINAL_NOTE = ("Original: approximate values read off the original study's figures (desktop CPU, PyTorch 1.x, "
+                 "fake-quant 8-bit, change against its own baseline).")
+
+
+def original_study_table(df, batch):
+    """The original study's row per method next to ours, from one CSV: original_study_picks as a table."""
+    at_batch = df[df["batch"] == batch]
+    columns = sorted(set(zip(at_batch["backend"], at_batch["precision"])))
     lines = ["", f"## The original study next to ours (batch {batch})", "",
-             "Original: approximate values read off the original study's figures (desktop CPU, PyTorch 1.x, fake-quant "
-             "8-bit, change against its own baseline). Ours: per method the most accurate checkpoint of this CSV "
+             ORIGINAL_NOTE + " Ours: per method the most accurate checkpoint of this CSV "
              "(for int8 the most accurate per runtime), its top-1 change against its baseline on the same data and "
              "its measured speedup over the baseline on each runtime and precision. Empty: not measured here.", "",
              "| method | original speedup | original change | ours | our change | " +
              " | ".join(f"{b} {p}" for b, p in columns) + " |",
              "| --- | --- | --- | --- | --- | " + " | ".join("---" for _ in columns) + " |"]
-    for name, speed, change, member in ORIGINAL_STUDY:
-        rows = df[[bool(member(r)) for _, r in df.iterrows()]] if len(df) else df
-        picked = list(dict.fromkeys(rows.sort_values("top1", ascending=False).groupby("backend").head(1)["checkpoint_sha256"]))
-        if not picked:
+    for name, speed, change, picks in original_study_picks(df, batch):
+        if not picks:
             lines.append(f"| {name} | {speed:.2f} | {change:+.1f} | not in this CSV | | " + " | ".join("" for _ in columns) + " |")
-        for sha in picked:
-            mine = rows[rows["checkpoint_sha256"] == sha]
-            first = mine.iloc[0]
-            cells = [fmt(mine[(mine["backend"] == b) & (mine["precision"] == p)]["measured_speedup"].max())
-                     for b, p in columns]
+        for first, speedups in picks:
+            cells = [fmt(speedups[c]["measured_speedup"]) if c in speedups else "" for c in columns]
             lines.append(f"| {name} | {speed:.2f} | {change:+.1f} | {first['name']} | {fmt(first['top1_change'])} | " +
                          " | ".join(cells) + " |")
     return lines
