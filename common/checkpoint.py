@@ -37,7 +37,7 @@ FORMAT = "cifar-compress/2"
 FORMAT_V1 = "cifar-compress/1"
 # The training a checkpoint records; a report compares recipes by these keys only.
 RECIPE_KEYS = ("recipe", "epochs", "lr", "schedule", "weight_decay", "momentum", "batch_size", "subset", "seed",
-               "cpu_bf16", "teacher", "temperature", "alpha", "steps")
+               "cpu_bf16", "warmup_steps", "teacher", "temperature", "alpha", "steps")
 
 
 class CheckpointError(UserError):
@@ -105,6 +105,7 @@ def describe_recipe(meta):
             f"seed {r.get('seed')}")
     steps = r.get("steps") or 1
     text += f", {steps} gradual pruning steps" if steps > 1 else ""
+    text += f", first {r['warmup_steps']} iterations at lr/10" if r.get("warmup_steps") else ""
     return text + (", bf16 autocast on CPU" if r.get("cpu_bf16") else "")
 
 

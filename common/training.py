@@ -58,6 +58,12 @@ def lr_at(schedule, base_lr, progress):
     raise UserError(f"unknown schedule {schedule!r} (choose from {', '.join(SCHEDULES)})")
 
 
+def step_lr(cfg, epoch, i, steps):
+    """The learning rate of iteration i of `steps` in `epoch`: the schedule, at a tenth during the warm-up."""
+    warm = epoch * steps + i < cfg.warmup_steps
+    return lr_at(cfg.schedule, cfg.lr, (epoch + i / steps) / cfg.epochs) * (0.1 if warm else 1.0)
+
+
 def cross_entropy_loss(model, images, labels):
     logits = model(images)
     return F.cross_entropy(logits, labels), logits
@@ -170,6 +176,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     nesterov: bool = False
+    warmup_steps: int = 0  # the first N iterations at lr/10 (He et al.'s ResNet-110 start)
     device: torch.device = torch.device("cpu")
     amp: bool = False
     run_dir: str = None   # resumable state (last.pt) and log.csv; None = nothing written
@@ -232,7 +239,7 @@ def fit(model, train_batches, test_batches, cfg, *, spec, meta, loss_fn=None, af
         for i, (images, labels) in enumerate(bar):
             images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(schedule, lr, (epoch + i / steps) / epochs)
+                group["lr"] = step_lr(cfg, epoch, i, steps)
             with autocast(device, amp):
                 loss, logits = loss_fn(net, images, labels)
             optimizer.zero_grad(set_to_none=True)

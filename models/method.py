@@ -170,7 +170,8 @@ def load_input(args, method):
 
 def recipe_of(args):
     return {"recipe": args.recipe or args.default_recipe, **{k: getattr(args, k, None) for k in (
-        "epochs", "lr", "schedule", "weight_decay", "momentum", "batch_size", "subset", "seed", "cpu_bf16")}}
+        "epochs", "lr", "schedule", "weight_decay", "momentum", "batch_size", "subset", "seed", "cpu_bf16",
+        "warmup_steps")}}
 
 
 def run(method, description, argv=None):
@@ -206,7 +207,7 @@ def run(method, description, argv=None):
     if args.trains:
         ctx.recipe = dict(recipe_of(args), **ctx.recipe)
         cfg = TrainConfig(epochs=args.epochs, lr=args.lr, schedule=args.schedule, momentum=args.momentum,
-                          weight_decay=args.weight_decay, device=device, amp=args.amp, run_dir=args.run_dir,
+                          weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, device=device, amp=args.amp, run_dir=args.run_dir,
                           resume=args.resume, rank=rank, world=world, progress=args.progress)
         trained = fit(model, train_b, test_b, cfg, spec=spec, meta=meta, desc=method.name, **method.hooks(model, ctx))
     model, spec = method.after_training(model, spec, ctx, info)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from common.checkpoint import CheckpointError, load_checkpoint, make_meta, save_checkpoint
 from common.data import DataError, augment, load_cifar10, synthetic_cifar
 from common.metrics import count_macs, count_params
-from common.training import lr_at
+from common.training import TrainConfig, lr_at, step_lr
 from models import build_model, load_model, make_spec
 from models.convert import convert
 from models.resnet import ShortcutA, conv_layer_ids
@@ -260,6 +260,16 @@ def test_lr_schedules():
     assert lr_at("step", 0.1, 0.49) == 0.1 and lr_at("step", 0.1, 0.5) == pytest.approx(0.01)
     assert lr_at("step", 0.1, 0.75) == pytest.approx(0.001)
     assert lr_at("cosine", 0.1, 0.5) == pytest.approx(0.05) and lr_at("constant", 0.1, 0.9) == 0.1
+
+
+def test_warmup_runs_the_first_iterations_at_a_tenth_of_the_schedule():
+    cfg = TrainConfig(epochs=2, lr=0.1, schedule="constant", warmup_steps=12)  # 10 steps an epoch: 1.2 epochs
+    lrs = [step_lr(cfg, epoch, i, 10) for epoch in range(2) for i in range(10)]
+    assert lrs[:12] == [pytest.approx(0.01)] * 12 and lrs[12:] == [0.1] * 8
+    cosine = TrainConfig(epochs=1, lr=0.1, schedule="cosine", warmup_steps=2)
+    assert step_lr(cosine, 0, 1, 4) == pytest.approx(0.1 * lr_at("cosine", 0.1, 0.25))
+    assert step_lr(cosine, 0, 2, 4) == pytest.approx(lr_at("cosine", 0.1, 0.5))
+    assert step_lr(TrainConfig(epochs=1, lr=0.1, schedule="step"), 0, 0, 4) == 0.1  # no warm-up by default
 
 
 def test_training_learns_synthetic_data(tmp_path):
