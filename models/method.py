@@ -207,8 +207,8 @@ def run(method, description, argv=None):
     if args.trains:
         ctx.recipe = dict(recipe_of(args), **ctx.recipe)
         cfg = TrainConfig(epochs=args.epochs, lr=args.lr, schedule=args.schedule, momentum=args.momentum,
-                          weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, device=device, amp=args.amp, run_dir=args.run_dir,
-                          resume=args.resume, rank=rank, world=world, progress=args.progress)
+                          weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, device=device, amp=args.amp,
+                          run_dir=args.run_dir, resume=args.resume, rank=rank, world=world, progress=args.progress)
         trained = fit(model, train_b, test_b, cfg, spec=spec, meta=meta, desc=method.name, **method.hooks(model, ctx))
     model, spec = method.after_training(model, spec, ctx, info)
     if rank != 0:

@@ -10,16 +10,15 @@ Their speedups compare with each other only when that CPU is the same.
 
 from common.errors import parser, run_cli
 from common.outputs import atomic_write_text, check_output
-from plots.make import label, load, machine_context, with_baseline_columns
-from plots.summary import ORIGINAL_NOTE, fmt, original_study_picks, speedup_with_ci
+from plots.make import load, machine_context
+from plots.summary import ORIGINAL_NOTE, fmt, original_study_picks, speedup_with_ci, with_summary_columns
 
 
 def gather(paths, batch):
     """[(path, machine text, original_study_picks)] per CSV."""
     out = []
     for path in paths:
-        df = with_baseline_columns(load(path))
-        df["name"] = [label(r) for _, r in df.iterrows()]
+        df = with_summary_columns(load(path))
         out.append((path, machine_context(df), original_study_picks(df, batch)))
     return out
 

@@ -155,9 +155,15 @@ def kept_table(df, batch):
     return lines
 
 
-def summarize(df, tolerance=0.5, title="Study summary", source="the results CSV"):
+def with_summary_columns(df):
+    """The columns every summary table reads: top-1 change and compression against the baseline, the row's name."""
     df = with_baseline_columns(df)
     df["name"] = [label(r) for _, r in df.iterrows()]
+    return df
+
+
+def summarize(df, tolerance=0.5, title="Study summary", source="the results CSV"):
+    df = with_summary_columns(df)
     big = int(df["batch"].max())
     base = df[(df["checkpoint_sha256"] == df["baseline_sha256"])]
     eager = base[(base["backend"] == "eager") & (base["precision"] == "fp32") & (base["batch"] == big)]
