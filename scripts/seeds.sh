@@ -4,18 +4,51 @@
 # its own baseline, then the tables of mean +- sd with paired 95% intervals (python -m plots.seeds).
 #   bash scripts/seeds.sh                      # seeds 0 1 2, ~1.5 h of training per seed on this 2-core CPU
 #   SEEDS="1 2" UNTIL=train bash scripts/seeds.sh &    # train now in the background; --resume picks up a killed run
-# Env: SEEDS, EPOCHS (default 2), ITEMS (default below), UNTIL=train (stop before the benchmark), RESULTS (folder of
-# benchmark_e2_seeds.csv and seeds_e2.md; default runs/seeds/results, PUBLISH=1: results/), THREADS.
+#   PARALLEL=1 THREADS=1 UNTIL=train bash scripts/seeds.sh   # on a GPU: every seed, and each seed's independent
+#                                              # items, in processes side by side (int8 after its seed's models)
+# Env: SEEDS, EPOCHS (default 2), ITEMS (default below), UNTIL=train (stop before the benchmark), PARALLEL=1 (above),
+# RESULTS (folder of benchmark_e2_seeds.csv and seeds_e2.md; default runs/seeds/results, PUBLISH=1: results/), THREADS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh  # DATA, THREADS, step, results_dir
 SEEDS=${SEEDS:-0 1 2}
 EPOCHS=${EPOCHS:-2}
 ITEMS=${ITEMS:-base l1b l1r16 lowrank w90kd kd kd32 nt nt32 fitnets int8}
-for s in $SEEDS; do
-  echo "== seed $s"
-  SEED=$s ONLY="$ITEMS" bash scripts/equal_finetune.sh "$EPOCHS"
-done
+run_items() {  # run_items SEED "ITEMS": equal_finetune.sh's items for one seed, each line tagged with both
+  SEED=$1 ONLY=$2 bash scripts/equal_finetune.sh "$EPOCHS" 2>&1 | sed -u "s/^/[seed $1 $2] /"
+}
+wait_all() {  # wait_all PID...: wait for every job, fail if any failed (a bare `wait` forgets their exit codes)
+  local failed=0
+  for pid in "$@"; do wait "$pid" || failed=1; done
+  return $failed
+}
+train_seed() {  # train_seed SEED: its items in order, or with PARALLEL=1 its independent chains side by side
+  local s=$1 students="" others="" pids=()
+  if [ "${PARALLEL:-}" != 1 ]; then run_items "$s" "$ITEMS"; return; fi
+  for item in $ITEMS; do
+    case $item in
+      base|int8) ;;
+      kd|kd32|nt|nt32|fitnets) students+=" $item" ;;  # they learn from item base's fine-tuned ResNet-56
+      *) others+=" $item" ;;
+    esac
+  done
+  (
+    if [[ " $ITEMS " == *" base "* ]]; then run_items "$s" base; fi
+    student_pids=()
+    for item in $students; do run_items "$s" "$item" & student_pids+=($!); done
+    wait_all "${student_pids[@]}"
+  ) & pids+=($!)
+  for item in $others; do run_items "$s" "$item" & pids+=($!); done
+  wait_all "${pids[@]}"
+  if [[ " $ITEMS " == *" int8 "* ]]; then run_items "$s" int8; fi  # quantises base, kd, kd32 and lowrank
+}
+if [ "${PARALLEL:-}" = 1 ]; then  # a GPU runs these small models launch-bound: many processes keep it busy
+  pids=()
+  for s in $SEEDS; do train_seed "$s" & pids+=($!); done
+  wait_all "${pids[@]}"
+else
+  for s in $SEEDS; do echo "== seed $s"; train_seed "$s"; done
+fi
 [ "${UNTIL:-}" = train ] && { echo "seeds.sh: trained seeds $SEEDS; stopping before the benchmark (UNTIL=train)"; exit 0; }
 RESULTS=${RESULTS:-$(results_dir runs/seeds)}
 mkdir -p "$RESULTS"
