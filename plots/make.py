@@ -192,8 +192,7 @@ def _scatter_by(ax, points, xkey="x", ykey="y"):
                    edgecolors=edge, linewidths=1.0 if edge else None,
                    label=f"{p['method']} / {p['backend']} {p['precision']}" if key not in seen else None)
         seen.add(key)
-        bars = {axis: [[p[k] - p[f"{k}_ci"][0]], [p[f"{k}_ci"][1] - p[k]]] if p.get(f"{k}_ci") else None
-                for axis, k in (("xerr", xkey), ("yerr", ykey))}
+        bars = {axis: _bars([p], k) for axis, k in (("xerr", xkey), ("yerr", ykey))}
         if bars["xerr"] or bars["yerr"]:  # the 95% interval (over seeds, or the benchmark's over slices)
             ax.errorbar(p[xkey], p[ykey], **bars, fmt="none", ecolor=BACKEND_COLOURS.get(p["backend"], "grey"),
                         elinewidth=0.7, capsize=1.5, alpha=0.6)
@@ -272,11 +271,13 @@ def plot_theoretical_vs_measured(data, context, out, note=""):
 
 
 def _bars(points, key):
-    """xerr of `key`'s 95% intervals (zero where a point has none), or None when no point has one."""
+    """xerr of `key`'s 95% intervals (zero where a point has none), or None when no point has one. A bar never
+    reaches below zero: in rows measured before the benchmark pooled its point estimates, the median over repeats
+    can lie just outside the interval bootstrapped over the pooled slices."""
     if not any(p.get(f"{key}_ci") for p in points):
         return None
-    return [[p[key] - p[f"{key}_ci"][0] if p.get(f"{key}_ci") else 0 for p in points],
-            [p[f"{key}_ci"][1] - p[key] if p.get(f"{key}_ci") else 0 for p in points]]
+    return [[max(0.0, p[key] - p[f"{key}_ci"][0]) if p.get(f"{key}_ci") else 0 for p in points],
+            [max(0.0, p[f"{key}_ci"][1] - p[key]) if p.get(f"{key}_ci") else 0 for p in points]]
 
 
 def plot_latency(data, context, out, note=""):

@@ -24,7 +24,10 @@ def test_pareto_front():
 @pytest.mark.parametrize("csv_name, imgs", [("benchmark.csv", "imgs"), ("benchmark_e2.csv", "imgs/e2"),
                                            ("structured_speed.csv", "imgs/structured"),
                                            ("archive/benchmark_e2_amd_epyc.csv", "imgs/archive/e2"),
-                                           ("archive/benchmark_quick_amd_epyc.csv", "imgs/archive")])
+                                           ("archive/benchmark_quick_amd_epyc.csv", "imgs/archive"),
+                                           ("benchmark_fisher_e2.csv", "imgs/fisher_e2"),
+                                           ("benchmark_students.csv", "imgs/students"),
+                                           ("benchmark_r110.csv", "imgs/r110")])
 def test_committed_figures_are_what_plots_make_draws_from_the_committed_csv(csv_name, imgs):
     csv, folder = ROOT / "results" / csv_name, ROOT / imgs
     if not csv.exists():
@@ -34,6 +37,14 @@ def test_committed_figures_are_what_plots_make_draws_from_the_committed_csv(csv_
     for name in ("speedup_vs_compression", "accuracy_vs_speedup", "theoretical_vs_measured", "latency_batch1"):
         assert regenerated[name] == committed[name], name
         assert (folder / f"{name}.png").exists() and (folder / f"{name}.svg").exists()
+
+
+def test_error_bars_never_reach_below_zero_when_a_point_lies_outside_its_interval():
+    from plots.make import _bars
+    points = [{"p50": 0.60, "p50_ci": [0.62, 0.72]}, {"p50": 1.0, "p50_ci": [0.9, 1.2]}, {"p50": 2.0}]
+    low, high = _bars(points, "p50")
+    assert low == pytest.approx([0.0, 0.1, 0.0]) and high == pytest.approx([0.12, 0.2, 0.0])
+    assert _bars([{"p50": 1.0}], "p50") is None
 
 
 def test_smoke_study_end_to_end(tmp_path):
