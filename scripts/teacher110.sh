@@ -4,12 +4,14 @@
 # same student schedule), and Li et al.'s ResNet-110-A / -B pruned from it and fine-tuned with the budget of the
 # ResNet-110's own fine-tune. Benchmarked against that fine-tuned ResNet-110.
 #   bash scripts/teacher110.sh                 # CPU: 30 cosine epochs, bf16 autocast where the CPU has native bf16
+#   EPOCHS=14 PUBLISH=1 bash scripts/teacher110.sh   # the committed run (results/summary_r110.md, docs/results.md)
 #   EPOCHS=60 bash scripts/teacher110.sh      # on a GPU machine (DEVICE=auto picks CUDA)
 # Every step resumes a killed run (--resume from its run folder), so the 30 epochs may span several sessions on one
 # machine: ResNet-110 trains at ~230 img/s in bf16 on the 2-core AMX Xeon (~130 in fp32), ~4 min an epoch, so 30
 # epochs take ~2 h and the bf16 fine-tunes, fp32 KD and benchmark after them ~35 min more. Env: EPOCHS, FT_EPOCHS
 # (fine-tune budget, default 2), OUT (default runs/r110), QUICK (runs/study-quick: the published ResNet-20),
-# DEVICE, THREADS, UNTIL=train, RESULTS (default OUT/results; PUBLISH=1: results/).
+# DEVICE, THREADS, UNTIL=train, RESULTS (default OUT/results; PUBLISH=1: results/), IMGS (default OUT/imgs;
+# PUBLISH=1: imgs/r110).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh  # DATA, THREADS, step, need, results_dir
@@ -55,4 +57,6 @@ python -m pruning_l1.accuracy_table "$OUT"/r110-{A,B}.pt "$OUT"/r110-{A,B}-ft.pt
   --out "$RESULTS/reports/l1_accuracy_r110.md" >/dev/null
 python -m plots.summary --results "$RESULTS/benchmark_r110.csv" --out "$RESULTS/summary_r110.md" \
   --title "ResNet-110 teacher: Li et al. 110-A/B and KD into ResNet-20"
-echo "teacher110.sh done: $RESULTS/summary_r110.md"
+IMGS=${IMGS:-$([ "${PUBLISH:-}" = 1 ] && echo imgs/r110 || echo "$OUT/imgs")}
+python -m plots.make --results "$RESULTS/benchmark_r110.csv" --out "$IMGS"
+echo "teacher110.sh done: $RESULTS/summary_r110.md, figures in $IMGS/"
