@@ -51,8 +51,10 @@ def measured_speedups(path, batch):
 
 
 def without_seed(key):
-    """A twin key (architecture, init, schedule) with the seed left out: the configuration that seeds repeat."""
+    """A twin key (architecture, init, schedule) with the seed left out: the configuration that seeds repeat. The init
+    is its file name, as in plots.seeds: scripts/seeds.sh gives every seed its own folder with the same names."""
     student, init, schedule = key
+    init = os.path.basename(init) if isinstance(init, str) and init.endswith(".pt") else init
     return student, init, schedule[:SEED_AT] + schedule[SEED_AT + 1:]
 
 
@@ -100,14 +102,18 @@ def seed_sections(rows):
         if method != "fitnets":
             continue
         stage2 = details.split("then KD ", 1)[1]
-        kd = top1.get(("kd", stage2, config))
-        if kd:
+        # the KD run whose loss is FitNets' stage 2; else every KD run of the same student and schedule, named
+        kds = [(d, t) for (m, d, c), t in top1.items() if m == "kd" and c == config]
+        for kd_details, kd in [(d, t) for d, t in kds if d == stage2] or kds:
             diffs = paired(fit, kd)
-            versus.append({"student": config[0], "kd": stage2, "seeds": len(diffs), "diff": interval_cells(diffs)})
+            label = kd_details if kd_details == stage2 else f"{kd_details} (FitNets' stage 2: {stage2})"
+            versus.append({"student": config[0], "kd": label, "seeds": len(diffs), "diff": interval_cells(diffs)})
     if versus:
         lines += ["", "### FitNets (two-stage) minus KD, paired by seed", "",
                   "The students are the same network, so their latency is the same on every runtime: FitNets' "
-                  "accuracy/latency trade-off is better than KD's exactly when this difference is a gain.", ""]
+                  "accuracy/latency trade-off is better than KD's exactly when this difference is a gain. Where no "
+                  "KD run used FitNets' stage-2 loss, the KD runs of the same student and schedule stand in, named.",
+                  ""]
         lines += markdown_table([("student", lambda r: r["student"]), ("KD (and FitNets stage 2)", lambda r: r["kd"]),
                                  ("seeds", lambda r: r["seeds"]), ("FitNets - KD mean +- sd", lambda r: r["diff"][0]),
                                  ("paired 95% interval", lambda r: r["diff"][1]), ("verdict", lambda r: r["diff"][2])],

@@ -281,3 +281,41 @@ def test_report_over_seeds_pairs_each_student_with_its_twin_and_fitnets_with_kd(
     row = next(line for line in versus.splitlines() if line.startswith("| resnet1 |"))
     assert "T=4, alpha=0.9" in row and "| 3 |" in row and "0.17 +- 1.04" in row and "within noise" in row
     assert len((tmp_path / "report.csv").read_text().splitlines()) == 1 + 1 + 9  # header, teacher, every seed's row
+
+
+def test_report_groups_seeds_from_their_own_folders_and_names_a_stand_in_kd(tmp_path):
+    """scripts/seeds.sh gives each seed its own folder, so each seed's student starts from its own copy of the init
+    (another path): the seeds still form one configuration. FitNets' stage 2 (alpha 0.9) has no KD twin here (the
+    KD run used alpha 0.5): that KD run stands in, named as such."""
+    from distillation.report import main
+    spec = make_spec("resnet1")
+    state = build_model(spec).state_dict()
+    metrics = {"params": 1000, "macs": 1e6}
+    teacher = tmp_path / "teacher.pt"
+    save_checkpoint(teacher, spec, state, make_meta("baseline", metrics={**metrics, "top1": 90.0, "macs": 4e6}))
+    infos = {"no-teacher": {}, "kd": {"temperature": 4.0, "alpha": 0.5},
+             "fitnets": {"temperature": 4.0, "alpha": 0.9, "hint_layer": "layer2", "guided_layer": "layer2",
+                         "hint_epochs": 1, "hint_lr": 0.01}}
+    top1 = {"no-teacher": [60.0, 61.0, 62.0], "kd": [61.0, 62.0, 63.0], "fitnets": [61.5, 62.0, 63.5]}
+    paths = []
+    for seed in range(3):
+        folder = tmp_path / f"seed{seed}"
+        folder.mkdir()
+        for method, values in top1.items():
+            recipe = {"epochs": 2, "lr": 0.01, "schedule": "cosine", "batch_size": 128, "weight_decay": 1e-4,
+                      "subset": None, "seed": seed}
+            info = {**infos[method], "student_init": str(folder / "r1.pt")}
+            path = folder / f"{method}.pt"
+            save_checkpoint(path, spec, state, make_meta(method, method_info=info, recipe=recipe,
+                                                         metrics={**metrics, "top1": values[seed]}))
+            paths.append(str(path))
+    main(paths + ["--teacher", str(teacher), "--out", str(tmp_path / "report")])
+    over = (tmp_path / "report.md").read_text().split("## Over seeds", 1)[1]
+    rows = [line for line in over.splitlines() if line.startswith(("| kd |", "| no-teacher |", "| fitnets |"))]
+    assert len(rows) == 3 and all("| 0, 1, 2 |" in row for row in rows)  # one row per method, all three seeds
+    # KD gains 1.0 every seed: sd 0, a zero-width interval at +1.00 that excludes 0
+    assert "1.00 +- 0.00" in next(row for row in rows if row.startswith("| kd |"))
+    versus = over.split("FitNets (two-stage) minus KD", 1)[1]
+    row = next(line for line in versus.splitlines() if line.startswith("| resnet1 |"))
+    # FitNets - KD per seed: 0.5, 0.0, 0.5 -> mean 0.33, sd 0.29
+    assert "T=4, alpha=0.5 (FitNets' stage 2: T=4, alpha=0.9)" in row and "0.33 +- 0.29" in row
