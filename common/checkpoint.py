@@ -9,7 +9,8 @@
 Metadata, schema cifar-compress/2:
     method       what made the checkpoint ("baseline", "l1", "kd", ...)
     method_info  the method's own record (its settings and what it did), typed per method
-    recipe       the training it got (RECIPE_KEYS); {} for a data-free checkpoint
+    recipe       the training it got (RECIPE_KEYS: schedule, seed, and the device and autocast precision it ran
+                 in); {} for a data-free checkpoint
     lineage      parent / parent_sha256 (the checkpoint it was made from), baseline / baseline_sha256 (the reference
                  its speedups and top-1 changes are measured against), teacher / teacher_sha256 where one taught it,
                  parent_seed (the training seed behind the parent's weights, when it was trained)
@@ -37,7 +38,7 @@ FORMAT = "cifar-compress/2"
 FORMAT_V1 = "cifar-compress/1"
 # The training a checkpoint records; a report compares recipes by these keys only.
 RECIPE_KEYS = ("recipe", "epochs", "lr", "schedule", "weight_decay", "momentum", "batch_size", "subset", "seed",
-               "cpu_bf16", "warmup_steps", "teacher", "temperature", "alpha", "steps")
+               "cpu_bf16", "warmup_steps", "device", "autocast", "teacher", "temperature", "alpha", "steps")
 
 
 class CheckpointError(UserError):
@@ -106,7 +107,10 @@ def describe_recipe(meta):
     steps = r.get("steps") or 1
     text += f", {steps} gradual pruning steps" if steps > 1 else ""
     text += f", first {r['warmup_steps']} iterations at lr/10" if r.get("warmup_steps") else ""
-    return text + (", bf16 autocast on CPU" if r.get("cpu_bf16") else "")
+    if r.get("autocast"):
+        return text + f", {r['autocast']} autocast on {r.get('device') or 'cpu'}"
+    return text + (", bf16 autocast on CPU" if r.get("cpu_bf16") else "") + (
+        f", on {r['device']}" if r.get("device", "cpu") != "cpu" else "")
 
 
 # Where format /1 kept each method's own record.

@@ -69,11 +69,20 @@ def cross_entropy_loss(model, images, labels):
     return F.cross_entropy(logits, labels), logits
 
 
+def autocast_dtype(device):
+    """bf16 where the device has it, fp16 (with a GradScaler) on older GPUs."""
+    return torch.bfloat16 if device.type != "cuda" or torch.cuda.is_bf16_supported() else torch.float16
+
+
 def autocast(device, enabled):
-    """Mixed precision: bf16 where the device has it (fp16 with a GradScaler on older GPUs). Scripts enable it
-    on CUDA by default and on a CPU only with --cpu-bf16 (common.cli.setup decides)."""
-    dtype = torch.bfloat16 if device.type != "cuda" or torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast(device.type, dtype=dtype, enabled=enabled)
+    """Mixed precision in autocast_dtype. Scripts enable it on CUDA by default and on a CPU only with --cpu-bf16
+    (common.cli.setup decides)."""
+    return torch.autocast(device.type, dtype=autocast_dtype(device), enabled=enabled)
+
+
+def describe_device(device):
+    """'cpu', or 'cuda (NVIDIA H200)': where a model was trained, for its recipe."""
+    return f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else device.type
 
 
 @torch.inference_mode()

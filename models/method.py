@@ -25,7 +25,7 @@ from common.errors import UserError
 from common.kd import FrozenTeacher, add_kd_args, check_kd_args
 from common.metrics import model_metrics
 from common.outputs import check_output
-from common.training import TrainConfig, evaluate, fit
+from common.training import TrainConfig, autocast_dtype, describe_device, evaluate, fit
 from models import DEPTH_NAMES, build_model, load_model, make_spec, non_finite_tensor
 
 
@@ -168,10 +168,13 @@ def load_input(args, method):
     return model, ckpt["spec"], ckpt
 
 
-def recipe_of(args):
+def recipe_of(args, device):
+    """The training the checkpoint records, with where it ran and in which autocast precision (the same seed on
+    another device or precision is another model)."""
     return {"recipe": args.recipe or args.default_recipe, **{k: getattr(args, k, None) for k in (
         "epochs", "lr", "schedule", "weight_decay", "momentum", "batch_size", "subset", "seed", "cpu_bf16",
-        "warmup_steps")}}
+        "warmup_steps")}, "device": describe_device(device),
+        "autocast": {torch.bfloat16: "bf16", torch.float16: "fp16"}[autocast_dtype(device)] if args.amp else ""}
 
 
 def run(method, description, argv=None):
@@ -205,7 +208,7 @@ def run(method, description, argv=None):
                      lineage=lineage(args.checkpoint if parent else None, (parent or {}).get("meta"),
                                      args.baseline or ctx.baseline, ctx.teacher))
     if args.trains:
-        ctx.recipe = dict(recipe_of(args), **ctx.recipe)
+        ctx.recipe = dict(recipe_of(args, device), **ctx.recipe)
         cfg = TrainConfig(epochs=args.epochs, lr=args.lr, schedule=args.schedule, momentum=args.momentum,
                           weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, device=device, amp=args.amp,
                           run_dir=args.run_dir, resume=args.resume, rank=rank, world=world, progress=args.progress)

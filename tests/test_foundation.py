@@ -321,6 +321,7 @@ def test_cpu_bf16_training_learns(tmp_path):
     assert r.returncode == 0, r.stderr
     ckpt = torch.load(out, weights_only=True)
     assert ckpt["meta"]["metrics"]["top1"] > 30 and ckpt["meta"]["recipe"]["cpu_bf16"] is True
+    assert ckpt["meta"]["recipe"]["device"] == "cpu" and ckpt["meta"]["recipe"]["autocast"] == "bf16"
     assert all(v.dtype != torch.bfloat16 for v in ckpt["state_dict"].values())  # weights stay fp32
 
 

@@ -68,6 +68,7 @@ def test_toy_method_data_free_then_finetuned(tmp_path, base, capsys):
          "--no-progress", "--threads", "1", "--out", str(ft), "--baseline", str(base)])
     f = load_checkpoint(ft)["meta"]
     assert f["recipe"]["epochs"] == 1 and f["recipe"]["recipe"] == "quick" and f["metrics"]["epochs"] == 1
+    assert f["recipe"]["device"] == "cpu" and f["recipe"]["autocast"] == ""  # fp32 unless --cpu-bf16
     assert f["lineage"]["baseline"] == os.path.abspath(base) and f["lineage"]["parent"] == os.path.abspath(out)
     assert (tmp_path / "round-ft.pt.run" / "log.csv").exists()
     assert child_of(Entry(str(out)), [Entry(str(ft))]).path == str(ft)  # how reports pair a model with its fine-tune
