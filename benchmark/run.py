@@ -228,6 +228,11 @@ def main(argv=None):
                         "warmup": warmup_for(slice_iterations(batch)), "warmup_seconds": args.warmup_seconds,
                         "min_seconds": args.min_seconds, "repeats": len(reps), "slices": args.slices})
             row.update(repeat_statistics(reps))
+            # The estimates are the statistics of every timed slice pooled: the very statistics the intervals
+            # bootstrap over those slices, so an estimate and its interval always belong together (the median over
+            # repeats, a different statistic, could fall outside it). The repeats keep their spreads.
+            pooled = combine_slices([part for r in range(args.repeat) for part in parts[(c, batch, r)]], batch)
+            row.update({f"latency_p{q}_ms": pooled[f"p{q}"] for q in PERCENTILES}, throughput_ips=pooled["ips"])
             row.update(interval_columns(slices, batch))
             row["gflops"] = achieved_gflops(ck.metrics["macs"], row["throughput_ips"])
             row.update(env)
@@ -239,7 +244,8 @@ def main(argv=None):
 
 
 def repeat_statistics(reps):
-    """The row's latency and throughput columns from its repeats' statistics."""
+    """The row's spread columns (and medians over repeats, which the pooled estimates replace) from its repeats'
+    statistics."""
     row = {}
     for q in PERCENTILES:
         row[f"latency_p{q}_ms"], row[f"latency_p{q}_spread"] = median_spread([s[f"p{q}"] for s in reps])

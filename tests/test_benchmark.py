@@ -346,6 +346,10 @@ def test_end_to_end_rows_baselines_and_speedups(tiny, capsys):
         assert r["cpu"] == cpu_name() and r["cpu"]
         assert r["latency_p50_ms"] <= r["latency_p90_ms"] <= r["latency_p95_ms"] <= r["latency_p99_ms"]
         assert r["throughput_min_ips"] <= r["throughput_ips"] <= r["throughput_max_ips"]
+        for low, value, high in (("latency_p50_ci_low", "latency_p50_ms", "latency_p50_ci_high"),
+                                 ("latency_p95_ci_low", "latency_p95_ms", "latency_p95_ci_high"),
+                                 ("throughput_ci_low", "throughput_ips", "throughput_ci_high")):
+            assert r[low] <= r[value] <= r[high], (value, r[low], r[value], r[high])
         assert r["gflops"] == pytest.approx(2 * r["macs"] * r["throughput_ips"] / 1e9)
         assert r["theoretical_speedup"] == r["measured_speedup"] == 1.0 and r["method"] == "baseline"
         assert r["compressed_kind"] == "zlib" and 0 < r["compressed_bytes"] < r["file_bytes"]
@@ -515,6 +519,21 @@ def test_bootstrap_interval_of_two_units_is_their_range():
     cols = timing.interval_columns(same, batch=1)
     assert cols["latency_p50_ci_low"] == cols["latency_p50_ci_high"] == pytest.approx(2.0)
     assert cols["throughput_ci_low"] == cols["throughput_ci_high"] == pytest.approx(500.0)
+
+
+def test_the_row_estimate_is_the_statistic_its_interval_bootstraps():
+    # A row's p50 / p95 / throughput are those of all its slices pooled (combine_slices over every repeat), which is
+    # the bootstrapped statistic evaluated on the sample itself: a repeat-median estimate is not, and can fall outside.
+    rng = np.random.default_rng(3)
+    slices = [(rng.normal(0.010 * (1 + 0.3 * (k >= 4)), 0.001, 25).clip(0.005), 0.3) for k in range(8)]
+    for batch in (1, 64):
+        pooled = timing.combine_slices([(t, s, 0.0) for t, s in slices], batch)
+        stats = timing.slice_statistics(slices, batch)
+        everything = np.arange(len(slices))
+        assert pooled["p50"] == pytest.approx(stats["p50"](everything))
+        assert pooled["p95"] == pytest.approx(stats["p95"](everything))
+        assert pooled["ips"] == pytest.approx(stats["ips"](everything))
+        assert pooled["ips"] == pytest.approx(8 * 25 * batch / (8 * 0.3))
 
 
 def test_interval_brackets_the_estimate_and_narrows_with_more_slices():
