@@ -21,7 +21,7 @@ COLUMNS = [
     "params", "nonzero_params", "macs", "effective_macs", "dense_fp32_bytes", "file_bytes", "compressed_bytes",
     "compressed_kind", "data", "test_images", "top1",
     "backend", "runtime_config", "device", "precision", "batch", "mode", "iterations", "warmup", "warmup_seconds", "min_seconds",
-    "repeats", "slices", "latency_p50_ms", "latency_p50_spread", "latency_p90_ms", "latency_p90_spread",
+    "repeats", "slices", "estimate", "latency_p50_ms", "latency_p50_spread", "latency_p90_ms", "latency_p90_spread",
     "latency_p95_ms", "latency_p95_spread", "latency_p95_repeats_ms", "latency_p99_ms", "latency_p99_spread",
     "throughput_ips", "throughput_spread", "throughput_min_ips", "throughput_max_ips", "throughput_repeats_ips",
     "latency_p50_ci_low", "latency_p50_ci_high", "latency_p95_ci_low", "latency_p95_ci_high",

@@ -232,7 +232,8 @@ def main(argv=None):
             # bootstrap over those slices, so an estimate and its interval always belong together (the median over
             # repeats, a different statistic, could fall outside it). The repeats keep their spreads.
             pooled = combine_slices([part for r in range(args.repeat) for part in parts[(c, batch, r)]], batch)
-            row.update({f"latency_p{q}_ms": pooled[f"p{q}"] for q in PERCENTILES}, throughput_ips=pooled["ips"])
+            row.update({f"latency_p{q}_ms": pooled[f"p{q}"] for q in PERCENTILES}, throughput_ips=pooled["ips"],
+                       estimate="pooled")
             row.update(interval_columns(slices, batch))
             row["gflops"] = achieved_gflops(ck.metrics["macs"], row["throughput_ips"])
             row.update(env)

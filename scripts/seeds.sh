@@ -14,8 +14,12 @@ source scripts/lib.sh  # DATA, THREADS, step, results_dir
 SEEDS=${SEEDS:-0 1 2}
 EPOCHS=${EPOCHS:-2}
 ITEMS=${ITEMS:-base l1b l1r16 lowrank w90kd kd kd32 nt nt32 fitnets int8}
-run_items() {  # run_items SEED "ITEMS": equal_finetune.sh's items for one seed, each line tagged with both
-  SEED=$1 ONLY=$2 bash scripts/equal_finetune.sh "$EPOCHS" 2>&1 | sed -u "s/^/[seed $1 $2] /"
+seed_dir() {  # seed_dir SEED: the folder of one seed's models
+  echo "runs/ft-e$EPOCHS$([ "$1" = 0 ] || echo "-s$1")"
+}
+run_items() {  # run_items SEED "ITEMS" TAG: equal_finetune.sh's items for one seed, each output line tagged [TAG]
+  # OUT is set here, never inherited: an OUT in the caller's environment would send every seed to one folder.
+  SEED=$1 ONLY=$2 OUT=$(seed_dir "$1") bash scripts/equal_finetune.sh "$EPOCHS" 2>&1 | sed -u "s/^/[$3] /"
 }
 wait_all() {  # wait_all PID...: wait for every job, fail if any failed (a bare `wait` forgets their exit codes)
   local failed=0
@@ -24,7 +28,7 @@ wait_all() {  # wait_all PID...: wait for every job, fail if any failed (a bare 
 }
 train_seed() {  # train_seed SEED: its items in order, or with PARALLEL=1 its independent chains side by side
   local s=$1 students="" others="" pids=()
-  if [ "${PARALLEL:-}" != 1 ]; then run_items "$s" "$ITEMS"; return; fi
+  if [ "${PARALLEL:-}" != 1 ]; then run_items "$s" "$ITEMS" "seed $s"; return; fi
   for item in $ITEMS; do
     case $item in
       base|int8) ;;
@@ -33,14 +37,14 @@ train_seed() {  # train_seed SEED: its items in order, or with PARALLEL=1 its in
     esac
   done
   (
-    if [[ " $ITEMS " == *" base "* ]]; then run_items "$s" base; fi
+    if [[ " $ITEMS " == *" base "* ]]; then run_items "$s" base "seed $s base"; fi
     student_pids=()
-    for item in $students; do run_items "$s" "$item" & student_pids+=($!); done
+    for item in $students; do run_items "$s" "$item" "seed $s $item" & student_pids+=($!); done
     wait_all "${student_pids[@]}"
   ) & pids+=($!)
-  for item in $others; do run_items "$s" "$item" & pids+=($!); done
+  for item in $others; do run_items "$s" "$item" "seed $s $item" & pids+=($!); done
   wait_all "${pids[@]}"
-  if [[ " $ITEMS " == *" int8 "* ]]; then run_items "$s" int8; fi  # quantises base, kd, kd32 and lowrank
+  if [[ " $ITEMS " == *" int8 "* ]]; then run_items "$s" int8 "seed $s int8"; fi  # quantises base, kd, kd32 and lowrank
 }
 if [ "${PARALLEL:-}" = 1 ]; then  # a GPU runs these small models launch-bound: many processes keep it busy
   pids=()
@@ -53,7 +57,7 @@ fi
 RESULTS=${RESULTS:-$(results_dir runs/seeds)}
 mkdir -p "$RESULTS"
 for s in $SEEDS; do
-  dir=runs/ft-e$EPOCHS$([ "$s" = 0 ] || echo "-s$s")
+  dir=$(seed_dir "$s")
   ckpts=$(ls "$dir"/*.pt | grep -v -e '/r32.pt$' -e '-B.pt$' -e 'r16.pt$' -e 'm16.pt$')  # not the unfinetuned inputs
   # shellcheck disable=SC2086
   python -m benchmark.run $ckpts --baseline "$dir/r56-ft.pt" --test-dir "$DATA" --threads "$THREADS" \

@@ -350,6 +350,7 @@ def test_end_to_end_rows_baselines_and_speedups(tiny, capsys):
                                  ("latency_p95_ci_low", "latency_p95_ms", "latency_p95_ci_high"),
                                  ("throughput_ci_low", "throughput_ips", "throughput_ci_high")):
             assert r[low] <= r[value] <= r[high], (value, r[low], r[value], r[high])
+        assert r["estimate"] == "pooled"
         assert r["gflops"] == pytest.approx(2 * r["macs"] * r["throughput_ips"] / 1e9)
         assert r["theoretical_speedup"] == r["measured_speedup"] == 1.0 and r["method"] == "baseline"
         assert r["compressed_kind"] == "zlib" and 0 < r["compressed_bytes"] < r["file_bytes"]
