@@ -27,7 +27,9 @@ def test_pareto_front():
                                            ("archive/benchmark_quick_amd_epyc.csv", "imgs/archive"),
                                            ("benchmark_fisher_e2.csv", "imgs/fisher_e2"),
                                            ("benchmark_students.csv", "imgs/students"),
-                                           ("benchmark_r110.csv", "imgs/r110")])
+                                           ("benchmark_r110.csv", "imgs/r110"),
+                                           ("benchmark_e2_seeds.csv", "imgs/seeds_e2"),
+                                           ("benchmark_quiet.csv", "imgs/quiet")])
 def test_committed_figures_are_what_plots_make_draws_from_the_committed_csv(csv_name, imgs):
     csv, folder = ROOT / "results" / csv_name, ROOT / imgs
     if not csv.exists():
