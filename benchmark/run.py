@@ -227,13 +227,8 @@ def main(argv=None):
                         "iterations": min(s["iterations"] for s in reps),
                         "warmup": warmup_for(slice_iterations(batch)), "warmup_seconds": args.warmup_seconds,
                         "min_seconds": args.min_seconds, "repeats": len(reps), "slices": args.slices})
-            row.update(repeat_statistics(reps))
-            # The estimates are the statistics of every timed slice pooled: the very statistics the intervals
-            # bootstrap over those slices, so an estimate and its interval always belong together (the median over
-            # repeats, a different statistic, could fall outside it). The repeats keep their spreads.
             pooled = combine_slices([part for r in range(args.repeat) for part in parts[(c, batch, r)]], batch)
-            row.update({f"latency_p{q}_ms": pooled[f"p{q}"] for q in PERCENTILES}, throughput_ips=pooled["ips"],
-                       estimate="pooled")
+            row.update(row_statistics(pooled, reps))
             row.update(interval_columns(slices, batch))
             row["gflops"] = achieved_gflops(ck.metrics["macs"], row["throughput_ips"])
             row.update(env)
@@ -244,16 +239,18 @@ def main(argv=None):
     print(f"wrote {len(rows)} rows to {args.out}")
 
 
-def repeat_statistics(reps):
-    """The row's spread columns (and medians over repeats, which the pooled estimates replace) from its repeats'
-    statistics."""
-    row = {}
+def row_statistics(pooled, reps):
+    """The row's latency and throughput columns. The estimates are the statistics of every timed slice pooled: the
+    very statistics its intervals bootstrap over those slices, so an estimate always belongs to its interval (the
+    median over repeats, a different statistic, could fall outside it). The spreads say how far the repeats differ."""
+    row = {"estimate": "pooled"}
     for q in PERCENTILES:
-        row[f"latency_p{q}_ms"], row[f"latency_p{q}_spread"] = median_spread([s[f"p{q}"] for s in reps])
+        row[f"latency_p{q}_ms"] = pooled[f"p{q}"]
+        row[f"latency_p{q}_spread"] = median_spread([s[f"p{q}"] for s in reps])[1]
     # Every repeat's value, in run order, so a reader can see whether one repeat or a trend made the spread.
     row["latency_p95_repeats_ms"] = ";".join(f"{s['p95']:.4g}" for s in reps)
     ips = [s["ips"] for s in reps]
-    row["throughput_ips"], row["throughput_spread"] = median_spread(ips)
+    row["throughput_ips"], row["throughput_spread"] = pooled["ips"], median_spread(ips)[1]
     row["throughput_min_ips"], row["throughput_max_ips"] = float(min(ips)), float(max(ips))
     row["throughput_repeats_ips"] = ";".join(f"{v:.5g}" for v in ips)
     row["probe_ms"], row["probe_spread"] = median_spread([s["probe_ms"] for s in reps])
