@@ -218,7 +218,8 @@ def main(argv=None):
     for c, (ck, backend, precision, runner, top1, inputs) in enumerate(configs):
         for batch in batch_sizes:
             reps = stats[(c, batch)]
-            slices = [(t, sec) for r in range(args.repeat) for t, sec, _ in parts[(c, batch, r)]]
+            every_part = [part for r in range(args.repeat) for part in parts[(c, batch, r)]]
+            slices = [(t, sec) for t, sec, _ in every_part]
             units[(ck.sha256, backend, precision, batch)] = slices
             row = ck.describe()
             row.update({"data": data_label, "test_images": len(labels), "top1": top1, "backend": backend,
@@ -227,8 +228,7 @@ def main(argv=None):
                         "iterations": min(s["iterations"] for s in reps),
                         "warmup": warmup_for(slice_iterations(batch)), "warmup_seconds": args.warmup_seconds,
                         "min_seconds": args.min_seconds, "repeats": len(reps), "slices": args.slices})
-            pooled = combine_slices([part for r in range(args.repeat) for part in parts[(c, batch, r)]], batch)
-            row.update(row_statistics(pooled, reps))
+            row.update(row_statistics(combine_slices(every_part, batch), reps))
             row.update(interval_columns(slices, batch))
             row["gflops"] = achieved_gflops(ck.metrics["macs"], row["throughput_ips"])
             row.update(env)
