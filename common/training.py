@@ -161,6 +161,13 @@ class RunFolder:
         except OSError as e:
             raise UserError(f"{self.log}: cannot write ({describe_os_error(e)})") from None
 
+    def logged_seconds(self):
+        """Training seconds of the epochs in log.csv (a resumed run's earlier processes included)."""
+        if not os.path.exists(self.log):
+            return 0.0
+        with open(self.log, newline="") as f:
+            return sum(float(r.get("seconds") or 0.0) for r in csv.DictReader(f))
+
     def truncate_log(self, epochs_done):
         """Drop log rows of epochs that a resumed run will redo (the killed run may have logged past last.pt)."""
         if not os.path.exists(self.log):
@@ -198,7 +205,8 @@ class TrainConfig:
 def fit(model, train_batches, test_batches, cfg, *, spec, meta, loss_fn=None, after_step=None, extra=None,
         desc="train"):
     """Train `model` in place for `cfg.epochs`, keeping a resumable run state in `cfg.run_dir`. Returns the metrics of
-    the last epoch (test_acc among them). The caller writes the final checkpoint.
+    the last epoch (test_acc among them) and train_seconds, the training time of all its epochs. The caller writes
+    the final checkpoint.
 
     `extra` is an optional nn.Module trained alongside (e.g. a FitNets regressor); its weights live in
     the run state so a resumed run gets them back, but not in the final checkpoint."""
@@ -234,6 +242,9 @@ def fit(model, train_batches, test_batches, cfg, *, spec, meta, loss_fn=None, af
                 print(f"resuming {cfg.run_dir} after epoch {start_epoch}/{epochs}")
     if rank == 0 and run is not None:  # the folder itself appears with the first finished epoch
         run.truncate_log(start_epoch)
+    # The training time a method needs is part of its cost: the epochs' training loops (not their test evaluation),
+    # summed over the processes of a resumed run.
+    train_seconds = run.logged_seconds() if rank == 0 and run is not None and start_epoch else 0.0
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     eval_amp = amp and device.type == "cuda"  # a CPU model's recorded top-1 is fp32, as every CPU backend runs it
     steps = len(train_batches)
@@ -266,6 +277,7 @@ def fit(model, train_batches, test_batches, cfg, *, spec, meta, loss_fn=None, af
                 check_finite(loss_sum, epoch, i, run)
                 bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * corr / seen:.1f}")
         seconds = time.perf_counter() - t0
+        train_seconds += seconds
         if world > 1:
             dist.all_reduce(sums)
         loss_sum, corr, seen = sums.tolist()
@@ -287,6 +299,7 @@ def fit(model, train_batches, test_batches, cfg, *, spec, meta, loss_fn=None, af
     if not metrics:  # resumed a run that had already finished
         test_acc, test_loss = evaluate(model, test_batches, device, eval_amp) if test_batches is not None else (float("nan"),) * 2
         metrics = {"epoch": epochs, "test_acc": test_acc, "test_loss": test_loss}
+    metrics["train_seconds"] = train_seconds
     if world > 1:
         dist.barrier()
     return metrics

@@ -76,6 +76,7 @@ class FitNets(Student):
             p.requires_grad_(True)
         return model, spec, dict(info, hint_epochs=args.hint_epochs, hint_lr=args.hint_lr or args.lr,
                                  hint_mse=hint.get("train_loss", float("nan")), trained_in_stage1=len(lower),
+                                 stage1_seconds=hint["train_seconds"],
                                  temperature=args.temperature, alpha=args.alpha)
 
     def hooks(self, model, ctx):

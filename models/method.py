@@ -222,7 +222,8 @@ def run(method, description, argv=None):
         raise UserError(f"{method.name} produced non-finite weights (NaN or inf) in {bad}; nothing written")
     metrics.update(model_metrics(model))
     if args.trains:  # the loop's last evaluation (over every rank's share of the test set)
-        metrics.update(top1=trained["test_acc"], epochs=args.epochs)
+        metrics.update(top1=trained["test_acc"], epochs=args.epochs,
+                       train_seconds=round(trained["train_seconds"] + info.get("stage1_seconds", 0.0), 1))
     elif test_b is not None:
         metrics["top1"] = method.score(model, test_b, ctx)
     meta = make_meta(method.name, method_info=info, recipe=ctx.recipe if args.trains else {}, lineage=meta["lineage"],

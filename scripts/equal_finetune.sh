@@ -18,21 +18,27 @@
 # from its run folder. LR overrides the quick recipe's learning rate for every item (set OUT too, so runs with
 # different rates do not mix); WSTEPS is the number of gradual pruning events of item w90 (default 4). SEED (default
 # 0) sets data order, augmentation and calibration images of every item; seed S > 0 writes to runs/ft-eE-sS unless
-# OUT is set.
+# OUT is set. CPU_BF16=1 trains with bf16 autocast on a CPU with native bf16 (AMX, AVX512-BF16: 1.76x here; the
+# checkpoint records it). INT8 lists the checkpoints (names in OUT, without .pt) that item int8 quantises (default
+# below: the baseline, the KD students and the low-rank model).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh  # DATA, THREADS, step OUTPUT command...
 EPOCHS=${1:?usage: equal_finetune.sh EPOCHS}
-QUICK=${QUICK:-runs/study-quick}   # published weights converted by scripts/study.sh quick, and its teacher
+QUICK=${QUICK:-runs/study-quick}   # the published ResNet-56/20 converted (QUICK/base/r56.pt, r20.pt)
 SEED=${SEED:-0}
 OUT=${OUT:-runs/ft-e$EPOCHS$([ "$SEED" = 0 ] || echo "-s$SEED")}
 ONLY=${ONLY:-base l1b l1r16 lowrank w90 kd kd32 int8}
-for f in "$QUICK/base/r56.pt" "$QUICK/base/r20.pt" "$QUICK/base/r56-ft.pt"; do
-  [ -f "$f" ] || { echo "equal_finetune.sh: $f missing: run 'bash scripts/study.sh quick' first (UNTIL=methods is enough)" >&2; exit 2; }
+mkdir -p "$OUT" "$QUICK/base"
+for depth in 56 20; do  # the published weights, as scripts/study.sh quick converts them (found or fetched, hash-checked)
+  [ -e "$QUICK/base/r$depth.pt" ] && continue
+  src=$(python -m models.pretrained resnet$depth) || exit 2
+  step "$QUICK/base/r$depth.pt" python -m models.convert "$src" --out "$QUICK/base/r$depth.pt"
 done
-mkdir -p "$OUT"
 WSTEPS=${WSTEPS:-4}
 FT=(--recipe quick --epochs "$EPOCHS" ${LR:+--lr "$LR"} --seed "$SEED" --data-dir "$DATA" --threads "$THREADS" --no-progress)
+[ "${CPU_BF16:-}" = 1 ] && FT+=(--cpu-bf16)
+INT8=${INT8:-r56-ft r20-kd r32-kd r56-spatial-f65-m16-ft}
 
 for item in $ONLY; do
   case $item in
@@ -80,7 +86,7 @@ for item in $ONLY; do
                    "${FT[@]}" --out "$OUT/$arch-fitnet.pt" ;;
       esac ;;
     int8)
-      for m in r56-ft r20-kd r32-kd r56-spatial-f65-m16-ft; do
+      for m in $INT8; do
         [ -f "$OUT/$m.pt" ] || { echo "[skip] $OUT/$m-int8.pt: $OUT/$m.pt not made yet"; continue; }
         for engine in onnxruntime openvino; do
           step "$OUT/$m-int8-$engine.pt" python -m quantization.ptq "$OUT/$m.pt" --engine $engine --data-dir "$DATA" \

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The accuracy cost against the training budget: the equal fine-tune (scripts/equal_finetune.sh: every model, the
+# baseline included, the same recipe from the same starting points) at each budget in BUDGETS, the int8 models of
+# each budget's checkpoints, then the table and figure across budgets.
+#
+#   bash scripts/budget.sh                     # train: BUDGETS="8 32" (8 epochs: every configuration; 32: the set below)
+#   BUDGETS=8 SEED=1 bash scripts/budget.sh    # another seed (runs/ft-e8-s1)
+#   STAGE=table bash scripts/budget.sh         # results/budget.csv and imgs/budget/ from what is trained (PUBLISH=1)
+#
+# Protocol (one for every method and budget, the 1- and 2-epoch studies' recipe with only the epochs changed):
+# SGD lr 0.01, momentum 0.9, cosine to zero, wd 1e-4, batch 128, all 50,000 JPEG-copy training images. Li et al.
+# retrain at a constant lr 0.001 for 40 epochs (rethinking-network-pruning's main_finetune.py: the same), but their
+# parents already fit the data; ours start from weights trained on the lossless CIFAR-10 (the ResNet-56: 92.6 on the
+# lossless test[:1000], 83.2 on the JPEG-copy test), and the 2-epoch runs show lr 0.01 recovering most of that. Changing only the epochs makes each point of the
+# curve differ from its neighbours by the budget alone. bf16 autocast on a CPU with native bf16 (recorded per
+# checkpoint); each checkpoint records its training seconds (metrics.train_seconds).
+#
+# On 2 cores the items run as two queues side by side, one thread each (two single-thread processes train more images
+# per second in all than one two-thread process on these small models). Every output is skipped when it exists and a
+# killed run resumes from its run folder, so the script can be started again at any time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+BUDGETS=${BUDGETS:-8 32}
+SEED=${SEED:-0}
+STAGE=${STAGE:-train}
+BF16=$(python -c 'from common.machine import cpu_has_native_bf16 as b; print(1 if b() else "")')
+ft_dir() { echo "runs/ft-e$1$([ "$SEED" = 0 ] || echo "-s$SEED")"; }
+
+# Queue A holds the teacher and what needs it; queue B the methods that start from the published ResNet-56. Each
+# queue is ~half of a budget's training time here.
+queues() {  # queues EPOCHS: "A-items|B-items"
+  case $1 in
+    32) echo "base kd kd32|l1b l1r16 lowrank nt" ;;
+    *) echo "base kd kd32 fitnets nt32|l1b l1r16 lowrank fisher72 w90kd nt" ;;
+  esac
+}
+int8_models() {  # every fine-tuned model of the budget that exists
+  for m in r56-ft r56-B-ft r56-s0-50-75r16-ft r56-fisher72 r56-fisher72r16 r56-spatial-f65-m16-ft r56-p90-kd \
+           r32-kd r20-kd r32-noteacher r20-noteacher r20-fitnet; do
+    [ -f "$(ft_dir "$1")/$m.pt" ] && echo -n "$m "
+  done
+}
+
+if [ "$STAGE" = train ]; then
+  for e in $BUDGETS; do
+    IFS='|' read -r qa qb <<< "$(queues "$e")"
+    echo "[budget] $e epochs, seed $SEED: queue A ($qa) and queue B ($qb) side by side"
+    CPU_BF16=$BF16 THREADS=1 SEED=$SEED OUT=$(ft_dir "$e") ONLY="$qa" bash scripts/equal_finetune.sh "$e" &
+    a=$!
+    CPU_BF16=$BF16 THREADS=1 SEED=$SEED OUT=$(ft_dir "$e") ONLY="$qb" bash scripts/equal_finetune.sh "$e"
+    wait $a
+    CPU_BF16=$BF16 SEED=$SEED OUT=$(ft_dir "$e") ONLY=int8 INT8="$(int8_models "$e")" bash scripts/equal_finetune.sh "$e"
+  done
+fi
