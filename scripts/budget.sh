@@ -5,7 +5,8 @@
 #
 #   bash scripts/budget.sh                     # train: BUDGETS="8 32" (8 epochs: every configuration; 32: the set below)
 #   BUDGETS=8 SEED=1 bash scripts/budget.sh    # another seed (runs/ft-e8-s1)
-#   STAGE=table bash scripts/budget.sh         # results/budget.csv and imgs/budget/ from what is trained (PUBLISH=1)
+# Then benchmark each budget's checkpoints (docs/results.md gives the command) and draw the table and figure across
+# budgets with `python -m plots.budget --run EPOCHS=CSV ...`.
 #
 # Protocol (one for every method and budget, the 1- and 2-epoch studies' recipe with only the epochs changed):
 # SGD lr 0.01, momentum 0.9, cosine to zero, wd 1e-4, batch 128, all 50,000 JPEG-copy training images. Li et al.
@@ -23,33 +24,39 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 BUDGETS=${BUDGETS:-8 32}
 SEED=${SEED:-0}
-STAGE=${STAGE:-train}
 BF16=$(python -c 'from common.machine import cpu_has_native_bf16 as b; print(1 if b() else "")')
 ft_dir() { echo "runs/ft-e$1$([ "$SEED" = 0 ] || echo "-s$SEED")"; }
 
-# Queue A holds the teacher and what needs it; queue B the methods that start from the published ResNet-56. Each
-# queue is ~half of a budget's training time here.
+# Queue A holds the teacher and what needs it; queue B the methods that start from the published ResNet-56; each
+# ends with the int8 models (ONNX Runtime, OpenVINO) of its own checkpoints. Measured here (1 thread each, bf16, AMX
+# Xeon), the two queues take about the same time.
 queues() {  # queues EPOCHS: "A-items|B-items"
   case $1 in
     32) echo "base kd kd32|l1b l1r16 lowrank nt" ;;
-    *) echo "base kd kd32 fitnets nt32|l1b l1r16 lowrank fisher72 w90kd nt" ;;
+    *) echo "base kd kd32 fitnets w90kd|l1b l1r16 lowrank fisher72 nt32 nt" ;;
   esac
 }
-int8_models() {  # every fine-tuned model of the budget that exists
-  for m in r56-ft r56-B-ft r56-s0-50-75r16-ft r56-fisher72 r56-fisher72r16 r56-spatial-f65-m16-ft r56-p90-kd \
-           r32-kd r20-kd r32-noteacher r20-noteacher r20-fitnet; do
-    [ -f "$(ft_dir "$1")/$m.pt" ] && echo -n "$m "
+checkpoints() {  # checkpoints ITEM...: the fine-tuned checkpoint names (in OUT, without .pt) the items make
+  for item in "$@"; do
+    case $item in
+      base) echo -n "r56-ft " ;; l1b) echo -n "r56-B-ft " ;; l1r16) echo -n "r56-s0-50-75r16-ft " ;;
+      fisher72) echo -n "r56-fisher72 " ;; lowrank) echo -n "r56-spatial-f65-m16-ft " ;; w90kd) echo -n "r56-p90-kd " ;;
+      kd) echo -n "r20-kd " ;; kd32) echo -n "r32-kd " ;; nt) echo -n "r20-noteacher " ;; nt32) echo -n "r32-noteacher " ;;
+      fitnets) echo -n "r20-fitnet " ;;
+    esac
   done
 }
+queue() {  # queue EPOCHS ITEMS: the items, then the int8 models of what they made, one thread
+  CPU_BF16=$BF16 THREADS=1 SEED=$SEED OUT=$(ft_dir "$1") ONLY="$2 int8" INT8="$(checkpoints $2)" \
+    bash scripts/equal_finetune.sh "$1"
+}
 
-if [ "$STAGE" = train ]; then
-  for e in $BUDGETS; do
-    IFS='|' read -r qa qb <<< "$(queues "$e")"
-    echo "[budget] $e epochs, seed $SEED: queue A ($qa) and queue B ($qb) side by side"
-    CPU_BF16=$BF16 THREADS=1 SEED=$SEED OUT=$(ft_dir "$e") ONLY="$qa" bash scripts/equal_finetune.sh "$e" &
-    a=$!
-    CPU_BF16=$BF16 THREADS=1 SEED=$SEED OUT=$(ft_dir "$e") ONLY="$qb" bash scripts/equal_finetune.sh "$e"
-    wait $a
-    CPU_BF16=$BF16 SEED=$SEED OUT=$(ft_dir "$e") ONLY=int8 INT8="$(int8_models "$e")" bash scripts/equal_finetune.sh "$e"
-  done
-fi
+ONLY=weights OUT=$(ft_dir "${BUDGETS%% *}") bash scripts/equal_finetune.sh 1  # the published weights, before the queues
+for e in $BUDGETS; do
+  IFS='|' read -r qa qb <<< "$(queues "$e")"
+  echo "[budget] $e epochs, seed $SEED: queue A ($qa) and queue B ($qb) side by side"
+  queue "$e" "$qa" &
+  a=$!
+  queue "$e" "$qb"
+  wait $a
+done

@@ -85,6 +85,7 @@ for item in $ONLY; do
         fitnets) step "$OUT/$arch-fitnet.pt" python -m fitnets.train "$student" --teacher "$OUT/r56-ft.pt" \
                    "${FT[@]}" --out "$OUT/$arch-fitnet.pt" ;;
       esac ;;
+    weights) ;;  # only the published weights above (scripts/budget.sh, before its parallel queues)
     int8)
       for m in $INT8; do
         [ -f "$OUT/$m.pt" ] || { echo "[skip] $OUT/$m-int8.pt: $OUT/$m.pt not made yet"; continue; }
@@ -93,7 +94,7 @@ for item in $ONLY; do
             --seed "$SEED" --threads "$THREADS" --out "$OUT/$m-int8-$engine.pt"
         done
       done ;;
-    *) echo "equal_finetune.sh: unknown item '$item' (base l1b l1r16 l1u50 fisher72 fisher50 fisher72r16 lowrank w90" \
+    *) echo "equal_finetune.sh: unknown item '$item' (weights base l1b l1r16 l1u50 fisher72 fisher50 fisher72r16 lowrank w90" \
             "w90kd kd kd32 nt nt32 fitnets int8)" >&2
        exit 2 ;;
   esac
