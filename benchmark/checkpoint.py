@@ -1,5 +1,6 @@
 """A checkpoint as the benchmark sees it (model, identity, lineage, size and cost), and the machine it runs on."""
 import datetime
+import math
 import os
 
 import torch
@@ -68,16 +69,35 @@ class Checkpoint:
                 "spec": compact_spec(self.ckpt["spec"]), "params": self.metrics["params"],
                 "nonzero_params": self.metrics["nonzero_params"], "macs": float(self.metrics["macs"]),
                 "effective_macs": float(self.metrics["effective_macs"]),
-                "seed": training_seed(self.meta),
+                "seed": training_seed(self.meta), **training_facts(self.meta),
                 "dense_fp32_bytes": self.metrics["dense_fp32_bytes"], "file_bytes": self.file_bytes,
                 "compressed_bytes": self.compressed_bytes, "compressed_kind": self.compressed_kind}
 
 
 def training_seed(meta):
     """The seed of the training behind a checkpoint's weights (its own, or its parent's for a data-free child such as
-    an int8 model); None for weights no training here made (published weights, data-free compression of them)."""
+    an int8 model); None for weights no training here made (published weights, data-free compression of them) and for
+    a seed that is not a whole number (a hand-edited file must not put text into the results CSV)."""
     seed = (meta.get("recipe") or {}).get("seed")
-    return seed if seed is not None else meta.get("lineage", {}).get("parent_seed")
+    seed = seed if seed is not None else meta.get("lineage", {}).get("parent_seed")
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+
+
+def training_facts(meta):
+    """What the checkpoint's own training cost and where it ran (blank for weights it did not train itself, such as an
+    int8 model's, whose training is its parent's row): epochs, training images per epoch (blank = all), the training
+    loops' seconds, device and autocast precision. Values of the wrong type are left blank."""
+    recipe, metrics = meta.get("recipe") or {}, meta.get("metrics") or {}
+    def whole(v):
+        return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
+    seconds = metrics.get("train_seconds") if recipe else None
+    seconds = float(seconds) if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) \
+        and math.isfinite(seconds) and seconds >= 0 else None
+    def text(v):
+        return v[:100].replace("\n", " ") if isinstance(v, str) else ""
+    return {"train_epochs": whole(recipe.get("epochs")), "train_subset": whole(recipe.get("subset")),
+            "train_seconds": seconds, "train_device": text(recipe.get("device")),
+            "train_autocast": text(recipe.get("autocast"))}
 
 
 def environment(device, threads):

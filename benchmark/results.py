@@ -17,7 +17,8 @@ KEY = ("checkpoint_sha256", "backend", "device", "precision", "batch")
 
 # Column order of the CSV (README explains each). Extra columns found in an existing file are kept after these.
 COLUMNS = [
-    "checkpoint", "checkpoint_sha256", "method", "parent", "baseline", "baseline_sha256", "seed", "spec_name", "spec",
+    "checkpoint", "checkpoint_sha256", "method", "parent", "baseline", "baseline_sha256", "seed", "train_epochs",
+    "train_subset", "train_seconds", "train_device", "train_autocast", "spec_name", "spec",
     "params", "nonzero_params", "macs", "effective_macs", "dense_fp32_bytes", "file_bytes", "compressed_bytes",
     "compressed_kind", "data", "test_images", "top1",
     "backend", "runtime_config", "device", "precision", "batch", "mode", "iterations", "warmup", "warmup_seconds", "min_seconds",
@@ -30,9 +31,9 @@ COLUMNS = [
     "theoretical_speedup", "measured_speedup", "measured_speedup_ci_low", "measured_speedup_ci_high",
     "threads", "cpu", "cpu_features", "cores", "gpu", "torch", "onnxruntime", "openvino", "nncf", "torchao", "date",
 ]
-INT_COLUMNS = {"seed", "params", "nonzero_params", "dense_fp32_bytes", "file_bytes", "compressed_bytes", "test_images",
+INT_COLUMNS = {"seed", "train_epochs", "train_subset", "params", "nonzero_params", "dense_fp32_bytes", "file_bytes", "compressed_bytes", "test_images",
                "batch", "iterations", "warmup", "repeats", "slices", "threads", "cores"}
-FLOAT_COLUMNS = {"macs", "effective_macs", "top1", "latency_p50_ms", "latency_p50_spread", "latency_p90_ms",
+FLOAT_COLUMNS = {"train_seconds", "macs", "effective_macs", "top1", "latency_p50_ms", "latency_p50_spread", "latency_p90_ms",
                  "latency_p90_spread", "latency_p95_ms", "latency_p95_spread", "latency_p99_ms", "latency_p99_spread",
                  "throughput_ips", "throughput_spread", "throughput_min_ips", "throughput_max_ips", "gflops",
                  "theoretical_speedup", "measured_speedup", "warmup_seconds", "min_seconds", "probe_ms",

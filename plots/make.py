@@ -96,6 +96,18 @@ def with_baseline_columns(df):
     return df
 
 
+def with_x_eager(df):
+    """Adds x_eager: a row's throughput over its baseline's in eager PyTorch fp32 at the same batch (NaN where the CSV
+    has no such baseline row): the unit a user running plain PyTorch today compares with."""
+    df = df.copy()
+    base = df[(df["checkpoint_sha256"] == df["baseline_sha256"]) & (df["backend"] == "eager") &
+              (df["precision"] == "fp32")]
+    ref = base.groupby(["checkpoint_sha256", "batch"])["throughput_ips"].first()
+    df["x_eager"] = [ips / ref.get((b, n), float("nan"))
+                     for ips, b, n in zip(df["throughput_ips"], df["baseline_sha256"], df["batch"])]
+    return df
+
+
 def pareto(points):
     """Points not dominated in (higher speedup, higher top-1 change), sorted by speedup."""
     front = []
@@ -306,6 +318,56 @@ def plot_latency(data, context, out, note=""):
     _save(fig, out, "latency_batch1")
 
 
+def plot_answer(df, out, batch=64):
+    """Top-1 change against x eager fp32 at `batch`, one point per configuration and runtime (seeds of one configuration
+    at their mean, with the paired 95% interval over seeds); runtime as colour, method as marker, int8 outlined; the
+    Pareto front labelled with its checkpoint names. None when the CSV has no eager fp32 baseline row at `batch`."""
+    df = with_x_eager(with_baseline_columns(df))
+    df = df[(df["batch"] == batch) & df["x_eager"].notna() & df["top1_change"].notna()]
+    if df.empty:
+        return None
+    df = df.assign(name=[label(r) for _, r in df.iterrows()])
+    points = []
+    for _, g in seed_groups(df, ["name", "backend", "precision"]):
+        changes = g["top1_change"].tolist()
+        points.append({"name": g["name"].iloc[0], "method": str(g["method"].iloc[0]), "backend": g["backend"].iloc[0],
+                       "precision": g["precision"].iloc[0], "x": float(g["x_eager"].mean()),
+                       "y": sum(changes) / len(changes), "ci": paired_interval(changes), "seeds": len(g)})
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    for p in points:
+        colour = BACKEND_COLOURS.get(p["backend"], "tab:gray")
+        marker = method_marker(p["method"])
+        ax.scatter(p["x"], p["y"], color=colour, marker=marker, s=45, zorder=3, linewidths=1.2,
+                   edgecolors=(PRECISION_EDGES.get(p["precision"]) or colour) if marker not in "x+" else None)
+        if p["ci"]:
+            ax.errorbar(p["x"], p["y"], yerr=[[p["y"] - p["ci"][0]], [p["ci"][1] - p["y"]]], color=colour,
+                        capsize=2, linewidth=0.8, zorder=2)
+    front = pareto([(p["x"], p["y"]) for p in points])
+    for p in points:
+        if (p["x"], p["y"]) in front:
+            ax.annotate(p["name"], (p["x"], p["y"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.plot(*zip(*front), color="grey", linewidth=0.8, linestyle="--", zorder=1)
+    ax.axhline(-0.5, color="grey", linewidth=0.6, linestyle=":")
+    ax.axhline(0, color="k", linewidth=0.6)
+    ax.set_xscale("log")
+    ax.set_xlim(min(p["x"] for p in points) / 1.2, max(p["x"] for p in points) * 2.5)  # room for the labels
+    ax.set_xlabel(f"throughput over the baseline in eager PyTorch fp32, batch {batch} (log scale)")
+    ax.set_ylabel("top-1 change vs the equally fine-tuned baseline (points)")
+    for backend, precision in sorted({(p["backend"], p["precision"]) for p in points}):  # colour key
+        ax.scatter([], [], color=BACKEND_COLOURS.get(backend, "tab:gray"), marker="o",
+                   edgecolors=PRECISION_EDGES.get(precision) or "none", label=f"{backend} {precision}")
+    for method in dict.fromkeys(p["method"] for p in points):  # marker key, in black
+        ax.scatter([], [], color="k", marker=method_marker(method), label=method)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), title="runtime, method", title_fontsize=7)
+    ax.grid(alpha=0.3)
+    most = max(p["seeds"] for p in points)
+    seeds = "one seed" if most == 1 else f"points: mean of up to {most} seeds, bars: paired 95% interval"
+    ax.set_title(f"Accuracy against speed ({seeds}; dotted: -0.5; dashed: the Pareto front)", fontsize=9)
+    fig.text(0.5, 0.005, "\n".join(textwrap.wrap(_context(df).replace("\n", "; "), 150)), ha="center", fontsize=7)
+    _save(fig, out, "answer", bottom=0.07)
+    return points
+
+
 def _save(fig, out, name, bottom=0.06):
     fig.tight_layout(rect=(0, bottom, 1, 1))
     for ext in ("png", "svg"):
@@ -331,6 +393,7 @@ def make(results, out, note=""):
     plot_accuracy_vs_speedup(data, context, out, note)
     plot_theoretical_vs_measured(data, context, out, note)
     plot_latency(data, context, out, note)
+    plot_answer(df, out)
     atomic_write_text(os.path.join(out, "figures.json"), json.dumps(
         {"results": os.path.relpath(results, out) if not os.path.isabs(results) else results, **data}, indent=1))
     return data
