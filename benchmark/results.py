@@ -27,13 +27,13 @@ COLUMNS = [
     "throughput_ips", "throughput_spread", "throughput_min_ips", "throughput_max_ips", "throughput_repeats_ips",
     "latency_p50_ci_low", "latency_p50_ci_high", "latency_p95_ci_low", "latency_p95_ci_high",
     "throughput_ci_low", "throughput_ci_high",
-    "gflops", "probe_ms", "probe_spread",
+    "gflops", "probe_ms", "probe_spread", "busy_share_mean", "busy_share_max", "steal_share_mean", "busy",
     "theoretical_speedup", "measured_speedup", "measured_speedup_ci_low", "measured_speedup_ci_high",
     "threads", "cpu", "cpu_features", "cores", "gpu", "torch", "onnxruntime", "openvino", "nncf", "torchao", "date",
 ]
 INT_COLUMNS = {"seed", "train_epochs", "train_subset", "params", "nonzero_params", "dense_fp32_bytes", "file_bytes", "compressed_bytes", "test_images",
                "batch", "iterations", "warmup", "repeats", "slices", "threads", "cores"}
-FLOAT_COLUMNS = {"train_seconds", "macs", "effective_macs", "top1", "latency_p50_ms", "latency_p50_spread", "latency_p90_ms",
+FLOAT_COLUMNS = {"train_seconds", "busy_share_mean", "busy_share_max", "steal_share_mean", "macs", "effective_macs", "top1", "latency_p50_ms", "latency_p50_spread", "latency_p90_ms",
                  "latency_p90_spread", "latency_p95_ms", "latency_p95_spread", "latency_p99_ms", "latency_p99_spread",
                  "throughput_ips", "throughput_spread", "throughput_min_ips", "throughput_max_ips", "gflops",
                  "theoretical_speedup", "measured_speedup", "warmup_seconds", "min_seconds", "probe_ms",

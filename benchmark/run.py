@@ -23,6 +23,7 @@ import torch
 from benchmark.checkpoint import Checkpoint, environment
 from benchmark.results import measured_row, merge_rows, read_rows
 from benchmark.runners import BACKENDS, accuracy, available_backends, check_request, configurations, make_runner
+from benchmark.load import BUSY_SHARE, CpuMeter, busy_columns, quiet_check
 from benchmark.timing import (LATENCY_ITERATIONS, PERCENTILES, THROUGHPUT_IMAGES, achieved_gflops, combine_slices,
                               default_iterations, default_warmup, interval_columns, machine_probe, median_spread,
                               paired_speedup_ci, slice_plan, time_iterations)
@@ -84,6 +85,10 @@ def parse_args(argv=None):
                    help="do not measure again a (checkpoint, backend, precision, batch) that --out already holds from "
                         "this machine (same CPU, features, threads, runtime versions, checkpoint sha256); rows from "
                         "another machine are measured anew and replace the old ones")
+    p.add_argument("--require-quiet", action="store_true",
+                   help="refuse to start when other processes use more than %d%% of the cores this run asks for, and "
+                        "stop (nothing written) when they do during the run; without it such rows are only marked "
+                        "busy" % round(100 * BUSY_SHARE))
     p.add_argument("--out", default="results/benchmark.csv", help="results CSV; rows are added or replaced")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     args = p.parse_args(argv)
@@ -121,6 +126,9 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
     env = environment(device, threads)
+    meter = CpuMeter(threads)
+    if args.require_quiet:
+        require_quiet(meter, quiet_check(threads), "before the run")
 
     def iterations_for(batch):
         if args.iterations:
@@ -199,6 +207,8 @@ def main(argv=None):
 
     # Timed measurements: every repeat of every configuration in `slices` slices, run in shuffled rounds.
     parts = {}  # (config index, batch, repeat) -> [(times, seconds, probe ms), ...]
+    loads = {}  # (config index, batch) -> [(other processes' share of our cores, steal share)] per slice
+    recent = []
     jobs = [(c, b, r) for r in range(args.repeat) for c in range(len(configs)) for b in batch_sizes]
     bar = progress_bar(slice_plan(jobs, args.slices), args.progress, desc="benchmark")
     for k, (c, batch, r) in bar:
@@ -207,9 +217,16 @@ def main(argv=None):
         iterations = slice_iterations(batch)
         probe_ms = machine_probe(0 if args.quick else 0.25 / args.slices)
         # Every slice is warmed up in full: the configuration run just before it was another backend or model.
+        meter.start()
         times, total = time_iterations(runner, inputs[batch], iterations, warmup_for(iterations), device,
                                        batch == 1, args.warmup_seconds, args.min_seconds / args.slices)
+        share = meter.stop()
         parts.setdefault((c, batch, r), []).append((times, total, probe_ms))
+        loads.setdefault((c, batch), []).append(share)
+        if args.require_quiet and share[0] is not None:  # the last few slices, not one 10 ms tick of noise
+            recent = (recent + [share[0] + share[1]])[-QUIET_WINDOW:]
+            if len(recent) == QUIET_WINDOW:
+                require_quiet(meter, sum(recent) / len(recent), "during the run (nothing written)")
         time.sleep(0.1)  # let the previous backend's spinning worker threads go idle
     stats = {(c, batch): [combine_slices(parts[(c, batch, r)], batch) for r in range(args.repeat)]
              for c in range(len(configs)) for batch in batch_sizes}
@@ -230,13 +247,40 @@ def main(argv=None):
                         "min_seconds": args.min_seconds, "repeats": len(reps), "slices": args.slices})
             row.update(row_statistics(combine_slices(every_part, batch), reps))
             row.update(interval_columns(slices, batch))
+            row.update(busy_columns(loads[(c, batch)]))
             row["gflops"] = achieved_gflops(ck.metrics["macs"], row["throughput_ips"])
             row.update(env)
             rows.append(row)
     add_speedups(rows, ckpts, existing, env, units)
     merge_rows(args.out, rows)
     print_table(rows)
+    print(load_line(rows, threads))
     print(f"wrote {len(rows)} rows to {args.out}")
+
+
+QUIET_WINDOW = 8  # slices: the mean over the last 8 decides "became busy" under --require-quiet
+
+
+def require_quiet(meter, share, when):
+    if share is None:
+        raise UserError("--require-quiet: this system has no /proc/stat, so other processes' CPU use cannot be read")
+    if share > BUSY_SHARE:
+        raise UserError(f"the machine is busy {when}: other processes used {share:.0%} of the {meter.threads} "
+                        f"core(s) this run asks for (limit {BUSY_SHARE:.0%}); stop them, or drop --require-quiet "
+                        "to measure anyway with the rows marked busy")
+
+
+def load_line(rows, threads):
+    """One line on other processes' CPU use during the run, and whether any row is busy."""
+    shares = [r["busy_share_mean"] for r in rows if r.get("busy_share_mean") is not None]
+    if not shares:
+        return "other processes' CPU use: not measurable on this system (no /proc/stat); rows marked unrecorded"
+    busy = sum(r["busy"] == "yes" for r in rows)
+    steal = max(r["steal_share_mean"] for r in rows if r.get("steal_share_mean") is not None)
+    verdict = (f"BUSY: {busy} of {len(rows)} rows measured while other processes took more than {BUSY_SHARE:.0%}; "
+               "their ratios are not trustworthy (docs/benchmark.md: a busy flag)") if busy else "quiet"
+    return (f"other processes' CPU use: {sum(shares) / len(shares):.0%} of the {threads} core(s) asked for on average "
+            f"(row means up to {max(shares):.0%}), steal up to {steal:.0%}: {verdict}")
 
 
 def row_statistics(pooled, reps):

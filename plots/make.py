@@ -155,6 +155,8 @@ def figure_data(df):
         seeds = len(g)
         common = {"checkpoint": name, "method": str(method), "backend": str(backend), "device": str(device),
                   "precision": str(precision), "batch": int(batch), "seeds": seeds}
+        if "busy" in g.columns and (g["busy"].astype(str) == "yes").any():
+            common["busy"] = True
         one = g.iloc[0]
         speed_ci = _interval(g["measured_speedup"].tolist(), *(_column(g, f"measured_speedup_ci_{e}")[0]
                                                                  for e in ("low", "high")))
@@ -210,6 +212,10 @@ def _scatter_by(ax, points, xkey="x", ykey="y"):
                         elinewidth=0.7, capsize=1.5, alpha=0.6)
         ax.annotate(str(_number(p["checkpoint"])), (p[xkey], p[ykey]), xytext=(3, 2), textcoords="offset points",
                     fontsize=6, color="0.25")
+        if p.get("busy"):  # measured while other processes took the CPU: its ratios are not this CPU's
+            ax.scatter(p[xkey], p[ykey], s=140, facecolors="none", edgecolors="red", linewidths=1.2,
+                       label="busy machine (benchmark flag)" if "busy" not in seen else None)
+            seen.add("busy")
 
 
 def _panels(points, title):
@@ -332,7 +338,8 @@ def plot_answer(df, out, batch=64):
         changes = g["top1_change"].tolist()
         points.append({"name": g["name"].iloc[0], "method": str(g["method"].iloc[0]), "backend": g["backend"].iloc[0],
                        "precision": g["precision"].iloc[0], "x": float(g["x_eager"].mean()),
-                       "y": sum(changes) / len(changes), "ci": paired_interval(changes), "seeds": len(g)})
+                       "y": sum(changes) / len(changes), "ci": paired_interval(changes), "seeds": len(g),
+                       "busy": "busy" in g.columns and bool((g["busy"].astype(str) == "yes").any())})
     fig, ax = plt.subplots(figsize=(10, 5.5))
     for p in points:
         colour = BACKEND_COLOURS.get(p["backend"], "tab:gray")
@@ -342,6 +349,8 @@ def plot_answer(df, out, batch=64):
         if p["ci"]:
             ax.errorbar(p["x"], p["y"], yerr=[[p["y"] - p["ci"][0]], [p["ci"][1] - p["y"]]], color=colour,
                         capsize=2, linewidth=0.8, zorder=2)
+        if p["busy"]:
+            ax.scatter(p["x"], p["y"], s=150, facecolors="none", edgecolors="red", linewidths=1.2, zorder=4)
     front = pareto([(p["x"], p["y"]) for p in points])
     for p in points:
         if (p["x"], p["y"]) in front:
@@ -362,7 +371,10 @@ def plot_answer(df, out, batch=64):
     ax.grid(alpha=0.3)
     most = max(p["seeds"] for p in points)
     seeds = "one seed" if most == 1 else f"points: mean of up to {most} seeds, bars: paired 95% interval"
-    ax.set_title(f"Accuracy against speed ({seeds}; dotted: -0.5; dashed: the Pareto front)", fontsize=9)
+    busy = sum(p["busy"] for p in points)
+    ax.set_title(f"Accuracy against speed ({seeds}; dotted: -0.5; dashed: the Pareto front)"
+                 + (f"\nBUSY MACHINE: {busy} points (red rings) measured under load; their ratios are not this CPU's"
+                    if busy else ""), fontsize=9, color="red" if busy else "black")
     fig.text(0.5, 0.005, "\n".join(textwrap.wrap(_context(df).replace("\n", "; "), 150)), ha="center", fontsize=7)
     _save(fig, out, "answer", bottom=0.07)
     return points

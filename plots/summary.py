@@ -155,6 +155,19 @@ def kept_table(df, batch):
     return lines
 
 
+def busy_rows(df):
+    """Rows the benchmark measured while other processes took more than its threshold of the cores (column busy)."""
+    return df[df["busy"].astype(str) == "yes"] if "busy" in df.columns else df.iloc[0:0]
+
+
+def busy_warning(busy, total):
+    worst = busy["busy_share_mean"].max() if "busy_share_mean" in busy.columns else float("nan")
+    return (f"**Warning: the machine was busy.** The benchmark marked {len(busy)} of {total} rows busy: other processes "
+            f"took more than its threshold of the cores it asked for (up to {fmt(100 * worst, 0)}% on average over a "
+            "row's slices; docs/benchmark.md). Runtimes slow down unequally under load, so even the ratios below are "
+            "not this CPU's.")
+
+
 def with_summary_columns(df):
     """The columns every summary table reads: top-1 change and compression against the baseline, the row's name."""
     df = with_baseline_columns(df)
@@ -179,8 +192,14 @@ def summarize(df, tolerance=0.5, title="Study summary", source="the results CSV"
              "measured speedup is against it on the same backend, device, precision and batch; " +
              (f"x eager fp32 is throughput over the row's baseline run in eager PyTorch fp32 at batch {big} "
               f"({', '.join(fmt(v, 0) for v in eager_ips)} img/s)." if len(eager_ips) else ""), ""]
+    busy = busy_rows(df)
+    if len(busy):
+        lines += [busy_warning(busy, len(df)), ""]
     ok = df[(df["batch"] == big) & (df["top1_change"] >= -tolerance)]
-    if len(ok) and len(eager_ips):
+    if len(busy):
+        lines += ["No best configuration is named: the ratios of a busy run are not trustworthy (rerun on a quiet "
+                  "machine: docs/benchmark.md).", ""]
+    elif len(ok) and len(eager_ips):
         best = ok.sort_values("vs_eager_fp32", ascending=False).iloc[0]
         lines += [f"**Best configuration within {tolerance} points of the baseline:** `{best['name']}` "
                   f"({best['method']}, {best['backend']} {best['precision']}): {fmt(best['vs_eager_fp32'])}x the eager fp32 "

@@ -24,3 +24,12 @@ step() {  # step OUTPUT command...: run the command unless OUTPUT exists; a run 
   echo "[run ] $out: $*"
   if [ -e "$out.run/last.pt" ]; then "$@" --resume; else "$@"; fi
 }
+
+# The benchmark refuses to start, and stops, when other processes take the CPU (benchmark.run --require-quiet):
+# under load the runtimes slow down unequally and even the ratios are wrong. ALLOW_BUSY=1 measures anyway, with the
+# rows marked busy and every summary warning about them.
+QUIET=(); [ "${ALLOW_BUSY:-}" = 1 ] || QUIET=(--require-quiet)
+
+busy_warning() {  # busy_warning SUMMARY.md: repeat a summary's busy-machine warning at the end of a run
+  grep -m1 -o "Warning: the machine was busy.*" "$1" 2>/dev/null | sed 's/\*\*//g' >&2 || true
+}

@@ -15,7 +15,8 @@
 # versions): rows from another machine are never reused. Environment: CIFAR10_DIR (data), PRETRAINED (folder with
 # the akamaster .th files; default ../shared/pretrained/akamaster, then a cache, then fetched: models/pretrained.py), RUNS (default runs/study-PRESET), RESULTS / IMGS
 # (default RUNS/results and RUNS/imgs; PUBLISH=1 writes the committed results/ and imgs/ instead), THREADS,
-# UNTIL=methods (stop before the benchmark, to measure later on a quiet machine).
+# UNTIL=methods (stop before the benchmark, to measure later on a quiet machine), ALLOW_BUSY=1 (benchmark even when
+# other processes take the CPU: rows marked busy, summaries warn; by default the benchmark refuses a busy machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh  # DATA, THREADS, step OUTPUT command...
@@ -35,6 +36,7 @@ case "$PRESET" in
     PERCENTS="90"; LOWRANK=("svd:--scheme svd --target-flops 0.5 --multiple 8"); CALIB=64
     BACKENDS=eager,onnx,openvino; BIG_BATCH=16; BENCH=(--batch-sizes 1,$BIG_BATCH --quick)
     ENGINES="onnxruntime openvino"
+    QUIET=()  # timings of tiny synthetic models are not the point of the smoke preset
     ;;
   quick|paper|taste|students)
     if [ ! -f "$DATA/cifar-10-batches-py/test_batch" ]; then
@@ -100,11 +102,12 @@ if [ "$PRESET" = taste ]; then
   echo "[bench] 6 checkpoints on $FASTEST and eager"
   python -m benchmark.run "$B/r56.pt" "$T"/r56-{l1-A,l1-B,p90,spatial-f7-m16,int8-$engine}.pt --baseline "$B/r56.pt" \
     --test-dir "$DATA" --threads "$THREADS" --backends "eager,$FASTEST" --batch-sizes 1,64 --repeat 2 --slices 4 \
-    --min-seconds 1 --skip-measured --no-progress --out "$RESULTS/benchmark_taste.csv"
+    --min-seconds 1 --skip-measured --no-progress "${QUIET[@]}" --out "$RESULTS/benchmark_taste.csv"
   python -m plots.make --results "$RESULTS/benchmark_taste.csv" --out "$IMGS/taste" --note "before fine-tuning"
   python -m plots.summary --results "$RESULTS/benchmark_taste.csv" --out "$RESULTS/summary_taste.md" \
     --title "Taste: the published ResNet-56 compressed without any fine-tuning (before fine-tuning)"
   echo "study (taste) done: $RESULTS/summary_taste.md, figures in $IMGS/taste/"
+  busy_warning "$RESULTS/summary_taste.md"
   exit 0
 fi
 
@@ -138,7 +141,8 @@ if [ "$PRESET" = students ]; then
   [ "${UNTIL:-}" = methods ] && { echo "study (students): every checkpoint is made (UNTIL=methods)"; exit 0; }
   mkdir -p "$RESULTS/reports" "$IMGS"
   python -m benchmark.run "${MEASURED[@]}" --baseline "$B/r56-ft.pt" --test-dir "$DATA" --threads "$THREADS" \
-    --backends eager,compile,onnx,openvino "${BENCH[@]}" --skip-measured --no-progress --out "$RESULTS/benchmark_students.csv"
+    --backends eager,compile,onnx,openvino "${BENCH[@]}" --skip-measured --no-progress "${QUIET[@]}" \
+    --out "$RESULTS/benchmark_students.csv"
   python -m plots.make --results "$RESULTS/benchmark_students.csv" --out "$IMGS/students"
   python -m plots.summary --results "$RESULTS/benchmark_students.csv" --out "$RESULTS/summary_students.md" \
     --title "ResNet-10 and ResNet-1 students from scratch, against the ResNet-56 teacher"
@@ -152,6 +156,7 @@ if [ "$PRESET" = students ]; then
   python -m distillation.report "${reported[@]}" --teacher "$B/r56-ft.pt" --benchmark "$RESULTS/benchmark_students.csv" \
     --speed-batch "$BIG_BATCH" --out "$RESULTS/reports/$REPORT" >/dev/null
   echo "study (students) done: $RESULTS/summary_students.md, $RESULTS/reports/$REPORT.md"
+  busy_warning "$RESULTS/summary_students.md"
   exit 0
 fi
 
@@ -233,10 +238,10 @@ mkdir -p "$RESULTS" "$IMGS"
 echo "[bench] ${#MEASURED[@]} checkpoints on $(python -c 'from common.machine import cpu_name; print(cpu_name())')"
 if [[ ,$BACKENDS, != *,eager,* ]]; then  # the baseline on eager PyTorch, the reference of "x eager fp32"
   python -m benchmark.run "$B/r56-ft.pt" --baseline "$B/r56-ft.pt" --test-dir "$DATA" --threads "$THREADS" --backends eager "${BENCH[@]}" \
-    --skip-measured --no-progress --out "$RESULTS/benchmark.csv"
+    --skip-measured --no-progress "${QUIET[@]}" --out "$RESULTS/benchmark.csv"
 fi
 python -m benchmark.run "${MEASURED[@]}" --baseline "$B/r56-ft.pt" --test-dir "$DATA" --threads "$THREADS" \
-  --backends "$BACKENDS" "${BENCH[@]}" --skip-measured --no-progress --out "$RESULTS/benchmark.csv"
+  --backends "$BACKENDS" "${BENCH[@]}" --skip-measured --no-progress "${QUIET[@]}" --out "$RESULTS/benchmark.csv"
 python -m plots.make --results "$RESULTS/benchmark.csv" --out "$IMGS"
 python -m plots.summary --results "$RESULTS/benchmark.csv" --out "$RESULTS/summary.md"
 
@@ -250,3 +255,4 @@ python -m lowrank.report "$RUNS"/lowrank/r56-*.pt --baseline "$B/r56-ft.pt" --ou
 python -m distillation.report "$S"/student-*.pt --teacher "$B/r56-ft.pt" --benchmark "$RESULTS/benchmark.csv" \
   --speed-batch "$BIG_BATCH" --out "$R/distillation" >/dev/null
 echo "study ($PRESET) done: $RESULTS/summary.md, method tables in $R/, figures in $IMGS/"
+busy_warning "$RESULTS/summary.md"

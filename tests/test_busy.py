@@ -1,0 +1,115 @@
+"""The benchmark knows when the machine was busy: rows timed beside a CPU-burning process are marked busy, rows of a
+quiet machine are not, --require-quiet refuses a busy machine, and summaries and figures say so."""
+import os
+import pickle
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+from benchmark.load import BUSY_SHARE, CpuMeter, busy_columns, quiet_check
+from common.checkpoint import make_meta, save_checkpoint
+from common.cli import default_normalization
+from common.data import SYNTHETIC_MARK, synthetic_cifar
+from models import build_model, make_spec
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="reads the kernel's CPU counters")
+BURN = "import time\nend = time.time() + 120\nwhile time.time() < end: pass\n"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("busy")
+    data = root / "synthetic"
+    data.mkdir()
+    images, labels, _ = synthetic_cifar(64, seed=3)
+    with open(data / "test_batch", "wb") as f:
+        pickle.dump({"data": images.reshape(64, -1).numpy(), "labels": labels.tolist()}, f)
+    (data / SYNTHETIC_MARK).touch()
+    torch.manual_seed(0)
+    spec = make_spec("resnet8")
+    base = root / "base.pt"
+    save_checkpoint(base, spec, build_model(spec).state_dict(),
+                    make_meta("baseline", normalization=default_normalization()))
+    return {"dir": root, "data": data, "base": base}
+
+
+def _bench(tiny, out, *extra):
+    return subprocess.run([sys.executable, "-m", "benchmark.run", str(tiny["base"]), "--test-dir", str(tiny["data"]),
+                           "--backends", "eager", "--batch-sizes", "1,16", "--threads", "1", "--repeat", "2",
+                           "--slices", "4", "--min-seconds", "1", "--no-progress", "--out", str(out), *extra],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def _burners(n):
+    return [subprocess.Popen([sys.executable, "-c", BURN]) for _ in range(n)]
+
+
+def test_rows_timed_beside_cpu_burners_are_marked_busy(tiny, tmp_path):
+    burners = _burners(os.cpu_count() or 1)  # every core taken: whatever the run asks for is shared
+    try:
+        time.sleep(0.5)
+        r = _bench(tiny, tmp_path / "busy.csv")
+    finally:
+        for b in burners:
+            b.kill()
+    assert r.returncode == 0, r.stderr
+    rows = pd.read_csv(tmp_path / "busy.csv")
+    assert (rows["busy"] == "yes").all(), rows[["busy", "busy_share_mean"]]
+    assert (rows["busy_share_mean"] > 0.3).all()
+    assert "BUSY" in r.stdout
+    from plots.summary import summarize
+    text = summarize(rows)
+    assert "Warning: the machine was busy" in text and "No best configuration is named" in text
+    assert "Best configuration within" not in text
+
+
+def test_a_quiet_machine_gives_quiet_rows(tiny, tmp_path):
+    if (quiet_check(1) or 0) > BUSY_SHARE:
+        pytest.skip("this machine is busy right now (another job runs): a quiet run cannot be shown")
+    r = _bench(tiny, tmp_path / "quiet.csv")
+    assert r.returncode == 0, r.stderr
+    rows = pd.read_csv(tmp_path / "quiet.csv")
+    assert (rows["busy"] == "no").all(), rows[["busy", "busy_share_mean"]]
+    assert "quiet" in r.stdout
+
+
+def test_require_quiet_refuses_a_busy_machine_with_one_line(tiny, tmp_path):
+    burners = _burners(os.cpu_count() or 1)
+    try:
+        time.sleep(0.5)
+        r = _bench(tiny, tmp_path / "refused.csv", "--require-quiet")
+    finally:
+        for b in burners:
+            b.kill()
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "busy" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "refused.csv").exists()
+
+
+def test_the_meter_counts_other_processes_not_its_own_work():
+    meter = CpuMeter(threads=1, cores=os.cpu_count())
+    meter.start()
+    x = torch.randn(512, 512)
+    end = time.perf_counter() + 0.5
+    while time.perf_counter() < end:  # our own work is not "other processes"
+        x @ x
+    share, steal = meter.stop()
+    before = quiet_check(1) or 0
+    assert share is not None and 0 <= share <= 1 and 0 <= steal <= 1
+    if before <= BUSY_SHARE:  # on a quiet machine our own busy loop must not look like someone else's
+        assert share < 0.2
+
+
+def test_busy_columns_from_slices():
+    cols = busy_columns([(0.5, 0.0), (0.3, 0.1)])
+    assert cols["busy"] == "yes" and cols["busy_share_mean"] == pytest.approx(0.4)
+    assert cols["busy_share_max"] == pytest.approx(0.5) and cols["steal_share_mean"] == pytest.approx(0.05)
+    cols = busy_columns([(0.02, 0.0), (0.04, 0.0)])
+    assert cols["busy"] == "no" and cols["busy_share_max"] == pytest.approx(0.04)
+    assert busy_columns([(0.05, 0.08)])["busy"] == "yes"  # steal counts: a hypervisor took our vCPU
+    assert busy_columns([(None, None)])["busy"] == "unrecorded"
