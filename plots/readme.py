@@ -19,7 +19,7 @@ from common.outputs import atomic_write_text
 from common.stats import mean_sd, paired_interval, pm, verdict
 from plots.budget import CONFIGS, ENGINES, configuration
 from plots.make import load, machine_context, with_x_eager
-from plots.summary import fmt, speedup_with_ci, with_summary_columns
+from plots.summary import busy_rows, busy_warning, fmt, speedup_with_ci, with_summary_columns
 
 BLOCK = re.compile(r"<!-- begin (\w+)((?: [^ >]+)*) -->\n(.*?)<!-- end \1 -->", re.S)
 RUNTIMES = {"eager": "eager PyTorch", "compile": "torch.compile", "onnx": "ONNX Runtime", "openvino": "OpenVINO"}
@@ -108,6 +108,9 @@ def block_answer(long_csv, short_csv):
 
 
 def _best_sentence(df, rows, source, when):
+    busy = busy_rows(df)
+    if len(busy):
+        return busy_warning(busy, len(df)) + f" (`{source}`: no best configuration is named)"
     ok = [(k, r) for k, r in rows.items() if r["top1_change"] >= -TOLERANCE and pd.notna(r["x_eager"])]
     if not ok:
         return f"{when}, no configuration of `{source}` is within {TOLERANCE} points."
