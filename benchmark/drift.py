@@ -19,6 +19,8 @@ from benchmark.runners import BACKENDS, check_request, configurations, make_runn
 from benchmark.timing import time_iterations
 from common import cli
 from common.outputs import atomic_write, check_output
+
+DRIFT_COLUMNS = ["start_s", "p50_ms", "iterations", "backend", "threads", "checkpoint"]
 from common.errors import UserError, run_cli
 from common.progress import progress_bar
 from models import load_model
@@ -67,7 +69,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     if args.out:
-        check_output(args.out, [args.checkpoint])
+        check_output(args.out, [args.checkpoint], kind="csv", columns=DRIFT_COLUMNS)
     if args.threads:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
@@ -91,7 +93,7 @@ def main(argv=None):
         def write(tmp):
             with open(tmp, "w", newline="") as f:
                 w = csv.writer(f)
-                w.writerow(["start_s", "p50_ms", "iterations", "backend", "threads", "checkpoint"])
+                w.writerow(DRIFT_COLUMNS)
                 w.writerows([f"{s:.3f}", f"{p:.4f}", n, args.backend, threads, args.checkpoint] for s, p, n in rows)
         atomic_write(args.out, write)
         print(f"wrote {args.out}")

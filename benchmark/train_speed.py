@@ -57,7 +57,7 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default="results/train_speed.csv")
     args = p.parse_args(argv)
-    check_output(args.out)
+    check_output(args.out, kind="csv", columns=("model", "batch_size", "loop_img_s", "compute_img_s"))
     names = args.models.split(",")
     unknown = [n for n in names if n not in DEPTH_NAMES]
     if unknown:

@@ -198,6 +198,32 @@ def check_unpacked_size(path, limit=MAX_UNPACKED_BYTES):
                               f"{limit >> 20} MiB a checkpoint of this project can hold")
 
 
+def check_tensor_sizes(obj, path, limit=MAX_UNPACKED_BYTES):
+    """Refuse a loaded object whose tensors would become larger in memory than in the file: a view with a zero or
+    overlapping stride (torch.zeros(1).expand(3 << 30) stores one element and is 3 GB once copied), or more than
+    `limit` bytes in all. Runs before anything copies a tensor, so the bound holds for what the file becomes."""
+    total, stack, seen = 0, [obj], 0
+    while stack:
+        item = stack.pop()
+        seen += 1
+        if seen > 1_000_000:
+            raise CheckpointError(f"{path}: refused: more than a million objects inside")
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, torch.Tensor):
+            size = item.numel() * item.element_size()
+            stored = item.untyped_storage().nbytes() - item.storage_offset() * item.element_size()
+            if size > stored:
+                raise CheckpointError(f"{path}: refused: a tensor of shape {tuple(item.shape)} holds only "
+                                      f"{stored:,} stored bytes for its {size:,} (an expanded or overlapping view)")
+            total += size
+            if total > limit:
+                raise CheckpointError(f"{path}: refused: its tensors hold more than the {limit >> 20} MiB a "
+                                      "checkpoint of this project can hold")
+
+
 def safe_torch_load(path):
     """torch.load with weights_only=True; every failure becomes a CheckpointError naming the file."""
     path = os.fspath(path)
@@ -209,7 +235,11 @@ def safe_torch_load(path):
         raise CheckpointError(f"{path}: empty file")
     check_unpacked_size(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+        check_tensor_sizes(obj, path)
+        return obj
+    except CheckpointError:
+        raise
     except pickle.UnpicklingError as e:
         found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
         first = f"it names {found.group(1)}" if found else (str(e).strip().splitlines() or [type(e).__name__])[0]

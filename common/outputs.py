@@ -7,6 +7,7 @@
                                       symlink is written through to its target, an existing file keeps its mode;
                                       an OS error (disk full, read-only filesystem) is one line naming the path
 """
+import csv
 import errno
 import json
 import math
@@ -59,18 +60,32 @@ def check_writable(path):
         raise UserError(f"{path}: cannot write there ({describe_os_error(e)})") from None
 
 
-def check_output(out, inputs=(), kind=None):
+def check_output(out, inputs=(), kind=None, columns=()):
     """Refuse, with one line, an --out that would destroy an input or a file of another kind.
 
     `inputs`: every file the command reads (checkpoints, teacher, baseline, CSVs). `kind`: "checkpoint" (an existing
-    --out must be a torch archive) or None (the caller checks the kind, e.g. a results CSV)."""
+    --out must be a torch archive), "csv" (an existing --out must be a CSV whose header holds `columns`: this
+    command's own earlier output) or None (the caller checks the kind, e.g. a results CSV)."""
     for source in inputs:
         if source and (os.path.abspath(out) == os.path.abspath(source) or
                        os.path.exists(source) and os.path.exists(out) and same_file(out, source)):
             raise UserError(f"--out {out} is an input of this command ({source}); write the result to a new file")
     if os.path.isfile(out) and os.path.getsize(out) and kind == "checkpoint" and not is_torch_archive(out):
         raise UserError(f"--out {out}: exists and is not a checkpoint; refusing to overwrite it")
+    if os.path.isfile(out) and os.path.getsize(out) and kind == "csv" and not _csv_with(out, columns):
+        raise UserError(f"--out {out}: exists and is not this command's CSV (its header lacks "
+                        f"{', '.join(columns)}); refusing to overwrite it")
     check_writable(out)
+
+
+def _csv_with(path, columns):
+    """Whether the file at `path` starts with a CSV header line that holds every name in `columns`."""
+    try:
+        with open(path, newline="") as f:
+            header = next(csv.reader([f.readline(4096)]), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    return set(columns) <= set(header)
 
 
 def describe_os_error(e):

@@ -189,7 +189,7 @@ def main(argv=None):
     p.add_argument("--imgs", default="imgs/budget", help="folder of the figure")
     args = p.parse_args(argv)
     runs = [parse_run(r) for r in args.run]
-    check_output(args.out, [path for _, path in runs])
+    check_output(args.out, [path for _, path in runs], kind="csv", columns=COLUMNS[:5])
     table = budget_table(runs)
     atomic_write_text(args.out, table.to_csv(index=False))
     figure = plot(table, args.imgs)

@@ -9,7 +9,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from common.checkpoint import CheckpointError, make_meta, save_checkpoint
+from common.checkpoint import FORMAT, CheckpointError, make_meta, save_checkpoint
 from common.data import write_synthetic_layout
 from common.errors import run_cli
 from models import build_model, load_model, make_spec
@@ -42,6 +42,12 @@ def files(tmp_path_factory):
     torch.save({"format": "cifar-compress/1", "payload": Evil()}, d / "evil.pt")
     with open(d / "evil.pkl", "wb") as f:
         pickle.dump(Evil(), f)
+    # stride-0 views: about one stored element each, gigabytes once anything copies them
+    state = build_model(spec).state_dict()
+    state["conv1.weight"] = torch.zeros(1).expand(16 * 3 * 3 * 3).view(16, 3, 3, 3)
+    save_checkpoint(d / "expanded.pt", spec, state, meta)
+    torch.save({"format": FORMAT, "spec": spec, "meta": meta, "state_dict": build_model(spec).state_dict(),
+                "onnx": torch.zeros(1, dtype=torch.uint8).expand(3 << 30)}, d / "bomb.pt")
     write_synthetic_layout(d / "data", n_train=200, n_test=100)
     shutil.copytree(d / "data", d / "corrupt")
     batch = d / "corrupt" / "cifar-10-batches-py" / "test_batch"
@@ -58,6 +64,13 @@ CASES = [
     ("models.evaluate", ["{d}/text.pt"], "unreadable|truncated|refused"),
     ("models.evaluate", ["{d}/evil.pt"], "refused"),
     ("models.evaluate", ["{d}/evil.pkl"], "refused"),
+    ("models.evaluate", ["{d}/expanded.pt"], "expanded or overlapping view"),
+    ("models.evaluate", ["{d}/bomb.pt"], "expanded or overlapping view"),
+    ("benchmark.run", ["{d}/bomb.pt", "--test-dir", "{d}/data", "--out", "{d}/out.csv"], "expanded or overlapping"),
+    ("benchmark.drift", ["{d}/good.pt", "--backend", "eager", "--seconds", "1", "--window", "0.5", "--out",
+                         "{d}/text.pt"], "not this command's CSV"),
+    ("benchmark.train_speed", ["--models", "resnet20", "--data-dir", "{d}/data", "--out", "{d}/text.pt"],
+     "not this command's CSV"),
     ("models.evaluate", ["{d}/external.pt"], "models.convert"),
     ("models.evaluate", ["{d}/other.pt"], "not a cifar-compress"),
     ("models.evaluate", ["{d}/good.pt", "--data-dir", "{d}/nowhere"], "not found"),
