@@ -67,6 +67,10 @@ def load(path):
         if bad.any():
             line = int(bad.to_numpy().nonzero()[0][0]) + 2  # header is line 1
             raise PlotError(f"{path}: line {line}: column {column} holds {df[column][bad].iloc[0]!r}, not a number")
+        infinite = values.isin([float("inf"), float("-inf")])
+        if infinite.any():  # no measurement is infinite: a hand edit or a broken tool, never a speedup to print
+            line = int(infinite.to_numpy().nonzero()[0][0]) + 2
+            raise PlotError(f"{path}: line {line}: column {column} holds {values[infinite].iloc[0]}, not a finite number")
         df[column] = values
     return df
 

@@ -1,4 +1,5 @@
 """Bad input across every CLI: one clear line, exit status 2, no traceback, no output file; hostile files refused."""
+import csv
 import importlib
 import os
 import pickle
@@ -13,6 +14,7 @@ from common.checkpoint import FORMAT, CheckpointError, make_meta, save_checkpoin
 from common.data import write_synthetic_layout
 from common.errors import run_cli
 from models import build_model, load_model, make_spec
+from tests.conftest import ROOT
 
 HAS_CUDA = torch.cuda.is_available()
 
@@ -48,6 +50,12 @@ def files(tmp_path_factory):
     save_checkpoint(d / "expanded.pt", spec, state, meta)
     torch.save({"format": FORMAT, "spec": spec, "meta": meta, "state_dict": build_model(spec).state_dict(),
                 "onnx": torch.zeros(1, dtype=torch.uint8).expand(3 << 30)}, d / "bomb.pt")
+    committed = (ROOT / "results" / "benchmark_e2.csv").read_text().splitlines()
+    header = committed[0].split(",")
+    row = next(csv.reader([committed[2]]))
+    row[header.index("measured_speedup")] = "inf"  # no measurement is infinite
+    with open(d / "inf.csv", "w", newline="") as f:
+        csv.writer(f).writerows([header, next(csv.reader([committed[1]])), row])
     write_synthetic_layout(d / "data", n_train=200, n_test=100)
     shutil.copytree(d / "data", d / "corrupt")
     batch = d / "corrupt" / "cifar-10-batches-py" / "test_batch"
@@ -65,6 +73,8 @@ CASES = [
     ("models.evaluate", ["{d}/evil.pt"], "refused"),
     ("models.evaluate", ["{d}/evil.pkl"], "refused"),
     ("models.evaluate", ["{d}/expanded.pt"], "expanded or overlapping view"),
+    ("plots.summary", ["--results", "{d}/inf.csv", "--out", "{d}/summary.md"], "not a finite number"),
+    ("plots.make", ["--results", "{d}/inf.csv", "--out", "{d}/imgs"], "not a finite number"),
     ("models.evaluate", ["{d}/bomb.pt"], "expanded or overlapping view"),
     ("benchmark.run", ["{d}/bomb.pt", "--test-dir", "{d}/data", "--out", "{d}/out.csv"], "expanded or overlapping"),
     ("benchmark.drift", ["{d}/good.pt", "--backend", "eager", "--seconds", "1", "--window", "0.5", "--out",
