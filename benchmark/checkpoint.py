@@ -12,6 +12,7 @@ from common.data import normalizer
 from common.errors import UserError
 from common.metrics import model_metrics
 from models import load_model
+from models.int8 import check_int8_fingerprints
 
 
 def compact_spec(spec):
@@ -49,6 +50,10 @@ class Checkpoint:
             raise UserError(f"{path}: checkpoint carries no normalisation (meta['normalization'])")
         self.normalize = normalizer(norm["mean"], norm["std"])
         self.precision = str(self.meta.get("precision") or "fp32")
+        try:  # an int8 graph recorded with hashes must be the one made from this checkpoint's own weights
+            self.int8_tied = self.precision == "int8" and check_int8_fingerprints(self.ckpt, path)
+        except ValueError as e:
+            raise UserError(str(e)) from None
         self.set_baseline(self.meta.get("lineage", {}).get("baseline") or "")
         self.metrics = model_metrics(self.model)
         self.file_bytes = os.path.getsize(path)

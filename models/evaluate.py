@@ -12,6 +12,8 @@ from common.metrics import file_bytes, model_metrics
 from common.outputs import to_json
 from common.training import evaluate, resolve_device
 from models import load_model
+from models.int8 import ENGINES, check_int8_fingerprints, engine_of
+from models.runtimes import make_runner
 
 
 def parse_args(argv=None):
@@ -23,6 +25,26 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p.parse_args(argv)
+
+
+def int8_top1(path, model, ckpt, batches):
+    """(top-1 %, mean cross-entropy) of the checkpoint's int8 graph on its engine's runtime, on the CPU."""
+    try:
+        check_int8_fingerprints(ckpt, path)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    runner = make_runner(ENGINES[engine_of(ckpt)], "int8", model, ckpt, torch.device("cpu"),
+                         torch.get_num_threads(), compiled=False)
+    correct = total = 0
+    loss = 0.0
+    for images, labels in batches:
+        logits = torch.as_tensor(runner.logits(runner.prepare(images.cpu()))).float()
+        if not bool(torch.isfinite(logits).all()):
+            raise UserError(f"{path}: its int8 graph produces non-finite logits")
+        correct += int((logits.argmax(1) == labels.cpu()).sum())
+        loss += float(torch.nn.functional.cross_entropy(logits, labels.cpu(), reduction="sum"))
+        total += len(labels)
+    return 100.0 * correct / max(total, 1), loss / max(total, 1)
 
 
 def main(argv=None):
@@ -37,8 +59,12 @@ def main(argv=None):
         if not normalization:
             raise UserError(f"{args.checkpoint}: checkpoint carries no normalisation")
         images, labels, desc = load_cifar10(args.data_dir, False, subset=args.test_subset)
-        model.to(device=device, memory_format=torch.channels_last)
-        top1, loss = evaluate(model, Batches(images, labels, args.batch_size, normalization, False, device), device)
+        batches = Batches(images, labels, args.batch_size, normalization, False, device)
+        if ckpt["meta"].get("precision") == "int8":  # the int8 graph is the model; its fp32 weights only made it
+            top1, loss = int8_top1(args.checkpoint, model, ckpt, batches)
+        else:
+            model.to(device=device, memory_format=torch.channels_last)
+            top1, loss = evaluate(model, batches, device)
         result.update({"data": desc, "images": len(labels), "top1": top1, "loss": loss})
     if args.json:
         print(to_json(result))

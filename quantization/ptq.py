@@ -16,7 +16,7 @@ import torch
 from common import cli
 from common.errors import UserError, run_cli
 from models.fold import fold_batchnorm
-from models.int8 import ENGINES
+from models.int8 import ENGINES, int8_fingerprints
 from models.method import Method, run
 from models.runtimes import make_runner
 from quantization.engines import float_model, quantize
@@ -70,7 +70,8 @@ class PostTrainingInt8(Method):
         return 100.0 * correct / max(total, 1)
 
     def artifacts(self, model, spec, meta, ctx):
-        return {"int8": {"engine": ctx.args.engine}}, self.entries
+        state = {k: v.contiguous() for k, v in model.state_dict().items()}  # as the driver saves them
+        return {"int8": {"engine": ctx.args.engine, **int8_fingerprints(state, self.entries)}}, self.entries
 
 
 def main(argv=None):

@@ -196,3 +196,50 @@ def test_random_dicts_only_raise_checkpoint_error(tmp_path, content, claim_forma
     torch.save(content, path)
     with pytest.raises(CheckpointError):
         load_model(path)
+
+
+@pytest.fixture(scope="module")
+def int8_pair(tmp_path_factory):
+    """Two different ResNet-8s (random inits) and their ONNX Runtime int8 checkpoints, on synthetic data."""
+    d = tmp_path_factory.mktemp("int8")
+    write_synthetic_layout(d / "data", n_train=96, n_test=64)
+    meta = make_meta("baseline", normalization={"mean": [0.5] * 3, "std": [0.25] * 3})
+    for name, seed in (("a", 0), ("b", 1)):
+        torch.manual_seed(seed)
+        spec = make_spec("resnet8")
+        save_checkpoint(d / f"{name}.pt", spec, build_model(spec).state_dict(), meta)
+        importlib.import_module("quantization.ptq").main(
+            [str(d / f"{name}.pt"), "--engine", "onnxruntime", "--data-dir", str(d / "data"), "--calib-images", "32",
+             "--out", str(d / f"{name}-int8.pt")])
+    return d
+
+
+def _evaluate_json(path, data, capsys):
+    import json
+    capsys.readouterr()
+    importlib.import_module("models.evaluate").main([str(path), "--data-dir", str(data), "--json"])
+    return json.loads(capsys.readouterr().out)
+
+
+def test_an_int8_graph_is_tied_to_the_weights_it_was_made_from(int8_pair, capsys):
+    import json
+    d = int8_pair
+    a, b = torch.load(d / "a-int8.pt", weights_only=True), torch.load(d / "b-int8.pt", weights_only=True)
+    assert {"weights_sha256", "graph_sha256"} <= set(a["meta"]["artifacts"]["int8"])
+    swapped = dict(a, onnx=b["onnx"])  # b's graph inside a's checkpoint
+    torch.save(swapped, d / "swapped.pt")
+    for module, argv in (("models.evaluate", [str(d / "swapped.pt"), "--data-dir", str(d / "data")]),
+                         ("benchmark.run", [str(d / "swapped.pt"), "--test-dir", str(d / "data"), "--quick",
+                                            "--out", str(d / "swapped.csv")])):
+        with pytest.raises(SystemExit) as e:
+            run_cli(importlib.import_module(module).main, argv)
+        err = capsys.readouterr().err.strip()
+        assert e.value.code == 2 and len(err.splitlines()) == 1 and "not the one made with this checkpoint" in err
+    assert not (d / "swapped.csv").exists()
+    # An int8 checkpoint made before the hashes existed: evaluation scores the graph it carries (b's), not its weights
+    old = dict(swapped, meta=json.loads(json.dumps(a["meta"])))
+    del old["meta"]["artifacts"]["int8"]["weights_sha256"], old["meta"]["artifacts"]["int8"]["graph_sha256"]
+    torch.save(old, d / "old.pt")
+    scored = _evaluate_json(d / "old.pt", d / "data", capsys)
+    assert scored["top1"] == _evaluate_json(d / "b-int8.pt", d / "data", capsys)["top1"]
+    assert scored["loss"] == pytest.approx(_evaluate_json(d / "b-int8.pt", d / "data", capsys)["loss"])
