@@ -5,8 +5,8 @@
 #
 #   bash scripts/budget.sh                     # train: BUDGETS="8 32" (8 epochs: every configuration; 32: the set below)
 #   BUDGETS=8 SEED=1 bash scripts/budget.sh    # another seed (runs/ft-e8-s1)
-# Then benchmark each budget's checkpoints (docs/results.md gives the command) and draw the table and figure across
-# budgets with `python -m plots.budget --run EPOCHS=CSV ...`.
+#   STAGE=bench BUDGETS=8 PUBLISH=1 bash scripts/budget.sh   # benchmark a budget's models on a quiet machine, its
+#                          # summary and figures, then results/budget.csv and imgs/budget/ across every budget measured
 #
 # Protocol (one for every method and budget, the 1- and 2-epoch studies' recipe with only the epochs changed):
 # SGD lr 0.01, momentum 0.9, cosine to zero, wd 1e-4, batch 128, all 50,000 JPEG-copy training images. Li et al.
@@ -50,6 +50,35 @@ queue() {  # queue EPOCHS ITEMS: the items, then the int8 models of what they ma
   CPU_BF16=$BF16 THREADS=1 SEED=$SEED OUT=$(ft_dir "$1") ONLY="$2 int8" INT8="$(checkpoints $2)" \
     bash scripts/equal_finetune.sh "$1"
 }
+
+if [ "${STAGE:-train}" = bench ]; then
+  RESULTS=$(results_dir runs/budget); IMGS=$([ "${PUBLISH:-}" = 1 ] && echo imgs || echo runs/budget/imgs)
+  mkdir -p "$RESULTS" "$IMGS"
+  for e in $BUDGETS; do
+    E=$(ft_dir "$e"); tag=e$e$([ "$SEED" = 0 ] || echo "-s$SEED"); CSV=$RESULTS/benchmark_$tag.csv
+    need "$E/r56-ft.pt"
+    models=(); for m in $(checkpoints base kd kd32 fitnets w90kd l1b l1r16 lowrank fisher72 nt32 nt); do
+      for f in "$E/$m.pt" "$E/$m-int8-onnxruntime.pt" "$E/$m-int8-openvino.pt"; do [ -f "$f" ] && models+=("$f"); done
+    done
+    # ONNX Runtime and OpenVINO for every model, eager PyTorch for the baseline only (the "x eager fp32" reference):
+    # 3 repeats of 8 interleaved slices, batch 1 and 64, every core.
+    B=(--baseline "$E/r56-ft.pt" --test-dir "$DATA" --threads "$THREADS" --batch-sizes 1,64 --repeat 3 --slices 8
+       --min-seconds 1 --skip-measured --no-progress "${QUIET[@]}" --out "$CSV")
+    python -m benchmark.run "$E/r56-ft.pt" --backends eager "${B[@]}"
+    python -m benchmark.run "${models[@]}" --backends onnx,openvino "${B[@]}"
+    python -m plots.make --results "$CSV" --out "$IMGS/$tag"
+    python -m plots.summary --results "$CSV" --out "$RESULTS/summary_$tag.md" --title "$e-epoch equal fine-tune (seed $SEED)"
+  done
+  # The curve across budgets: the quick study (1 epoch on 10,000 images = 0.2), the 2-epoch set over 3 seeds (Fisher:
+  # its own 2-epoch run), and every budget benchmarked here.
+  runs=(--run 0.2=results/benchmark.csv --run 2=results/benchmark_e2_seeds.csv --run 2=results/benchmark_fisher_e2.csv)
+  for f in "$RESULTS"/benchmark_e8*.csv "$RESULTS"/benchmark_e32*.csv; do
+    [ -f "$f" ] && runs+=(--run "$(basename "$f" | sed -E 's/benchmark_e([0-9]+).*/\1/')=$f")
+  done
+  python -m plots.budget "${runs[@]}" --out "$RESULTS/budget.csv" --imgs "$IMGS/budget"
+  busy_warning "$RESULTS/summary_$tag.md"
+  exit 0
+fi
 
 ONLY=weights OUT=$(ft_dir "${BUDGETS%% *}") bash scripts/equal_finetune.sh 1  # the published weights, before the queues
 for e in $BUDGETS; do
