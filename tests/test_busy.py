@@ -113,3 +113,26 @@ def test_busy_columns_from_slices():
     assert cols["busy"] == "no" and cols["busy_share_max"] == pytest.approx(0.04)
     assert busy_columns([(0.05, 0.08)])["busy"] == "yes"  # steal counts: a hypervisor took our vCPU
     assert busy_columns([(None, None)])["busy"] == "unrecorded"
+
+
+def test_quiet_vs_loaded_table_says_how_far_each_ratio_moved(tmp_path):
+    from benchmark.results import COLUMNS
+    from plots.busy import main as busy_main
+
+    def rows(base_eager, base_ov, pruned_ov, share):
+        out = []
+        for sha, backend, ips in (("b", "eager", base_eager), ("b", "openvino", base_ov), ("p", "openvino", pruned_ov)):
+            r = {c: "" for c in COLUMNS}
+            r.update(checkpoint=f"runs/{sha}.pt", checkpoint_sha256=sha, baseline_sha256="b", method="m",
+                     backend=backend, device="cpu", precision="fp32", batch=64, top1=90.0, throughput_ips=ips,
+                     measured_speedup=ips / (base_eager if backend == "eager" else base_ov),
+                     theoretical_speedup=1.0, compressed_bytes=1, data="d", busy_share_mean=share,
+                     busy="yes" if share > BUSY_SHARE else "no")
+            out.append(r)
+        return out
+    pd.DataFrame(rows(800.0, 1200.0, 1800.0, 0.01), columns=COLUMNS).to_csv(tmp_path / "q.csv", index=False)
+    pd.DataFrame(rows(100.0, 600.0, 600.0, 0.9), columns=COLUMNS).to_csv(tmp_path / "l.csv", index=False)
+    busy_main([str(tmp_path / "q.csv"), str(tmp_path / "l.csv"), "--out", str(tmp_path / "c.md")])
+    text = (tmp_path / "c.md").read_text()
+    # the pruned model: 1800 -> 600 img/s (-67%), x eager 2.25 -> 6.00 (+167%), speedup 1.50 -> 1.00 (-33%)
+    assert "| p | openvino fp32 | 64 | 1% / 90% | 1800 | 600 | -67% | 2.25 | 6.00 | 167% | 1.50 | 1.00 | -33% |" in text
