@@ -1,7 +1,6 @@
 """The benchmark knows when the machine was busy: rows timed beside a CPU-burning process are marked busy, rows of a
 quiet machine are not, --require-quiet refuses a busy machine, and summaries and figures say so."""
 import os
-import pickle
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import torch
 from benchmark.load import BUSY_SHARE, CpuMeter, busy_columns, quiet_check
 from common.checkpoint import make_meta, save_checkpoint
 from common.cli import default_normalization
-from common.data import SYNTHETIC_MARK, synthetic_cifar
+from common.data import write_synthetic_layout
 from models import build_model, make_spec
 from tests.conftest import ROOT
 
@@ -25,11 +24,7 @@ BURN = "import time\nend = time.time() + 120\nwhile time.time() < end: pass\n"
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("busy")
     data = root / "synthetic"
-    data.mkdir()
-    images, labels, _ = synthetic_cifar(64, seed=3)
-    with open(data / "test_batch", "wb") as f:
-        pickle.dump({"data": images.reshape(64, -1).numpy(), "labels": labels.tolist()}, f)
-    (data / SYNTHETIC_MARK).touch()
+    write_synthetic_layout(data, n_train=64, n_test=64)
     torch.manual_seed(0)
     spec = make_spec("resnet8")
     base = root / "base.pt"
