@@ -29,11 +29,12 @@ ft_dir() { echo "runs/ft-e$1$([ "$SEED" = 0 ] || echo "-s$SEED")"; }
 
 # Queue A holds the teacher and what needs it; queue B the methods that start from the published ResNet-56; each
 # ends with the int8 models (ONNX Runtime, OpenVINO) of its own checkpoints. Measured here (1 thread each, bf16, AMX
-# Xeon), the two queues take about the same time.
+# Xeon: ~190 s per ResNet-56 epoch) the two queues take about the same time without w90kd, the costliest item (a
+# ResNet-56 plus its teacher's forward pass), which comes last.
 queues() {  # queues EPOCHS: "A-items|B-items"
   case $1 in
     32) echo "base kd kd32|l1b l1r16 lowrank nt" ;;
-    *) echo "base kd kd32 fitnets w90kd|l1b l1r16 lowrank fisher72 nt32 nt" ;;
+    *) echo "base kd kd32 fitnets nt w90kd|l1b l1r16 lowrank fisher72 nt32" ;;
   esac
 }
 checkpoints() {  # checkpoints ITEM...: the fine-tuned checkpoint names (in OUT, without .pt) the items make
