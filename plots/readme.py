@@ -102,8 +102,8 @@ def block_answer(long_csv, short_csv):
                   f"{machine_context(long)}. x eager: throughput over the baseline in eager PyTorch fp32 at the same "
                   f"batch ({fmt(eager.get(64), 0)} img/s at 64, {fmt(eager.get(1), 0)} at 1); speedup: over the "
                   "baseline on the same runtime and precision. 2-epoch columns: "
-                  f"`{short_csv}` ({machine_context(short)}), the same configuration and runtime; 'not run' where "
-                  "that set did not have it."]
+                  f"`{short_csv}` ({machine_context(short)}), the same configuration on its fastest runtime there; "
+                  "'not run' where that set did not have it."]
     return "\n".join(lines) + "\n"
 
 
