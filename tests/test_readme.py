@@ -35,7 +35,7 @@ def test_one_changed_digit_in_a_block_is_caught(kind):
     table_row = README.index("\n| ", README.index("| --- |", m.start(3)))  # the first row under the header
     _, stale = regenerate(_change_one_digit(README, table_row))
     assert [s for s in stale if s.startswith(kind)], f"a changed digit in the {kind} table went unnoticed"
-    sentence = README.find("**", m.start(3), m.end(3))  # a generated sentence, where the block has one
+    sentence = README.find(":**", m.start(3), m.end(3))  # the numbers of a generated answer sentence
     if sentence >= 0:
         _, stale = regenerate(_change_one_digit(README, sentence))
         assert [s for s in stale if s.startswith(kind)]
