@@ -39,8 +39,9 @@ from models.runtimes import check_int8_graph
 REFERENCE = "fp32"  # measured speedups are relative to the baseline's fp32 row on the same backend
 # Bounds that keep a typo from hanging the run or exhausting memory: the largest useful batch is well under the
 # 10,000 test images, and a measurement longer than 10 minutes per repeat measures the machine's drift, not a model.
+# Warm-up: at most 1,000 iterations before a slice (the default is a tenth of the slice, at least 5).
 MAX_BATCH = 4096
-LIMITS = {"iterations": (1, 10**6), "repeat": (1, 100), "slices": (1, 1000), "warmup": (0, 10**5),
+LIMITS = {"iterations": (1, 10**6), "repeat": (1, 100), "slices": (1, 1000), "warmup": (0, 1000),
           "warmup_seconds": (0, 60), "min_seconds": (0, 600)}
 
 

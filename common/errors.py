@@ -10,7 +10,11 @@ class UserError(Exception):
 
 
 # Bounds of the options several CLIs share, by argparse dest: (lowest, highest or None).
-BOUNDS = {"threads": (1, 1024), "subset": (1, None), "test_subset": (1, None), "calib_images": (1, None),
+# Shared options' ranges: CIFAR-10 has 50,000 training and 10,000 test images, so a larger subset is a typo that
+# would silently use them all; the synthetic set and step counts are capped where their memory or time is still
+# seconds, not hours.
+BOUNDS = {"threads": (1, 1024), "subset": (1, 50000), "test_subset": (1, 10000), "calib_images": (1, 50000),
+          "synthetic": (1, 100000), "steps": (1, 100000), "batch": (1, 65536),
           "batch_size": (1, 65536), "epochs": (1, 100000), "weight_decay": (0, None)}
 
 
