@@ -22,6 +22,7 @@ Files in format cifar-compress/1 are migrated on load (migrate_v1).
 """
 import datetime
 import hashlib
+import math
 import os
 import pickle
 import re
@@ -270,4 +271,57 @@ def load_checkpoint(path):
             raise CheckpointError(f"{path}: checkpoint field {key!r} is missing or malformed")
     if not all(isinstance(v, torch.Tensor) for v in ckpt["state_dict"].values()):
         raise CheckpointError(f"{path}: state_dict holds non-tensor values")
+    check_meta(ckpt, path)
     return ckpt
+
+
+# The metadata schema (module docstring), checked once at load so that no reader meets a field of the wrong type.
+META_TYPES = {"method": str, "method_info": dict, "recipe": dict, "lineage": dict, "artifacts": dict,
+              "precision": str, "normalization": dict, "data": dict, "metrics": dict, "environment": dict,
+              "command": str, "created": str}
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+INT8_ENTRY = {"onnxruntime": "onnx", "openvino": "openvino", "pt2e": "pt2e"}  # engine -> the entry holding its model
+SCALAR = (str, int, float, bool, type(None))
+
+
+def check_meta(ckpt, path):
+    """One CheckpointError naming the first metadata field of the wrong type or value, else None."""
+    meta = ckpt["meta"]
+    def bad(field, why):
+        raise CheckpointError(f"{path}: metadata {field} {why}")
+    for key, kind in META_TYPES.items():
+        if meta.get(key) is not None and not isinstance(meta[key], kind):
+            bad(repr(key), f"is a {type(meta[key]).__name__}, expected a {kind.__name__}")
+    precision = meta.get("precision") or "fp32"
+    if precision not in PRECISIONS:
+        bad("'precision'", f"is {precision!r}, not one of {', '.join(PRECISIONS)}")
+    norm = meta.get("normalization") or {}
+    for key in ("mean", "std") if norm else ():
+        values = norm.get(key)
+        if not (isinstance(values, list) and len(values) == 3 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)):
+            bad(f"normalization.{key}", "must be a list of 3 finite numbers (one per RGB channel)")
+    if norm and not all(v > 0 for v in norm["std"]):
+        bad("normalization.std", "must be positive")
+    for section in ("lineage", "recipe"):
+        for key, value in (meta.get(section) or {}).items():
+            if not isinstance(value, SCALAR):
+                bad(f"{section}.{key}", f"is a {type(value).__name__}, expected a plain value")
+    for key, value in (meta.get("artifacts") or {}).items():
+        if not isinstance(value, dict):
+            bad(f"artifacts.{key}", f"is a {type(value).__name__}, expected a dict")
+    sparse = (meta.get("artifacts") or {}).get("sparse_file")
+    if sparse is not None and not isinstance(sparse.get("path", ""), str):
+        bad("artifacts.sparse_file.path", "must be a string")
+    if precision == "int8":
+        engine = ((meta.get("artifacts") or {}).get("int8") or {}).get("engine") or "onnxruntime"
+        if engine not in INT8_ENTRY:
+            bad("artifacts.int8.engine", f"is {engine!r}, not one of {', '.join(INT8_ENTRY)}")
+        entry = ckpt.get(INT8_ENTRY[engine])
+        if engine == "onnxruntime" and not (isinstance(entry, torch.Tensor) and entry.dtype == torch.uint8):
+            bad("of an int8 checkpoint", "names ONNX Runtime, but its 'onnx' entry is missing or not uint8 bytes")
+        if engine == "openvino" and not (isinstance(entry, dict) and all(
+                isinstance(entry.get(k), torch.Tensor) and entry[k].dtype == torch.uint8 for k in ("xml", "bin"))):
+            bad("of an int8 checkpoint", "names OpenVINO, but its 'openvino' entry is not uint8 'xml' and 'bin'")
+        if engine == "pt2e" and not isinstance(entry, dict):
+            bad("of an int8 checkpoint", "names PT2E, but its 'pt2e' entry (observer state) is missing")

@@ -27,6 +27,29 @@ class Evil:
         return (open, (str(Evil.marker), "w"))
 
 
+def _int8(engine, **entries):
+    def change(ckpt):
+        ckpt["meta"].update(precision="int8", artifacts={"int8": {"engine": engine}})
+        ckpt.update(entries)
+    return change
+
+
+MALFORMED = {  # name -> how the good checkpoint is broken
+    "int8-no-onnx": _int8("onnxruntime"),
+    "int8-no-openvino": _int8("openvino"),
+    "openvino-tensor": _int8("openvino", openvino=torch.zeros(3, dtype=torch.uint8)),
+    "engine-evil": _int8("evil", onnx=torch.zeros(3, dtype=torch.uint8)),
+    "artifacts-list": lambda c: c["meta"].update(artifacts=["int8"]),
+    "int8-string": lambda c: c["meta"].update(artifacts={"int8": "openvino"}),
+    "norm-strings": lambda c: c["meta"].update(normalization={"mean": ["a", "b", "c"], "std": [1, 1, 1]}),
+    "norm-5": lambda c: c["meta"].update(normalization={"mean": [0.5] * 5, "std": [0.25] * 5}),
+    "lineage-string": lambda c: c["meta"].update(lineage="runs/parent.pt"),
+    "recipe-list": lambda c: c["meta"].update(recipe=[1, 2]),
+    "sparse-string": lambda c: c["meta"].update(artifacts={"sparse_file": "r56-p90.sparse.npz"}),
+    "precision-evil": lambda c: c["meta"].update(precision="int4"),
+}
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("bad")
@@ -50,6 +73,12 @@ def files(tmp_path_factory):
     save_checkpoint(d / "expanded.pt", spec, state, meta)
     torch.save({"format": FORMAT, "spec": spec, "meta": meta, "state_dict": build_model(spec).state_dict(),
                 "onnx": torch.zeros(1, dtype=torch.uint8).expand(3 << 30)}, d / "bomb.pt")
+    # malformed metadata and int8 entries: each must be one line at load, not a traceback in a later reader
+    plain = torch.load(d / "good.pt", weights_only=True)
+    for name, change in MALFORMED.items():
+        bad = dict(plain, meta=dict(plain["meta"]))
+        change(bad)
+        torch.save(bad, d / f"meta-{name}.pt")
     committed = (ROOT / "results" / "benchmark_e2.csv").read_text().splitlines()
     header = committed[0].split(",")
     row = next(csv.reader([committed[2]]))
@@ -73,6 +102,10 @@ CASES = [
     ("models.evaluate", ["{d}/evil.pt"], "refused"),
     ("models.evaluate", ["{d}/evil.pkl"], "refused"),
     ("models.evaluate", ["{d}/expanded.pt"], "expanded or overlapping view"),
+    *[("benchmark.run", ["{d}/meta-%s.pt" % name, "--test-dir", "{d}/data", "--out", "{d}/out.csv"], "metadata")
+      for name in MALFORMED],
+    ("quantization.ptq", ["{d}/meta-recipe-list.pt", "--data-dir", "{d}/data", "--out", "{d}/q.pt"], "metadata"),
+    ("models.evaluate", ["{d}/meta-norm-5.pt"], "metadata normalization.mean"),
     ("plots.summary", ["--results", "{d}/inf.csv", "--out", "{d}/summary.md"], "not a finite number"),
     # numeric flags whose typo would ask for gigabytes, hours, or silently use something else
     ("models.train", ["resnet8", "--synthetic", "-5", "--out", "{d}/out.pt"], "--synthetic must be in 1..100000"),
