@@ -11,12 +11,14 @@ name carries the first 8 hex digits), so a truncated download or a tampered mirr
 """
 import hashlib
 import os
+import stat
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from common.checkpoint import file_sha256
-from common.outputs import atomic_write
+from common.outputs import atomic_write, atomic_write_text
 from common.errors import UserError, parser, run_cli
 
 RELEASE_URL = "https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/"
@@ -43,12 +45,26 @@ def search_dirs():
     return [os.environ.get("PRETRAINED") or shared, cache_dir()]
 
 
+def open_source(url):
+    """A readable stream of `url`. urllib's timeout does not cover file:// (a FIFO or a device would block forever),
+    so a local mirror must name a regular file."""
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme == "file":
+        path = urllib.request.url2pathname(parsed.path)
+        if not stat.S_ISREG(os.stat(path).st_mode):  # OSError (missing) is reported by the caller
+            raise ValueError(f"{path} is not a regular file")
+        return open(path, "rb")
+    if parsed.scheme not in ("http", "https"):
+        raise ValueError(f"unsupported URL scheme {parsed.scheme!r} (file, http, https)")
+    return urllib.request.urlopen(url, timeout=30)
+
+
 def download(url, dest, sha256):
     """Fetch `url` into `dest` atomically, refusing anything whose SHA-256 is not `sha256`."""
     def write(tmp):
         h, size = hashlib.sha256(), 0
         try:
-            with urllib.request.urlopen(url, timeout=30) as response, open(tmp, "wb") as f:
+            with open_source(url) as response, open(tmp, "wb") as f:
                 for block in iter(lambda: response.read(1 << 16), b""):
                     size += len(block)
                     if size > MAX_BYTES:
@@ -78,10 +94,10 @@ def published(name):
             return path
     dest = os.path.join(cache_dir(), filename)
     base = os.environ.get("PRETRAINED_URL") or RELEASE_URL
-    print(f"fetching {filename} from {base}", file=sys.stderr)
+    atomic_write_text(os.path.join(cache_dir(), "NOTICE"), NOTICE)  # the BSD-2 notice travels with the weights
     download(base.rstrip("/") + "/" + filename, dest, sha256)
-    with open(os.path.join(cache_dir(), "NOTICE"), "w") as f:
-        f.write(NOTICE)
+    if sys.stderr.isatty():  # progress on a terminal only, and after the fact: an error stays one line
+        print(f"fetched {filename} from {base}", file=sys.stderr)
     return dest
 
 

@@ -288,3 +288,28 @@ def test_an_int8_graph_is_tied_to_the_weights_it_was_made_from(int8_pair, capsys
     scored = _evaluate_json(d / "old.pt", d / "data", capsys)
     assert scored["top1"] == _evaluate_json(d / "b-int8.pt", d / "data", capsys)["top1"]
     assert scored["loss"] == pytest.approx(_evaluate_json(d / "b-int8.pt", d / "data", capsys)["loss"])
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs a FIFO")
+@pytest.mark.parametrize("case", ["fifo", "notice-dir", "ftp"])
+def test_fetching_the_published_weights_fails_in_one_line_without_hanging(tmp_path, case):
+    import subprocess
+    import sys
+    mirror, cache = tmp_path / "mirror", tmp_path / "cache"
+    mirror.mkdir()
+    target = mirror / "resnet20-12fca82f.th"
+    url = f"file://{mirror}"
+    if case == "fifo":  # a mirror entry that never ends: must be refused, not read forever
+        os.mkfifo(target)
+    else:
+        target.write_bytes(b"not the weights")
+    if case == "notice-dir":
+        (cache / "cifar-compress" / "pretrained" / "NOTICE").mkdir(parents=True)
+    if case == "ftp":
+        url = "ftp://127.0.0.1/x"
+    env = dict(os.environ, XDG_CACHE_HOME=str(cache), PRETRAINED=str(tmp_path / "none"), PRETRAINED_URL=url)
+    r = subprocess.run([sys.executable, "-m", "models.pretrained", "resnet20"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stdout == ""
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert not list((cache / "cifar-compress" / "pretrained").glob("*.th")) if cache.exists() else True
