@@ -94,8 +94,8 @@ def block_answer(long_csv, short_csv):
                      f"{fmt(r['x_eager'], 1)} | {fmt(one['x_eager'], 1) if one is not None else ''} | "
                      f"{speedup_with_ci(r)} | {fmt(s['top1_change']) if s is not None else 'not run'} | "
                      f"{fmt(s['x_eager'], 1) if s is not None else ''} |")
-    lines += ["", _best_sentence(long, rows, long_csv, "At this budget"),
-              _best_sentence(short, short_rows, short_csv, "At 2 epochs")]
+    lines += ["", _best_sentence(long, rows, long_csv, "At this budget"), "",
+              _best_sentence(short, short_rows, short_csv, "At 2 epochs"), "", _fastest_sentence(long, rows)]
     eager = long[(long["checkpoint_sha256"] == long["baseline_sha256"]) & (long["backend"] == "eager")
                  & (long["precision"] == "fp32")].set_index("batch")["throughput_ips"]
     lines += ["", f"Top-1 on {base['data']}, {int(base['test_images']):,} images, one seed; measured on "
@@ -120,6 +120,15 @@ def _best_sentence(df, rows, source, when):
     return (f"**{when}, the fastest configuration within {TOLERANCE} points of the equally fine-tuned baseline "
             f"(one seed):** {describe(key)} on {runtime_name(r)}, {fmt(r['x_eager'], 1)}x eager fp32 at batch 64"
             f"{batch1}, change {fmt(r['top1_change'])} (`{source}`).")
+
+
+def _fastest_sentence(df, rows):
+    """The fastest configuration of all, whatever its cost: what the tolerance gives up."""
+    key, r = max(((k, r) for k, r in rows.items() if pd.notna(r["x_eager"])), key=lambda kr: kr[1]["x_eager"])
+    one = same_row(df, r, 1)
+    batch1 = f" and {fmt(one['x_eager'], 1)}x at batch 1" if one is not None and pd.notna(one["x_eager"]) else ""
+    return (f"The fastest configuration at any cost: {describe(key)} on {runtime_name(r)}, {fmt(r['x_eager'], 1)}x "
+            f"at batch 64{batch1}, change {fmt(r['top1_change'])}.")
 
 
 def block_seeds(csv):
