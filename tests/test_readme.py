@@ -16,9 +16,11 @@ def test_the_readme_has_generated_blocks_for_its_answer_and_tables():
     assert {"answer", "budget", "seeds", "backends"} <= set(kinds), kinds
 
 
-def test_every_readme_block_equals_what_its_csvs_give():
-    _, stale = regenerate(README)
-    assert stale == [], f"README blocks differ from their CSVs: {stale} (python -m plots.readme --write)"
+@pytest.mark.parametrize("name", sorted(DOCS))
+def test_every_generated_block_equals_what_its_csvs_give(name):
+    """README's blocks, and any a page of docs/ has (python -m plots.readme docs/PAGE.md --write)."""
+    _, stale = regenerate(DOCS[name])
+    assert stale == [], f"{name}: blocks differ from their CSVs: {stale} (python -m plots.readme {name} --write)"
 
 
 def _change_one_digit(text, start):
