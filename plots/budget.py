@@ -82,10 +82,15 @@ def _text(value):
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
 
 
+def _tail(path):
+    """folder/file of a checkpoint path: how a parent recorded as an absolute path is found among relative ones."""
+    return "/".join(str(path).replace("\\", "/").split("/")[-2:])
+
+
 def rows_of(budget, path):
     df = load(path)
     picked = _top1_rows(df)
-    by_path = {str(r["checkpoint"]): r for _, r in picked.iterrows()}
+    by_path = {_tail(r["checkpoint"]): r for _, r in picked.iterrows()}  # a parent path may be absolute
     base_top1 = {(r["checkpoint_sha256"], r["data"]): r["top1"] for _, r in picked.iterrows()
                  if r["checkpoint_sha256"] == r["baseline_sha256"]}
     where = machine_context(df)
@@ -94,7 +99,7 @@ def rows_of(budget, path):
         config = configuration(label(r))
         if config is None:
             continue
-        trained = by_path.get(str(r.get("parent", "")), r) if config[0].count("-int8-") else r
+        trained = by_path.get(_tail(r.get("parent", "")), r) if config[0].count("-int8-") else r
         baseline = base_top1.get((r["baseline_sha256"], r["data"]), float("nan"))
         seconds = trained.get("train_seconds", float("nan"))
         autocast = _text(trained.get("train_autocast", ""))
