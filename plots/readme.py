@@ -107,6 +107,12 @@ def block_answer(long_csv, short_csv):
     return "\n".join(lines) + "\n"
 
 
+def _at_batch1(df, row):
+    """' and N.Nx at batch 1' for the row's configuration, where the CSV has its batch-1 row."""
+    one = same_row(df, row, 1)
+    return f" and {fmt(one['x_eager'], 1)}x at batch 1" if one is not None and pd.notna(one["x_eager"]) else ""
+
+
 def _best_sentence(df, rows, source, when):
     busy = busy_rows(df)
     if len(busy):
@@ -115,8 +121,7 @@ def _best_sentence(df, rows, source, when):
     if not ok:
         return f"{when}, no configuration of `{source}` is within {TOLERANCE} points."
     key, r = max(ok, key=lambda kr: kr[1]["x_eager"])
-    one = same_row(df, r, 1)
-    batch1 = f" and {fmt(one['x_eager'], 1)}x at batch 1" if one is not None and pd.notna(one["x_eager"]) else ""
+    batch1 = _at_batch1(df, r)
     return (f"**{when}, the fastest configuration within {TOLERANCE} points of the equally fine-tuned baseline "
             f"(one seed):** {describe(key)} on {runtime_name(r)}, {fmt(r['x_eager'], 1)}x eager fp32 at batch 64"
             f"{batch1}, change {fmt(r['top1_change'])} (`{source}`).")
@@ -125,8 +130,7 @@ def _best_sentence(df, rows, source, when):
 def _fastest_sentence(df, rows):
     """The fastest configuration of all, whatever its cost: what the tolerance gives up."""
     key, r = max(((k, r) for k, r in rows.items() if pd.notna(r["x_eager"])), key=lambda kr: kr[1]["x_eager"])
-    one = same_row(df, r, 1)
-    batch1 = f" and {fmt(one['x_eager'], 1)}x at batch 1" if one is not None and pd.notna(one["x_eager"]) else ""
+    batch1 = _at_batch1(df, r)
     return (f"The fastest configuration at any cost: {describe(key)} on {runtime_name(r)}, {fmt(r['x_eager'], 1)}x "
             f"at batch 64{batch1}, change {fmt(r['top1_change'])}.")
 
