@@ -1,5 +1,6 @@
 """A checkpoint as the benchmark sees it (model, identity, lineage, size and cost), and the machine it runs on."""
 import datetime
+import hashlib
 import math
 import os
 
@@ -7,12 +8,11 @@ import torch
 
 from benchmark.sizes import compressed_size
 from common import machine
-from common.checkpoint import file_sha256
+from common.checkpoint import file_sha256, int8_tied, read_checkpoint_bytes
 from common.data import normalizer
 from common.errors import UserError
 from common.metrics import model_metrics
 from models import load_model
-from models.int8 import check_int8_fingerprints
 
 
 def compact_spec(spec):
@@ -42,22 +42,20 @@ class Checkpoint:
 
     def __init__(self, path):
         self.path = path
-        self.model, self.ckpt = load_model(path)
+        raw = read_checkpoint_bytes(path)  # read once: the rows name the hash, size and content of what was timed
+        self.model, self.ckpt = load_model(path, raw)
         self.meta = self.ckpt["meta"]
-        self.sha256 = file_sha256(path)
+        self.sha256 = hashlib.sha256(raw).hexdigest()
         norm = self.meta.get("normalization") or {}
         if not norm.get("mean") or not norm.get("std"):
             raise UserError(f"{path}: checkpoint carries no normalisation (meta['normalization'])")
         self.normalize = normalizer(norm["mean"], norm["std"])
         self.precision = str(self.meta.get("precision") or "fp32")
-        try:  # an int8 graph recorded with hashes must be the one made from this checkpoint's own weights
-            self.int8_tied = self.precision == "int8" and check_int8_fingerprints(self.ckpt, path)
-        except ValueError as e:
-            raise UserError(str(e)) from None
+        self.int8_tied = int8_tied(self.ckpt)  # its hashes, when recorded, were checked at load
         self.set_baseline(self.meta.get("lineage", {}).get("baseline") or "")
         self.metrics = model_metrics(self.model)
-        self.file_bytes = os.path.getsize(path)
-        self.compressed_bytes, self.compressed_kind = compressed_size(path, self.meta, self.ckpt)
+        self.file_bytes = len(raw)
+        self.compressed_bytes, self.compressed_kind = compressed_size(path, self.meta, self.ckpt, raw)
 
     def set_baseline(self, baseline):
         """The checkpoint speedups and top-1 changes are relative to (default: the lineage in meta)."""

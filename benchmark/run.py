@@ -199,6 +199,7 @@ def main(argv=None):
             for batch in batch_sizes:
                 inputs[batch] = [runner.prepare(xs[i:i + batch]) for i in range(0, len(xs) - batch + 1, batch)]
                 runner(inputs[batch][0])  # compiles this shape now (torch.compile, OpenVINO), not inside a measurement
+            runner.keep_batches(batch_sizes)  # every runner stays alive until the end: only the timed shapes
             print(f"{ck.path} [{backend} {precision}]: top-1 {top1:.2f}% on {data_label} "
                   f"({len(labels)} images, {time.time() - t0:.0f}s incl. build)")
             configs.append((ck, backend, precision, runner, top1, inputs))

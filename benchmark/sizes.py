@@ -17,12 +17,12 @@ from models.export import tensor_to_bytes
 from models.int8 import engine_of
 
 
-def compressed_size(path, meta, ckpt=None):
+def compressed_size(path, meta, ckpt=None, raw=None):
     """(bytes, kind): the sparse file weight pruning wrote (meta artifacts sparse_file: its recorded path, or the
     same file name beside the checkpoint when the folder has moved); for an int8 checkpoint, zlib -9 of the int8
     ONNX graph or OpenVINO IR it carries (what gets deployed: its file also keeps the fp32 weights the graph was made
     from), or one byte per parameter for a PT2E model (its graph is rebuilt, not stored); else zlib -9 of the
-    checkpoint file."""
+    checkpoint file (`raw`: its bytes, when already read)."""
     engine = engine_of(ckpt) if ckpt is not None else ""
     if engine == "onnxruntime":
         return len(zlib.compress(tensor_to_bytes(ckpt["onnx"]), 9)), "zlib int8 graph"
@@ -37,8 +37,10 @@ def compressed_size(path, meta, ckpt=None):
     for candidate in (recorded.get("path"), beside):
         if candidate and os.path.isfile(candidate):
             return os.path.getsize(candidate), "sparse export"
-    with open(path, "rb") as f:
-        return len(zlib.compress(f.read(), 9)), "zlib"
+    if raw is None:
+        with open(path, "rb") as f:
+            raw = f.read()
+    return len(zlib.compress(raw, 9)), "zlib"
 
 
 def refresh(csv_path):

@@ -22,6 +22,7 @@ Files in format cifar-compress/1 are migrated on load (migrate_v1).
 """
 import datetime
 import hashlib
+import io
 import math
 import os
 import pickle
@@ -187,10 +188,11 @@ def save_checkpoint(path, spec, state_dict, meta, train_state=None, **extra):
 MAX_UNPACKED_BYTES = 512 << 20
 
 
-def check_unpacked_size(path, limit=MAX_UNPACKED_BYTES):
-    """Refuse a torch zip archive whose entries unpack to more than `limit` bytes, before reading any of them."""
+def check_unpacked_size(source, path, limit=MAX_UNPACKED_BYTES):
+    """Refuse a torch zip archive (a file name or file object) whose entries unpack to more than `limit` bytes,
+    before reading any of them."""
     try:
-        with zipfile.ZipFile(path) as z:
+        with zipfile.ZipFile(source) as z:
             total = sum(info.file_size for info in z.infolist())
     except (zipfile.BadZipFile, OSError, ValueError):
         return  # not a zip archive: torch.load's own checks (legacy format) or its error apply
@@ -225,18 +227,34 @@ def check_tensor_sizes(obj, path, limit=MAX_UNPACKED_BYTES):
                                       "checkpoint of this project can hold")
 
 
-def safe_torch_load(path):
-    """torch.load with weights_only=True; every failure becomes a CheckpointError naming the file."""
+def read_checkpoint_bytes(path):
+    """The file's bytes, read once: a reader that hashes, sizes and loads these bytes describes exactly what it
+    loaded, even when the file is replaced or truncated while it runs."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise CheckpointError(f"{path}: no such file")
     if os.path.isdir(path):
         raise CheckpointError(f"{path}: is a directory, expected a checkpoint file")
-    if os.path.getsize(path) == 0:
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: not a regular file")
+    with open(path, "rb") as f:
+        raw = f.read(MAX_UNPACKED_BYTES + (1 << 20) + 1)
+    if not raw:
         raise CheckpointError(f"{path}: empty file")
-    check_unpacked_size(path)
+    if len(raw) > MAX_UNPACKED_BYTES + (1 << 20):
+        raise CheckpointError(f"{path}: refused: larger than the {MAX_UNPACKED_BYTES >> 20} MiB a checkpoint of "
+                              "this project can hold")
+    return raw
+
+
+def safe_torch_load(path, raw=None):
+    """torch.load with weights_only=True of the file (or of `raw`, its bytes already read); every failure becomes a
+    CheckpointError naming the file."""
+    path = os.fspath(path)
+    raw = read_checkpoint_bytes(path) if raw is None else raw
+    check_unpacked_size(io.BytesIO(raw), path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
         check_tensor_sizes(obj, path)
         return obj
     except CheckpointError:
@@ -253,9 +271,10 @@ def safe_torch_load(path):
         raise CheckpointError(f"{path}: unreadable checkpoint ({type(e).__name__})") from None
 
 
-def load_checkpoint(path):
-    """Read and validate a project checkpoint (external formats go through models.convert)."""
-    ckpt = safe_torch_load(path)
+def load_checkpoint(path, raw=None):
+    """Read and validate a project checkpoint (external formats go through models.convert); `raw`: its bytes, when
+    the caller read them (read_checkpoint_bytes) to hash exactly what is loaded."""
+    ckpt = safe_torch_load(path, raw)
     if isinstance(ckpt, dict) and ckpt.get("format") == FORMAT_V1 and isinstance(ckpt.get("meta"), dict):
         try:
             ckpt = dict(ckpt, format=FORMAT, meta=migrate_v1(ckpt["meta"]))
@@ -272,6 +291,7 @@ def load_checkpoint(path):
     if not all(isinstance(v, torch.Tensor) for v in ckpt["state_dict"].values()):
         raise CheckpointError(f"{path}: state_dict holds non-tensor values")
     check_meta(ckpt, path)
+    check_int8_fingerprints(ckpt, path)
     return ckpt
 
 
@@ -282,6 +302,13 @@ META_TYPES = {"method": str, "method_info": dict, "recipe": dict, "lineage": dic
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 INT8_ENTRY = {"onnxruntime": "onnx", "openvino": "openvino", "pt2e": "pt2e"}  # engine -> the entry holding its model
 SCALAR = (str, int, float, bool, type(None))
+# Counts a report, a CSV column or a sampler uses as integers: "1.5" or "abc" here would poison every results CSV
+# the checkpoint's rows are merged into.
+INTEGER_FIELDS = {"recipe": ("epochs", "batch_size", "subset", "seed", "warmup_steps", "steps"),
+                  "lineage": ("parent_seed",)}
+# A PT2E observer holds a histogram (2048 bins by default) or per-channel ranges (one value per output channel): far
+# below this. The bound keeps a stored buffer from sizing the rebuilt graph's observers (resize_) to gigabytes.
+MAX_OBSERVER_ELEMENTS, MAX_OBSERVERS = 1 << 16, 10_000
 
 
 def check_meta(ckpt, path):
@@ -307,6 +334,11 @@ def check_meta(ckpt, path):
         for key, value in (meta.get(section) or {}).items():
             if not isinstance(value, SCALAR):
                 bad(f"{section}.{key}", f"is a {type(value).__name__}, expected a plain value")
+    for section, keys in INTEGER_FIELDS.items():
+        for key in keys:
+            value = (meta.get(section) or {}).get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                bad(f"{section}.{key}", f"is {value!r}, expected an integer")
     for key, value in (meta.get("artifacts") or {}).items():
         if not isinstance(value, dict):
             bad(f"artifacts.{key}", f"is a {type(value).__name__}, expected a dict")
@@ -325,3 +357,51 @@ def check_meta(ckpt, path):
             bad("of an int8 checkpoint", "names OpenVINO, but its 'openvino' entry is not uint8 'xml' and 'bin'")
         if engine == "pt2e" and not isinstance(entry, dict):
             bad("of an int8 checkpoint", "names PT2E, but its 'pt2e' entry (observer state) is missing")
+        if engine == "pt2e" and (len(entry) > MAX_OBSERVERS or not all(
+                isinstance(k, str) and isinstance(v, torch.Tensor) and v.numel() <= MAX_OBSERVER_ELEMENTS
+                for k, v in entry.items())):
+            bad("of an int8 checkpoint", f"has a 'pt2e' observer state that is not up to {MAX_OBSERVERS} named "
+                f"tensors of at most {MAX_OBSERVER_ELEMENTS} elements each")
+
+
+# ---------------------------------------------------------------- what ties an int8 graph to its model
+
+def digest(obj):
+    """sha256 of the tensors in `obj` (nested dicts by sorted key), their names, dtypes and shapes."""
+    h = hashlib.sha256()
+    stack = [("", obj)]
+    while stack:
+        name, item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend((f"{name}/{k}", item[k]) for k in sorted(item, reverse=True))
+        elif isinstance(item, torch.Tensor):
+            t = item.detach().cpu().contiguous()
+            h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        else:
+            h.update(f"{name}={item!r}".encode())
+    return h.hexdigest()
+
+
+def int8_fingerprints(state_dict, entries):
+    """What an int8 checkpoint records when it is made: the hash of the fp32 weights its graph was made from and
+    of the graph itself, so a graph can never be measured as another model's."""
+    return {"weights_sha256": digest(state_dict), "graph_sha256": digest(entries)}
+
+
+def int8_tied(ckpt):
+    """Whether the checkpoint's int8 graph carries the hashes that tie it to its weights (checked at load); int8
+    checkpoints made before the hashes were recorded do not."""
+    record = (ckpt["meta"].get("artifacts") or {}).get("int8") or {}
+    return ckpt["meta"].get("precision") == "int8" and "weights_sha256" in record and "graph_sha256" in record
+
+
+def check_int8_fingerprints(ckpt, path):
+    """One CheckpointError when an int8 graph's recorded hashes do not match its checkpoint's weights or graph."""
+    if not int8_tied(ckpt):
+        return
+    record = ckpt["meta"]["artifacts"]["int8"]
+    if digest(ckpt["state_dict"]) != record["weights_sha256"]:
+        raise CheckpointError(f"{path}: its fp32 weights are not the ones its int8 graph was made from (hash differs)")
+    if digest({k: ckpt[k] for k in INT8_ENTRY.values() if k in ckpt}) != record["graph_sha256"]:
+        raise CheckpointError(f"{path}: its int8 graph is not the one made with this checkpoint (hash differs)")

@@ -85,9 +85,9 @@ def non_finite_tensor(state_dict):
     return next((k for k, t in state_dict.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())), None)
 
 
-def load_model(path):
-    """(model in eval mode, checkpoint dict) for any checkpoint this project writes."""
-    ckpt = load_checkpoint(path)
+def load_model(path, raw=None):
+    """(model in eval mode, checkpoint dict) for any checkpoint this project writes (`raw`: its bytes, already read)."""
+    ckpt = load_checkpoint(path, raw)
     check_weights(ckpt["spec"], ckpt["state_dict"], path)
     model = build_model(ckpt["spec"])
     try:

@@ -12,7 +12,7 @@ from common.metrics import file_bytes, model_metrics
 from common.outputs import to_json
 from common.training import evaluate, resolve_device
 from models import load_model
-from models.int8 import ENGINES, check_int8_fingerprints, engine_of
+from models.int8 import ENGINES, engine_of
 from models.runtimes import make_runner
 
 
@@ -29,10 +29,6 @@ def parse_args(argv=None):
 
 def int8_top1(path, model, ckpt, batches):
     """(top-1 %, mean cross-entropy) of the checkpoint's int8 graph on its engine's runtime, on the CPU."""
-    try:
-        check_int8_fingerprints(ckpt, path)
-    except ValueError as e:
-        raise UserError(str(e)) from None
     runner = make_runner(ENGINES[engine_of(ckpt)], "int8", model, ckpt, torch.device("cpu"),
                          torch.get_num_threads(), compiled=False)
     correct = total = 0

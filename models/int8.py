@@ -11,7 +11,6 @@ BN-folded fp32 model at the batch size to be run, prepare it with the same quant
 observers, convert. Every batch size gets its own static graph (one dynamic-batch graph ran batch 1 slower than
 ONNX Runtime fp32, ../shared/REFERENCE-MEASUREMENTS.md).
 """
-import hashlib
 import os
 import tempfile
 import warnings
@@ -30,47 +29,6 @@ def engine_of(ckpt):
     if ckpt["meta"].get("precision") != "int8":
         return ""
     return (ckpt["meta"].get("artifacts", {}).get("int8") or {}).get("engine") or ("onnxruntime" if "onnx" in ckpt else "")
-
-
-# ---------------------------------------------------------------- what ties an int8 graph to its model
-
-INT8_ENTRIES = ("onnx", "openvino", "pt2e")  # the top-level checkpoint entries that can hold an int8 model
-
-
-def digest(obj):
-    """sha256 of the tensors in `obj` (nested dicts by sorted key), their names, dtypes and shapes."""
-    h = hashlib.sha256()
-    stack = [("", obj)]
-    while stack:
-        name, item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend((f"{name}/{k}", item[k]) for k in sorted(item, reverse=True))
-        elif isinstance(item, torch.Tensor):
-            t = item.detach().cpu().contiguous()
-            h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-        else:
-            h.update(f"{name}={item!r}".encode())
-    return h.hexdigest()
-
-
-def int8_fingerprints(state_dict, entries):
-    """What an int8 checkpoint records when it is made: the hash of the fp32 weights its graph was made from and
-    of the graph itself, so a graph can never be measured as another model's."""
-    return {"weights_sha256": digest(state_dict), "graph_sha256": digest(entries)}
-
-
-def check_int8_fingerprints(ckpt, path):
-    """True when the checkpoint's int8 graph is the one made from its own weights (both hashes match); False for an
-    int8 checkpoint made before the hashes were recorded; one line (ValueError) when either differs."""
-    record = (ckpt["meta"].get("artifacts") or {}).get("int8") or {}
-    if "weights_sha256" not in record or "graph_sha256" not in record:
-        return False
-    if digest(ckpt["state_dict"]) != record["weights_sha256"]:
-        raise ValueError(f"{path}: its fp32 weights are not the ones its int8 graph was made from (hash differs)")
-    if digest({k: ckpt[k] for k in INT8_ENTRIES if k in ckpt}) != record["graph_sha256"]:
-        raise ValueError(f"{path}: its int8 graph is not the one made with this checkpoint (hash differs)")
-    return True
 
 
 # ---------------------------------------------------------------- OpenVINO

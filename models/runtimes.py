@@ -38,6 +38,19 @@ def make_runner(backend, precision, model, ckpt, device, threads, compiled=True)
     return OpenVinoRunner(model, ckpt, precision, threads)
 
 
+class Runner:
+    """What every runner shares: `built`, {batch size: what was built for that shape} (OpenVINO compiled models,
+    PT2E graphs; empty where one model serves every shape)."""
+
+    def keep_batches(self, batches):
+        """Release what was built for any other batch size. Each OpenVINO compiled model holds its own threads and
+        their stacks (~24 MB of address space and 2 threads each on a 2-core Xeon), and the benchmark keeps every
+        configuration's runner alive for its interleaved rounds: shapes built only for scoring accuracy would
+        otherwise add a third of that per runner."""
+        for batch in [b for b in self.built if b not in batches]:
+            del self.built[batch]
+
+
 def _freeze_for_inductor():
     # Inductor's CPU path needs frozen weights to prepack convolutions (oneDNN) and fuse int8 patterns; without
     # freezing it runs unfused aten convs and is no faster than eager.
@@ -45,7 +58,7 @@ def _freeze_for_inductor():
     inductor_config.freezing = True
 
 
-class TorchRunner:
+class TorchRunner(Runner):
     """Eager PyTorch or torch.compile on the BN-folded model, channels_last, in the requested precision."""
 
     def __init__(self, model, backend, device, dtype):
@@ -55,7 +68,7 @@ class TorchRunner:
             if device.type == "cpu":
                 _freeze_for_inductor()
             model = torch.compile(model, dynamic=False)
-        self.model = model
+        self.model, self.built = model, {}
         self.config = "channels_last" + (", Inductor, frozen weights" if backend == "compile" else "")
 
     def prepare(self, x):
@@ -69,13 +82,13 @@ class TorchRunner:
         return self(x).float().cpu()
 
 
-class Pt2eRunner:
+class Pt2eRunner(Runner):
     """The checkpoint's torchao PT2E int8 graph, rebuilt for each batch size and lowered by torch.compile."""
 
     def __init__(self, model, observers, threads, compiled=True):
         if compiled:
             _freeze_for_inductor()
-        self.folded, self.observers, self.graphs, self.compiled = fold_batchnorm(model), observers, {}, compiled
+        self.folded, self.observers, self.built, self.compiled = fold_batchnorm(model), observers, {}, compiled
         self.config = "torchao PT2E X86InductorQuantizer, " + \
             ("Inductor, frozen weights, " if compiled else "eager, ") + "one graph per batch size"
 
@@ -83,7 +96,7 @@ class Pt2eRunner:
         return x.float().contiguous()
 
     def __call__(self, x):
-        graph = self.graphs.get(x.shape[0])
+        graph = self.built.get(x.shape[0])
         if graph is None:
             with torch.no_grad():
                 try:
@@ -91,7 +104,7 @@ class Pt2eRunner:
                 except (ValueError, RuntimeError, TypeError, AttributeError) as e:  # stored observers of another graph
                     raise UserError(f"the PT2E int8 graph cannot be rebuilt from the checkpoint "
                                     f"({str(e).strip().splitlines()[0][:160]})") from None
-                self.graphs[x.shape[0]] = graph = torch.compile(graph, dynamic=False) if self.compiled else graph
+                self.built[x.shape[0]] = graph = torch.compile(graph, dynamic=False) if self.compiled else graph
         with torch.no_grad():
             return graph(x)
 
@@ -99,7 +112,7 @@ class Pt2eRunner:
         return self(x).float()
 
 
-class OnnxRunner:
+class OnnxRunner(Runner):
     """ONNX Runtime on the checkpoint's own graph (its top-level "onnx" entry) or the export of the folded model."""
 
     def __init__(self, model, ckpt, device, threads):
@@ -116,7 +129,7 @@ class OnnxRunner:
             self.session = ort.InferenceSession(graph, opts, providers=providers)
         except Exception as e:
             raise UserError(f"ONNX Runtime cannot load the graph ({str(e).splitlines()[0][:160]})") from None
-        self.input_name = self.session.get_inputs()[0].name
+        self.input_name, self.built = self.session.get_inputs()[0].name, {}
         self.config = f"{providers[0]}, sequential, {threads} intra-op threads, all graph optimisations"
 
     def prepare(self, x):
@@ -132,7 +145,7 @@ class OnnxRunner:
         return torch.from_numpy(self(x))
 
 
-class OpenVinoRunner:
+class OpenVinoRunner(Runner):
     """OpenVINO's CPU plugin on the checkpoint's int8 IR, or the conversion of the folded fp32 model."""
 
     def __init__(self, model, ckpt, precision, threads):
@@ -142,18 +155,26 @@ class OpenVinoRunner:
                 openvino_from_module(fold_batchnorm(model))
         except Exception as e:
             raise UserError(f"OpenVINO cannot load the model ({str(e).strip().splitlines()[0][:160]})") from None
-        self.core, self.requests = ov.Core(), {}
+        self.core, self.built = ov.Core(), {}
         self.properties = {"INFERENCE_PRECISION_HINT": OPENVINO_PRECISION[precision], "PERFORMANCE_HINT": "LATENCY",
                            "NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": threads}
         self.config = (f"CPU plugin, LATENCY hint, 1 stream, {threads} threads, inference precision "
                        f"{OPENVINO_PRECISION[precision]}, static shape per batch size")
 
+    compiled = 0  # OpenVINO models compiled in this process, for the message when one more cannot be
+
     def request(self, batch):
-        if batch not in self.requests:
+        if batch not in self.built:
             model = self.model.clone()
             model.reshape([batch, 3, 32, 32])
-            self.requests[batch] = self.core.compile_model(model, "CPU", self.properties).create_infer_request()
-        return self.requests[batch]
+            try:
+                self.built[batch] = self.core.compile_model(model, "CPU", self.properties).create_infer_request()
+            except RuntimeError as e:  # out of threads or address space, most often: say how many came before
+                raise UserError(f"OpenVINO could not compile the model for batch {batch} ({openvino_reason(e)}; "
+                                f"{OpenVinoRunner.compiled} OpenVINO models compiled in this process before it: "
+                                f"benchmark fewer checkpoints per run)") from None
+            OpenVinoRunner.compiled += 1
+        return self.built[batch]
 
     def prepare(self, x):
         return np.ascontiguousarray(x.float().cpu().numpy())
@@ -163,11 +184,19 @@ class OpenVinoRunner:
             request = self.request(x.shape[0])
             request.infer(x, share_inputs=True, share_outputs=True)
         except RuntimeError as e:  # OpenVINO reports a model that cannot take this input as a RuntimeError
-            raise UserError(f"OpenVINO failed to run the model ({str(e).strip().splitlines()[0][:160]})") from None
+            raise UserError(f"OpenVINO failed to run the model ({openvino_reason(e)})") from None
         return request.get_output_tensor(0).data
 
     def logits(self, x):
         return torch.from_numpy(self(x).copy())
+
+
+def openvino_reason(error):
+    """The informative line of an OpenVINO exception: its message is a stack of "Exception from src/...:N:" lines
+    with the reason (e.g. "Resource temporarily unavailable") last."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    reasons = [line for line in lines if not line.startswith("Exception from ")]
+    return (reasons or lines or ["no reason given"])[-1][:160]
 
 
 # An int8 model agrees with its own fp32 model on nearly every image (>= 97% on the study's checkpoints) and its

@@ -129,7 +129,7 @@ def _read(path):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: no such file")
-    check_unpacked_size(path)
+    check_unpacked_size(path, path)
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}

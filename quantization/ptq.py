@@ -14,9 +14,10 @@ quantised the same way from its quantised-dequantised weights.
 import torch
 
 from common import cli
+from common.checkpoint import int8_fingerprints
 from common.errors import UserError, run_cli
 from models.fold import fold_batchnorm
-from models.int8 import ENGINES, int8_fingerprints
+from models.int8 import ENGINES
 from models.method import Method, run
 from models.runtimes import make_runner
 from quantization.engines import float_model, quantize

@@ -27,7 +27,7 @@ source scripts/lib.sh  # DATA, THREADS, step OUTPUT command...
 EPOCHS=${1:?usage: equal_finetune.sh EPOCHS}
 QUICK=${QUICK:-runs/study-quick}   # the published ResNet-56/20 converted (QUICK/base/r56.pt, r20.pt)
 SEED=${SEED:-0}
-OUT=${OUT:-runs/ft-e$EPOCHS$([ "$SEED" = 0 ] || echo "-s$SEED")}
+OUT=${OUT:-runs/ft-e$EPOCHS$([ "$SEED" = 0 ] || echo "-s$SEED")}; no_dash OUT
 ONLY=${ONLY:-base l1b l1r16 lowrank w90 kd kd32 int8}
 mkdir -p "$OUT" "$QUICK/base"
 for depth in 56 20; do  # the published weights, as scripts/study.sh quick converts them (found or fetched, hash-checked)

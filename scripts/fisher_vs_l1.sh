@@ -16,7 +16,7 @@ E=runs/ft-e$EPOCHS
 ONLY=${ONLY:-base l1b l1u50 fisher72 fisher50 fisher72r16} bash scripts/equal_finetune.sh "$EPOCHS"
 [ "${UNTIL:-}" = train ] && { echo "fisher_vs_l1.sh: trained; stopping before the benchmark (UNTIL=train)"; exit 0; }
 RESULTS=${RESULTS:-$(results_dir "$E")}
-IMGS=${IMGS:-$([ "${PUBLISH:-}" = 1 ] && echo imgs/fisher_e$EPOCHS || echo "$E/imgs")}
+IMGS=${IMGS:-$([ "${PUBLISH:-}" = 1 ] && echo imgs/fisher_e$EPOCHS || echo "$E/imgs")}; no_dash RESULTS IMGS
 mkdir -p "$RESULTS/reports" "$IMGS"
 MODELS=("$E"/{r56-ft,r56-B-ft,r56-u50r8-ft,r56-fisher72,r56-fisher50,r56-fisher72r16}.pt)
 python -m benchmark.run "${MODELS[@]}" --baseline "$E/r56-ft.pt" --test-dir "$DATA" --threads "$THREADS" \

@@ -8,6 +8,12 @@ BASE=${BASE:-runs/study-quick/base}
 QUICK_FT=(--recipe quick --subset 10000)
 THREADS=${THREADS:-$(nproc)}
 
+no_dash() {  # no_dash VAR...: a path that starts with "-" gets "./", so that mkdir or a CLI never takes it for an option
+  local v
+  for v in "$@"; do case ${!v} in -*) printf -v "$v" './%s' "${!v}" ;; esac; done
+}
+no_dash DATA BASE
+
 results_dir() {  # results_dir RUN_FOLDER: where a run's tables go: RUN_FOLDER/results, or results/ with PUBLISH=1
   if [ "${PUBLISH:-}" = 1 ]; then echo results; else echo "$1/results"; fi
 }

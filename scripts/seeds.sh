@@ -54,7 +54,7 @@ else
   for s in $SEEDS; do echo "== seed $s"; train_seed "$s"; done
 fi
 [ "${UNTIL:-}" = train ] && { echo "seeds.sh: trained seeds $SEEDS; stopping before the benchmark (UNTIL=train)"; exit 0; }
-RESULTS=${RESULTS:-$(results_dir runs/seeds)}
+RESULTS=${RESULTS:-$(results_dir runs/seeds)}; no_dash RESULTS
 mkdir -p "$RESULTS"
 for s in $SEEDS; do
   dir=$(seed_dir "$s")

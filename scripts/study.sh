@@ -21,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh  # DATA, THREADS, step OUTPUT command...
 PRESET=${1:-quick}
-RUNS=${RUNS:-runs/study-$PRESET}
+RUNS=${RUNS:-runs/study-$PRESET}; no_dash RUNS
 mkdir -p "$RUNS"/{base,l1,fisher,weight,lowrank,distill,quant,stack}
 
 case "$PRESET" in
@@ -72,7 +72,7 @@ case "$PRESET" in
   *) echo "study.sh: unknown preset '$PRESET' (taste, smoke, quick, paper or students)" >&2; exit 2 ;;
 esac
 if [ "${PUBLISH:-}" = 1 ]; then RESULTS=${RESULTS:-results}; IMGS=${IMGS:-imgs}; fi
-RESULTS=${RESULTS:-$RUNS/results}; IMGS=${IMGS:-$RUNS/imgs}
+RESULTS=${RESULTS:-$RUNS/results}; IMGS=${IMGS:-$RUNS/imgs}; no_dash RESULTS IMGS
 COMMON=(--data-dir "$DATA" --threads "$THREADS" --no-progress)
 
 # ---- baseline: published weights when given (quick, taste), trained from scratch otherwise ----

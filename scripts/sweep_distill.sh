@@ -20,7 +20,7 @@ SUBSET=${SUBSET:-10000}
 EPOCHS=${EPOCHS:-1}
 FITNETS=${FITNETS:-1}
 SEED=${SEED:-0}
-OUT=${OUT:-runs/sweep-distill$([ "$SEED" = 0 ] || echo "-s$SEED")}  # seed repeats: same names, one folder per seed
+OUT=${OUT:-runs/sweep-distill$([ "$SEED" = 0 ] || echo "-s$SEED")}; no_dash OUT  # seed repeats: same names, one folder per seed
 # a short CPU schedule: one cosine epoch over 10,000 images, wd 5e-4 as in the KD-Zoo students
 SCHED=(--data-dir "$DATA" --subset "$SUBSET" --epochs "$EPOCHS" --lr "${LR:-0.05}" --batch-size "${BATCH:-64}"
        --schedule cosine --weight-decay 5e-4 --seed "$SEED" --threads "$THREADS" --no-progress)

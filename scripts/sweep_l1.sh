@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 need "$BASE/r56.pt" "$BASE/r56-ft.pt"
-OUT=${OUT:-runs/sweep-l1}
+OUT=${OUT:-runs/sweep-l1}; no_dash OUT
 RATIOS=${RATIOS:-"0.1 0.2 0.3 0.4 0.5 0.6 0.7"}
 mkdir -p "$OUT"
 made=()

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 need "$BASE/r56.pt" "$BASE/r56-ft.pt"
-OUT=${OUT:-runs/sweep-lowrank}
+OUT=${OUT:-runs/sweep-lowrank}; no_dash OUT
 SCHEMES=${SCHEMES:-"svd spatial tucker2"}
 TARGETS=${TARGETS:-"0.5"}
 MULTIPLES=${MULTIPLES:-"8"}

@@ -15,7 +15,7 @@ SUBSET=${SUBSET:-5000}
 R20_QAT=${R20_QAT-"W8A8 W6A6 W4A8 W4A4 W2A4"}
 R20_PT=${R20_PT-"W3A3 W2A2"}
 R56_PT=${R56_PT-"W8A8 W6A6 W4A8 W4A4 W2A4"}
-OUT=${OUT:-runs/sweep-quant}
+OUT=${OUT:-runs/sweep-quant}; no_dash OUT
 common=(--data-dir "$DATA" --test-dir "$TEST" --threads "$THREADS" --no-progress)
 mkdir -p "$OUT"
 made=()

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 need "$BASE/r56.pt" "$BASE/r56-ft.pt"
-OUT=${OUT:-runs/sweep-weight}
+OUT=${OUT:-runs/sweep-weight}; no_dash OUT
 PERCENTS=${PERCENTS:-"30 50 70 90 95"}
 STEPS=${STEPS:-4}
 mkdir -p "$OUT"

@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh  # DATA, THREADS, step, need, results_dir
 EPOCHS=${EPOCHS:-30}
 FT_EPOCHS=${FT_EPOCHS:-2}
-OUT=${OUT:-runs/r110}
+OUT=${OUT:-runs/r110}; no_dash OUT
 QUICK=${QUICK:-runs/study-quick}
 DEVICE=${DEVICE:-auto}  # a CUDA GPU when there is one
 need "$QUICK/base/r20.pt"
@@ -57,6 +57,6 @@ python -m pruning_l1.accuracy_table "$OUT"/r110-{A,B}.pt "$OUT"/r110-{A,B}-ft.pt
   --out "$RESULTS/reports/l1_accuracy_r110.md" >/dev/null
 python -m plots.summary --results "$RESULTS/benchmark_r110.csv" --out "$RESULTS/summary_r110.md" \
   --title "ResNet-110 teacher: Li et al. 110-A/B and KD into ResNet-20"
-IMGS=${IMGS:-$([ "${PUBLISH:-}" = 1 ] && echo imgs/r110 || echo "$OUT/imgs")}
+IMGS=${IMGS:-$([ "${PUBLISH:-}" = 1 ] && echo imgs/r110 || echo "$OUT/imgs")}; no_dash RESULTS IMGS
 python -m plots.make --results "$RESULTS/benchmark_r110.csv" --out "$IMGS"
 echo "teacher110.sh done: $RESULTS/summary_r110.md, figures in $IMGS/"

@@ -47,6 +47,17 @@ MALFORMED = {  # name -> how the good checkpoint is broken
     "recipe-list": lambda c: c["meta"].update(recipe=[1, 2]),
     "sparse-string": lambda c: c["meta"].update(artifacts={"sparse_file": "r56-p90.sparse.npz"}),
     "precision-evil": lambda c: c["meta"].update(precision="int4"),
+    "sparse-path-list": lambda c: c["meta"].update(artifacts={"sparse_file": {"path": ["a", "b"]}}),
+    "int8-no-pt2e": _int8("pt2e"),
+    # a PT2E observer sized so that rebuilding the graph would resize_ an observer to its shape
+    "pt2e-huge-observer": _int8("pt2e", pt2e={"activation_post_process_0.histogram": torch.zeros(100_000)}),
+    "pt2e-not-tensors": _int8("pt2e", pt2e={"activation_post_process_0.min_val": "0.0"}),
+    # a seed that is not an integer would be written into the results CSV and poison every later run on it
+    "seed-text": lambda c: c["meta"].update(recipe={"seed": "abc"}),
+    "seed-fraction": lambda c: c["meta"].update(recipe={"seed": 1.5}),
+    "seed-bool": lambda c: c["meta"].update(recipe={"seed": True}),
+    "epochs-text": lambda c: c["meta"].update(recipe={"epochs": "8"}),
+    "parent-seed-fraction": lambda c: c["meta"].update(lineage={"parent_seed": 0.5}),
 }
 
 
@@ -188,11 +199,23 @@ if not HAS_CUDA:
     ]
 
 
+def snapshot(folder):
+    """{relative path: (size, sha256)} of every file under `folder`: what a refused command must leave unchanged."""
+    import hashlib
+    found = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            found[str(path.relative_to(folder))] = (path.stat().st_size, hashlib.sha256(path.read_bytes()).hexdigest())
+        elif path.is_dir():
+            found[str(path.relative_to(folder))] = "dir"
+    return found
+
+
 @pytest.mark.parametrize("module,argv,pattern", CASES, ids=[f"{m}:{i}" for i, (m, _, _) in enumerate(CASES)])
 def test_bad_input_is_one_line_exit_2_and_leaves_nothing(files, capsys, module, argv, pattern):
     import re
     argv = [a.format(d=files) for a in argv]
-    before = set(os.listdir(files))
+    before = snapshot(files)
     with pytest.raises(SystemExit) as exit_info:
         run_cli(importlib.import_module(module).main, argv)
     err = capsys.readouterr().err.strip()
@@ -201,8 +224,36 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(files, capsys, module, 
     lines = err.splitlines()
     assert len(lines) == 1, err
     assert re.search(pattern, lines[0], re.IGNORECASE), lines[0]
-    assert set(os.listdir(files)) == before, "an output or temporary file was left behind"
+    after = snapshot(files)
+    assert set(after) == set(before), f"left behind or removed: {sorted(set(after) ^ set(before))}"
+    assert after == before, f"changed: {[k for k in before if after[k] != before[k]]}"
     assert not (files / "PWNED").exists()
+
+
+# Run in a child whose address space is capped (as the hostile-user round ran them): a bomb that were allocated
+# before being refused would end in a MemoryError traceback there instead of the one line.
+ADDRESS_SPACE_CAP = 6 << 30
+CAPPED = [("models.evaluate", ["{d}/bomb.pt"]),
+          ("benchmark.run", ["{d}/bomb.pt", "--test-dir", "{d}/data", "--out", "{d}/out.csv"]),
+          ("benchmark.run", ["{d}/meta-pt2e-huge-observer.pt", "--test-dir", "{d}/data", "--out", "{d}/out.csv"]),
+          ("models.train", ["resnet8", "--synthetic", "10000000000", "--out", "{d}/out.pt"])]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or not os.path.exists("/proc/self/status"), reason="needs Linux")
+@pytest.mark.parametrize("module,argv", CAPPED, ids=[m for m, _ in CAPPED])
+def test_memory_bombs_are_refused_before_allocation_under_an_address_space_cap(files, module, argv):
+    import resource
+    import subprocess
+    import sys
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_CAP, ADDRESS_SPACE_CAP))
+    before = snapshot(files)
+    r = subprocess.run([sys.executable, "-m", module, *[a.format(d=files) for a in argv]], cwd=ROOT,
+                       preexec_fn=cap, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert snapshot(files) == before
 
 
 def test_there_are_at_least_30_cases():
@@ -313,3 +364,20 @@ def test_fetching_the_published_weights_fails_in_one_line_without_hanging(tmp_pa
     assert r.returncode == 2 and r.stdout == ""
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
     assert not list((cache / "cifar-compress" / "pretrained").glob("*.th")) if cache.exists() else True
+
+
+def test_the_benchmark_keeps_only_the_timed_shapes_compiled():
+    """Every OpenVINO compiled model holds threads and address space while the benchmark keeps all its runners
+    alive; shapes compiled only to score accuracy are released."""
+    from models.runtimes import OpenVinoRunner, make_runner, openvino_reason
+    model = build_model(make_spec("resnet8")).eval()
+    runner = make_runner("openvino", "fp32", model, {}, torch.device("cpu"), 1)
+    for batch in (64, 16, 1):  # scoring (64 and the remainder 16), then the timed batch sizes 1 and 64
+        runner(runner.prepare(torch.randn(batch, 3, 32, 32)))
+    assert set(runner.built) == {64, 16, 1} and OpenVinoRunner.compiled >= 3
+    runner.keep_batches([1, 64])
+    assert set(runner.built) == {1, 64}
+    assert runner(runner.prepare(torch.randn(1, 3, 32, 32))).shape == (1, 10)
+    error = RuntimeError("Exception from src/inference/src/cpp/core.cpp:117:\n"
+                         "Exception from src/inference/src/dev/plugin.cpp:54:\nResource temporarily unavailable\n\n")
+    assert openvino_reason(error) == "Resource temporarily unavailable"
