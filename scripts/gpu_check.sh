@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
 SRC=${SRC:-../shared/cifar10}
 CKPTS=${CKPTS:-runs/study-quick/base}
-OUT=${OUT:-runs/gpu}; no_dash OUT
+OUT=${OUT:-runs/gpu}; case $OUT in -*) OUT=./$OUT ;; esac  # a path starting with "-" is not an option
 D=${CIFAR10_DIR:-/tmp/cifar10}
 E=${EPOCHS:-20}
 TRAIN_TIMEOUT=${TRAIN_TIMEOUT:-360}   # seconds per training run: a lent device has a fixed time budget
