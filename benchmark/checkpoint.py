@@ -12,6 +12,8 @@ from common.checkpoint import file_sha256, int8_tied, read_checkpoint_bytes
 from common.data import normalizer
 from common.errors import UserError
 from common.metrics import model_metrics
+from benchmark.external import external_sha256, is_external
+from benchmark.runners import configurations, make_runner
 from models import load_model
 
 
@@ -57,13 +59,18 @@ class Checkpoint:
         self.file_bytes = len(raw)
         self.compressed_bytes, self.compressed_kind = compressed_size(path, self.meta, self.ckpt, raw)
 
+    fixed_batch, label, source_format = None, "", "cifar-compress"
+
     def set_baseline(self, baseline):
         """The checkpoint speedups and top-1 changes are relative to (default: the lineage in meta)."""
-        self.is_baseline = not baseline or os.path.abspath(baseline) == os.path.abspath(self.path) or \
-            (os.path.isfile(baseline) and file_sha256(baseline) == self.sha256)
-        self.baseline = "" if self.is_baseline else baseline
-        self.baseline_sha256 = self.sha256 if self.is_baseline else \
-            (file_sha256(baseline) if os.path.isfile(baseline) else "")
+        self.is_baseline, self.baseline, self.baseline_sha256 = baseline_identity(self.path, self.sha256, baseline)
+
+    def configurations(self, backends, precisions):
+        """[(backend, precision)] this checkpoint is measured on (benchmark.runners.configurations)."""
+        return configurations(self.ckpt, backends, precisions)
+
+    def make_runner(self, backend, precision, device, threads):
+        return make_runner(backend, precision, self.model, self.ckpt, device, threads)
 
     def describe(self):
         return {"checkpoint": self.path, "checkpoint_sha256": self.sha256, "method": self.meta.get("method", ""),
@@ -74,7 +81,20 @@ class Checkpoint:
                 "effective_macs": float(self.metrics["effective_macs"]),
                 "seed": training_seed(self.meta), **training_facts(self.meta),
                 "dense_fp32_bytes": self.metrics["dense_fp32_bytes"], "file_bytes": self.file_bytes,
-                "compressed_bytes": self.compressed_bytes, "compressed_kind": self.compressed_kind}
+                "compressed_bytes": self.compressed_bytes, "compressed_kind": self.compressed_kind,
+                "label": "", "source_format": self.source_format, "input_norm": "", "fixed_batch": None}
+
+
+def baseline_identity(path, sha256, baseline):
+    """(is its own baseline, baseline path or "", baseline sha256) of the model at `path` against `baseline`: the
+    same file by path or content, another file (its sha256; a checkpoint's or an external file's), or missing."""
+    if not baseline or os.path.abspath(baseline) == os.path.abspath(path):
+        return True, "", sha256
+    if not os.path.isfile(baseline):
+        return False, baseline, ""
+    # an IR's identity is its .xml and .bin together, as ExternalModel hashes it
+    theirs = external_sha256(baseline) if is_external(baseline) else file_sha256(baseline)
+    return (True, "", sha256) if theirs == sha256 else (False, baseline, theirs)
 
 
 def training_seed(meta):

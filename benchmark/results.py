@@ -20,7 +20,7 @@ COLUMNS = [
     "checkpoint", "checkpoint_sha256", "method", "parent", "baseline", "baseline_sha256", "seed", "train_epochs",
     "train_subset", "train_seconds", "train_device", "train_autocast", "spec_name", "spec",
     "params", "nonzero_params", "macs", "effective_macs", "dense_fp32_bytes", "file_bytes", "compressed_bytes",
-    "compressed_kind", "data", "test_images", "top1",
+    "compressed_kind", "label", "source_format", "input_norm", "fixed_batch", "data", "test_images", "top1",
     "backend", "runtime_config", "device", "precision", "batch", "mode", "iterations", "warmup", "warmup_seconds", "min_seconds",
     "repeats", "slices", "estimate", "latency_p50_ms", "latency_p50_spread", "latency_p90_ms", "latency_p90_spread",
     "latency_p95_ms", "latency_p95_spread", "latency_p95_repeats_ms", "latency_p99_ms", "latency_p99_spread",
@@ -31,7 +31,7 @@ COLUMNS = [
     "theoretical_speedup", "measured_speedup", "measured_speedup_ci_low", "measured_speedup_ci_high",
     "threads", "cpu", "cpu_features", "cores", "gpu", "torch", "onnxruntime", "openvino", "nncf", "torchao", "date",
 ]
-INT_COLUMNS = {"seed", "train_epochs", "train_subset", "params", "nonzero_params", "dense_fp32_bytes", "file_bytes", "compressed_bytes", "test_images",
+INT_COLUMNS = {"fixed_batch", "seed", "train_epochs", "train_subset", "params", "nonzero_params", "dense_fp32_bytes", "file_bytes", "compressed_bytes", "test_images",
                "batch", "iterations", "warmup", "repeats", "slices", "threads", "cores"}
 FLOAT_COLUMNS = {"train_seconds", "busy_share_mean", "busy_share_max", "steal_share_mean", "macs", "effective_macs", "top1", "latency_p50_ms", "latency_p50_spread", "latency_p90_ms",
                  "latency_p90_spread", "latency_p95_ms", "latency_p95_spread", "latency_p99_ms", "latency_p99_spread",

@@ -21,8 +21,9 @@ import time
 import torch
 
 from benchmark.checkpoint import Checkpoint, environment
+from benchmark.external import ExternalModel, is_external, parse_triple
 from benchmark.results import measured_row, merge_rows, read_rows
-from benchmark.runners import BACKENDS, accuracy, available_backends, check_request, configurations, make_runner
+from benchmark.runners import BACKENDS, accuracy, available_backends, check_request
 from benchmark.load import BUSY_SHARE, CpuMeter, busy_columns, quiet_check
 from benchmark.timing import (LATENCY_ITERATIONS, PERCENTILES, THROUGHPUT_IMAGES, achieved_gflops, combine_slices,
                               default_iterations, default_warmup, interval_columns, machine_probe, median_spread,
@@ -32,7 +33,6 @@ from common.progress import progress_bar
 from common.data import load_cifar10
 from common.errors import UserError, run_cli
 from common.outputs import check_output
-from models import load_model
 from models.int8 import engine_of
 from models.runtimes import check_int8_graph
 
@@ -50,10 +50,16 @@ DEFAULTS = {"repeat": (3, 1), "slices": (16, 1), "warmup_seconds": (0.2, 0.0), "
 
 def parse_args(argv=None):
     p = cli.parser(__doc__)
-    p.add_argument("checkpoints", nargs="+", metavar="CKPT")
-    p.add_argument("--baseline", default=None, metavar="CKPT",
-                   help="compare every checkpoint with this one (e.g. the baseline fine-tuned with the same recipe) "
-                        "instead of the baseline recorded in its lineage")
+    p.add_argument("checkpoints", nargs="+", metavar="MODEL",
+                   help="project checkpoints (.pt), or model files other tools made: ONNX (.onnx), OpenVINO IR (.xml "
+                        "with its .bin), torch.export (.pt2); docs/measure-your-model.md")
+    p.add_argument("--baseline", default=None, metavar="MODEL",
+                   help="compare every model with this one (e.g. the baseline fine-tuned with the same recipe; a "
+                        "checkpoint or a model file) instead of the baseline recorded in its lineage")
+    p.add_argument("--label", default="", help="name for the rows of model files (e.g. the tool that made them)")
+    p.add_argument("--mean", default=None, help="input normalisation of model files: R,G,B mean in the 0..1 pixel "
+                                                "scale (default: the file's metadata 'mean')")
+    p.add_argument("--std", default=None, help="R,G,B std of model files (default: the file's metadata 'std')")
     p.add_argument("--test-dir", default=os.environ.get("CIFAR10_DIR"),
                    help="CIFAR-10 folder whose test split gives the accuracy and the timed inputs (default: $CIFAR10_DIR)")
     p.add_argument("--test-subset", type=int, default=None, help="score a fixed random subset of N test images")
@@ -110,7 +116,14 @@ def check_args(args):
         value = getattr(args, name)
         if value is not None and not low <= value <= high:
             raise UserError(f"--{name.replace('_', '-')} must be in {low:g}..{high:g}, got {value:g}")
-    check_output(args.out, args.checkpoints + [args.baseline])
+    inputs = args.checkpoints + [args.baseline]
+    check_output(args.out, inputs + [os.path.splitext(p)[0] + ".bin" for p in inputs if p and p.endswith(".xml")])
+    args.mean_values = parse_triple(args.mean, "--mean") if args.mean is not None else None
+    args.std_values = parse_triple(args.std, "--std") if args.std is not None else None
+    if (args.mean is None) != (args.std is None):
+        raise UserError("--mean and --std go together")
+    if len(args.label) > 100 or any(c in args.label for c in "\n\r,"):
+        raise UserError("--label must be one short name without commas or line breaks")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda asked for, but no CUDA GPU is available")
     device = torch.device(args.device)
@@ -118,6 +131,13 @@ def check_args(args):
     if not args.test_dir:
         raise UserError("--test-dir not given and $CIFAR10_DIR not set")
     return backends, precisions, batch_sizes, device
+
+
+def open_model(path, args):
+    """A project checkpoint or a model file other tools made, as the benchmark sees it."""
+    if is_external(path):
+        return ExternalModel(path, args.mean_values, args.std_values, args.label)
+    return Checkpoint(path)
 
 
 def main(argv=None):
@@ -146,15 +166,15 @@ def main(argv=None):
 
     existing = read_rows(args.out)  # also refuses an --out that is not a results CSV, before anything is loaded
 
-    def measured(sha, backend, precision):  # every batch of a configuration is in --out, from this machine
-        return all(measured_row(existing, sha, backend, args.device, precision, n, env) for n in batch_sizes)
+    def measured(sha, backend, precision, batches=None):  # every batch of a configuration is in --out, from here
+        return all(measured_row(existing, sha, backend, args.device, precision, n, env) for n in batches or batch_sizes)
 
     # Checkpoints, plus any baseline that this run or the CSV has not measured (fp32) on every backend needed.
     ckpts = {}
     if args.baseline:
-        load_model(args.baseline)  # a clear error now, not after minutes of measuring
+        open_model(args.baseline, args)  # a clear error now, not after minutes of measuring
     for path in args.checkpoints:
-        ck = Checkpoint(path)
+        ck = open_model(path, args)
         if args.baseline:
             ck.set_baseline(args.baseline)
         ckpts.setdefault(ck.sha256, ck)
@@ -164,9 +184,9 @@ def main(argv=None):
         if not ck.baseline_sha256:
             print(f"note: {ck.path}: baseline {ck.baseline} not found; its measured speedups stay empty")
             continue
-        if any(not measured(ck.baseline_sha256, b, REFERENCE) for b, _ in configurations(ck.ckpt, backends, precisions)):
+        if any(not measured(ck.baseline_sha256, b, REFERENCE) for b, _ in ck.configurations(backends, precisions)):
             print(f"note: also benchmarking baseline {ck.baseline} of {ck.path}")
-            base = Checkpoint(ck.baseline)
+            base = open_model(ck.baseline, args)
             if args.baseline:
                 base.set_baseline(args.baseline)
             ckpts[base.sha256] = base
@@ -182,24 +202,31 @@ def main(argv=None):
     for ck in ckpts.values():
         # A baseline is always measured in fp32 too: every speedup is relative to its fp32 row on the same backend.
         wanted = precisions + ([REFERENCE] if ck.sha256 in baselines and REFERENCE not in precisions else [])
-        todo = configurations(ck.ckpt, backends, wanted)
+        todo = ck.configurations(backends, wanted)
         if not todo:
-            print(f"note: {ck.path} is {ck.precision} ({engine_of(ck.ckpt)}): none of the backends "
-                  f"{', '.join(backends)} runs it; skipped")
+            print(f"note: {ck.path} is {ck.precision} ({engine_of(ck.ckpt) or ck.source_format}): none of the "
+                  f"backends {', '.join(backends)} runs it; skipped")
+        # A model file with a fixed batch dimension runs at that batch only: scoring and every timed row.
+        batches, score_batch = ([ck.fixed_batch], ck.fixed_batch) if ck.fixed_batch else (batch_sizes, eval_batch)
+        if ck.fixed_batch and ck.fixed_batch > MAX_BATCH:
+            raise UserError(f"{ck.path}: a fixed batch of {ck.fixed_batch}, more than the {MAX_BATCH} measured here")
+        if ck.fixed_batch and ck.fixed_batch not in batch_sizes:
+            print(f"note: {ck.path} has a fixed batch of {ck.fixed_batch}: measured at batch {ck.fixed_batch} only, "
+                  f"not {args.batch_sizes}")
         for backend, precision in todo:
-            if args.skip_measured and measured(ck.sha256, backend, precision):
+            if args.skip_measured and measured(ck.sha256, backend, precision, batches):
                 print(f"{ck.path} [{backend} {precision}]: measured on this machine already (--skip-measured)")
                 continue
             t0 = time.time()
-            runner = make_runner(backend, precision, ck.model, ck.ckpt, device, threads)
-            if precision == "int8":  # the embedded graph must be this checkpoint's model, or its rows mean nothing
+            runner = ck.make_runner(backend, precision, device, threads)
+            if precision == "int8" and ck.model is not None:  # a checkpoint's embedded graph must be its own model
                 check_int8_graph(runner, ck.model, ck.normalize(pool[:eval_batch]), ck.path)  # a shape it runs anyway
-            top1 = accuracy(runner, ck.normalize, images, labels, eval_batch)
-            inputs, xs = {}, ck.normalize(pool)
-            for batch in batch_sizes:
+            top1 = accuracy(runner, ck.normalize, images, labels, score_batch)
+            inputs, xs = {}, ck.normalize(images[torch.arange(max(max(batches) * 4, 64)) % len(images)])
+            for batch in batches:
                 inputs[batch] = [runner.prepare(xs[i:i + batch]) for i in range(0, len(xs) - batch + 1, batch)]
                 runner(inputs[batch][0])  # compiles this shape now (torch.compile, OpenVINO), not inside a measurement
-            runner.keep_batches(batch_sizes)  # every runner stays alive until the end: only the timed shapes
+            runner.keep_batches(batches)  # every runner stays alive until the end: only the timed shapes
             print(f"{ck.path} [{backend} {precision}]: top-1 {top1:.2f}% on {data_label} "
                   f"({len(labels)} images, {time.time() - t0:.0f}s incl. build)")
             configs.append((ck, backend, precision, runner, top1, inputs))
@@ -211,7 +238,7 @@ def main(argv=None):
     parts = {}  # (config index, batch, repeat) -> [(times, seconds, probe ms), ...]
     loads = {}  # (config index, batch) -> [(other processes' share of our cores, steal share)] per slice
     recent = []
-    jobs = [(c, b, r) for r in range(args.repeat) for c in range(len(configs)) for b in batch_sizes]
+    jobs = [(c, b, r) for r in range(args.repeat) for c in range(len(configs)) for b in configs[c][5]]
     bar = progress_bar(slice_plan(jobs, args.slices), args.progress, desc="benchmark")
     for k, (c, batch, r) in bar:
         ck, backend, precision, runner, top1, inputs = configs[c]
@@ -231,11 +258,11 @@ def main(argv=None):
                 require_quiet(meter, sum(recent) / len(recent), "during the run (nothing written)")
         time.sleep(0.1)  # let the previous backend's spinning worker threads go idle
     stats = {(c, batch): [combine_slices(parts[(c, batch, r)], batch) for r in range(args.repeat)]
-             for c in range(len(configs)) for batch in batch_sizes}
+             for c in range(len(configs)) for batch in configs[c][5]}
 
     rows, units = [], {}  # units: row key -> its timed slices [(times, seconds)], repeat by repeat in round order
     for c, (ck, backend, precision, runner, top1, inputs) in enumerate(configs):
-        for batch in batch_sizes:
+        for batch in inputs:
             reps = stats[(c, batch)]
             every_part = [part for r in range(args.repeat) for part in parts[(c, batch, r)]]
             slices = [(t, sec) for t, sec, _ in every_part]

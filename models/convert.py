@@ -7,13 +7,27 @@ Known formats:
                                      x[:, :, ::2, ::2] zero-padded on both sides; ImageNet mean/std inputs.
   rethinking-network-pruning (cifar) {'cfg', 'state_dict'}; option-A shortcut by 2x2 average pooling with the
                                      zeros appended; 'fc' classifier; mean (0.4914, 0.4822, 0.4465) std (0.2023, 0.1994, 0.2010).
+  state_dict                         a plain state_dict of this project's (or akamaster's) CIFAR ResNet whose layers
+                                     another tool pruned, e.g. Torch-Pruning: torch.save(model.state_dict(), F).
+                                     --like names the checkpoint it was pruned from: its shortcut and normalisation
+                                     are taken, and it becomes the parent (the import is a compressed model of it).
+
+    python -m models.convert pruned.pth --like runs/study-quick/base/r56.pt --label torch-pruning --out r56-tp.pt
+
+What maps onto the spec: any width of each block's inner channels (conv1 out = conv2 in, per block), the structure a
+tool produces when it prunes the blocks and leaves the residual path alone. What does not: pruned residual (stage)
+channels, a pruned stem, removed blocks or layers: the option-A shortcut zero-pads the residual path to a fixed
+width, which a pruned residual path no longer has, so such a model cannot be rebuilt here and is refused (measure
+its ONNX export with benchmark.run instead: docs/measure-your-model.md).
 """
 import hashlib
 import os
 import re
 
+import torch
+
 from common import cli
-from common.checkpoint import CheckpointError, make_meta, safe_torch_load, save_checkpoint
+from common.checkpoint import CheckpointError, lineage, load_checkpoint, make_meta, safe_torch_load, save_checkpoint
 from common.errors import run_cli
 from common.metrics import model_metrics
 from common.outputs import check_output
@@ -27,6 +41,9 @@ FORMATS = {
 
 
 def detect_format(raw, path):
+    if isinstance(raw, dict) and raw and all(isinstance(v, torch.Tensor) for v in raw.values()) and \
+            any(k.removeprefix("module.") == "layer1.0.conv1.weight" for k in raw):
+        return "state_dict"
     if not isinstance(raw, dict) or not isinstance(raw.get("state_dict"), dict):
         raise CheckpointError(f"{path}: unknown checkpoint format (expected akamaster {{'best_prec1','state_dict'}} "
                               f"or rethinking-network-pruning {{'cfg','state_dict'}})")
@@ -37,7 +54,7 @@ def detect_format(raw, path):
     raise CheckpointError(f"{path}: has a state_dict but neither 'best_prec1' nor 'cfg': unknown origin")
 
 
-def spec_from_state_dict(state, kind, cfg, path):
+def spec_from_state_dict(state, shortcut, cfg, path):
     """Rebuild the spec (blocks per stage, block widths, classes) from the tensors themselves."""
     blocks = []
     for stage in (1, 2, 3):
@@ -52,22 +69,26 @@ def spec_from_state_dict(state, kind, cfg, path):
         raise CheckpointError(f"{path}: 'cfg' {list(cfg)} disagrees with the block widths in its state_dict")
     stage_widths = [int(state[f"layer{s}.0.conv2.weight"].shape[0]) for s in (1, 2, 3)]
     if "linear.weight" not in state:  # rethinking's 'fc' is already renamed to 'linear' here
-        raise CheckpointError(f"{path}: no classifier ('linear' or 'fc'): not a {kind} CIFAR ResNet")
+        raise CheckpointError(f"{path}: no classifier ('linear' or 'fc'): not a CIFAR ResNet")
     num_classes = int(state["linear.weight"].shape[0])
     depth = 6 * blocks[0] + 2
     name = f"resnet{depth}"
     return {"arch": "resnet", "name": name if name in DEPTH_NAMES else f"resnet{depth}", "blocks": blocks,
-            "stage_widths": stage_widths, "mids": mids, "shortcut": FORMATS[kind]["shortcut"],
+            "stage_widths": stage_widths, "mids": mids, "shortcut": shortcut,
             "num_classes": num_classes, "layers": {}}
 
 
-def convert(src, dst, fmt="auto"):
+def convert(src, dst, fmt="auto", like=None, label=""):
     raw = safe_torch_load(src)
     kind = detect_format(raw, src) if fmt == "auto" else fmt
+    if kind == "state_dict":
+        return import_pruned(src, dst, raw, like, label)
+    if not isinstance(raw, dict) or not isinstance(raw.get("state_dict"), dict):
+        raise CheckpointError(f"{src}: not a {kind} checkpoint (no 'state_dict')")
     state = {k.removeprefix("module."): v for k, v in raw["state_dict"].items()}
     if kind == "rethinking":
         state = {("linear." + k[3:] if k.startswith("fc.") else k): v for k, v in state.items()}
-    spec = spec_from_state_dict(state, kind, raw.get("cfg"), src)
+    spec = spec_from_state_dict(state, FORMATS[kind]["shortcut"], raw.get("cfg"), src)
     model = build_model(spec)
     try:
         model.load_state_dict(state, strict=True)
@@ -84,14 +105,50 @@ def convert(src, dst, fmt="auto"):
     return spec, meta
 
 
+def import_pruned(src, dst, raw, like, label):
+    """A project checkpoint of a state_dict another tool pruned from the checkpoint `like` (module docstring)."""
+    if not like:
+        raise CheckpointError(f"{src}: a plain state_dict: give --like, the checkpoint it was pruned from (its "
+                              "shortcut, normalisation and lineage)")
+    parent = load_checkpoint(like)
+    state = {k.removeprefix("module."): v for k, v in raw.items()}
+    spec = spec_from_state_dict(state, parent["spec"].get("shortcut", "pad"), None, src)
+    theirs = parent["spec"]
+    if spec["blocks"] != theirs.get("blocks") or spec["stage_widths"] != theirs.get("stage_widths"):
+        raise CheckpointError(
+            f"{src}: blocks {spec['blocks']} and residual widths {spec['stage_widths']} differ from {like}'s "
+            f"{theirs.get('blocks')} and {theirs.get('stage_widths')}: only the blocks' inner channels map onto the "
+            "spec (a pruned residual path breaks the zero-padding shortcut); measure its ONNX export instead")
+    if len(label) > 100 or "\n" in label:
+        raise CheckpointError("--label must be one short line")
+    model = build_model(spec)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{src}: weights do not fit a {spec['name']} ({str(e).splitlines()[0][:200]})") from None
+    with open(src, "rb") as f:
+        sha = hashlib.sha256(f.read()).hexdigest()
+    meta = make_meta("imported", method_info={"source": os.path.abspath(src), "source_format": "state_dict",
+                                              "source_sha256": sha, "label": label or "imported",
+                                              "mids": spec["mids"]},
+                     lineage=lineage(like, parent["meta"]), normalization=parent["meta"].get("normalization"),
+                     data={"source": f"pruned from {os.path.basename(like)} by {label or 'another tool'}"},
+                     metrics=model_metrics(model))
+    save_checkpoint(dst, spec, model.state_dict(), meta)
+    return spec, meta
+
+
 def main(argv=None):
     p = cli.parser(__doc__)
     p.add_argument("source", help="external checkpoint (.th / .pth.tar)")
     p.add_argument("--out", required=True, help="project checkpoint to write")
-    p.add_argument("--format", choices=["auto"] + sorted(FORMATS), default="auto")
+    p.add_argument("--format", choices=["auto", "state_dict"] + sorted(FORMATS), default="auto")
+    p.add_argument("--like", default=None, metavar="CKPT",
+                   help="state_dict format: the project checkpoint it was pruned from (shortcut, normalisation, parent)")
+    p.add_argument("--label", default="", help="state_dict format: the tool that pruned it (recorded)")
     args = p.parse_args(argv)
-    check_output(args.out, [args.source], kind="checkpoint")
-    spec, meta = convert(args.source, args.out, args.format)
+    check_output(args.out, [args.source, args.like], kind="checkpoint")
+    spec, meta = convert(args.source, args.out, args.format, args.like, args.label)
     m = meta["metrics"]
     print(f"wrote {args.out}: {spec['name']} ({meta['method_info']['source_format']}), {m['params']:,} params, {m['macs'] / 1e6:.1f}M MACs")
 

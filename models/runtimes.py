@@ -34,8 +34,18 @@ def make_runner(backend, precision, model, ckpt, device, threads, compiled=True)
     if backend in ("eager", "compile"):
         return TorchRunner(model, backend, device, DTYPES[precision])
     if backend == "onnx":
-        return OnnxRunner(model, ckpt, device, threads)
-    return OpenVinoRunner(model, ckpt, precision, threads)
+        graph = tensor_to_bytes(ckpt["onnx"]) if "onnx" in ckpt else onnx_bytes(fold_batchnorm(model))
+        return OnnxRunner(graph, device, threads)
+    return OpenVinoRunner(openvino_model(model, ckpt, precision), precision, threads)
+
+
+def openvino_model(model, ckpt, precision):
+    """The openvino.Model a checkpoint runs as: its int8 IR, or the conversion of its folded float model."""
+    try:
+        return openvino_from_entry(ckpt["openvino"]) if precision == "int8" else \
+            openvino_from_module(fold_batchnorm(model))
+    except Exception as e:
+        raise UserError(f"OpenVINO cannot load the model ({str(e).strip().splitlines()[0][:160]})") from None
 
 
 class Runner:
@@ -61,9 +71,10 @@ def _freeze_for_inductor():
 class TorchRunner(Runner):
     """Eager PyTorch or torch.compile on the BN-folded model, channels_last, in the requested precision."""
 
-    def __init__(self, model, backend, device, dtype):
+    def __init__(self, model, backend, device, dtype, fold=True):
         self.device, self.dtype = device, dtype
-        model = fold_batchnorm(model).to(device=device, dtype=dtype, memory_format=torch.channels_last)
+        # fold=False: a torch.export program's module, already inference-only (its BatchNorms are graph ops)
+        model = (fold_batchnorm(model) if fold else model).to(device=device, dtype=dtype, memory_format=torch.channels_last)
         if backend == "compile":
             if device.type == "cpu":
                 _freeze_for_inductor()
@@ -113,11 +124,11 @@ class Pt2eRunner(Runner):
 
 
 class OnnxRunner(Runner):
-    """ONNX Runtime on the checkpoint's own graph (its top-level "onnx" entry) or the export of the folded model."""
+    """ONNX Runtime on a serialized graph: a checkpoint's own (its top-level "onnx" entry), the export of its folded
+    model, or a user's ONNX file."""
 
-    def __init__(self, model, ckpt, device, threads):
+    def __init__(self, graph, device, threads):
         import onnxruntime as ort
-        graph = tensor_to_bytes(ckpt["onnx"]) if "onnx" in ckpt else onnx_bytes(fold_batchnorm(model))
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -146,16 +157,12 @@ class OnnxRunner(Runner):
 
 
 class OpenVinoRunner(Runner):
-    """OpenVINO's CPU plugin on the checkpoint's int8 IR, or the conversion of the folded fp32 model."""
+    """OpenVINO's CPU plugin on an openvino.Model: a checkpoint's int8 IR, the conversion of its folded fp32 model,
+    or a user's ONNX file or IR."""
 
-    def __init__(self, model, ckpt, precision, threads):
+    def __init__(self, ov_model, precision, threads):
         import openvino as ov
-        try:
-            self.model = openvino_from_entry(ckpt["openvino"]) if precision == "int8" else \
-                openvino_from_module(fold_batchnorm(model))
-        except Exception as e:
-            raise UserError(f"OpenVINO cannot load the model ({str(e).strip().splitlines()[0][:160]})") from None
-        self.core, self.built = ov.Core(), {}
+        self.model, self.core, self.built = ov_model, ov.Core(), {}
         self.properties = {"INFERENCE_PRECISION_HINT": OPENVINO_PRECISION[precision], "PERFORMANCE_HINT": "LATENCY",
                            "NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": threads}
         self.config = (f"CPU plugin, LATENCY hint, 1 stream, {threads} threads, inference precision "

@@ -43,7 +43,7 @@ checkpoints() {  # checkpoints ITEM...: the fine-tuned checkpoint names (in OUT,
       base) echo -n "r56-ft " ;; l1b) echo -n "r56-B-ft " ;; l1r16) echo -n "r56-s0-50-75r16-ft " ;;
       fisher72) echo -n "r56-fisher72 " ;; lowrank) echo -n "r56-spatial-f65-m16-ft " ;; w90kd) echo -n "r56-p90-kd " ;;
       kd) echo -n "r20-kd " ;; kd32) echo -n "r32-kd " ;; nt) echo -n "r20-noteacher " ;; nt32) echo -n "r32-noteacher " ;;
-      fitnets) echo -n "r20-fitnet " ;;
+      fitnets) echo -n "r20-fitnet " ;; tp) echo -n "r56-tp-ft " ;;
     esac
   done
 }
@@ -58,7 +58,7 @@ if [ "${STAGE:-train}" = bench ]; then
   for e in $BUDGETS; do
     E=$(ft_dir "$e"); tag=e$e$([ "$SEED" = 0 ] || echo "-s$SEED"); CSV=$RESULTS/benchmark_$tag.csv
     need "$E/r56-ft.pt"
-    models=(); for m in $(checkpoints base kd kd32 fitnets w90kd l1b l1r16 lowrank fisher72 nt32 nt); do
+    models=(); for m in $(checkpoints base kd kd32 fitnets w90kd l1b l1r16 lowrank fisher72 nt32 nt tp); do
       for f in "$E/$m.pt" "$E/$m-int8-onnxruntime.pt" "$E/$m-int8-openvino.pt"; do [ -f "$f" ] && models+=("$f"); done
     done
     # ONNX Runtime and OpenVINO for every model, eager PyTorch for the baseline only (the "x eager fp32" reference):

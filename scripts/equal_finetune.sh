@@ -13,7 +13,8 @@
 # lowrank (spatial, 65% of the MACs, ranks x16), w90 (90% magnitude pruning, gradual), w90kd* (the same with Hinton
 # KD from the published dense ResNet-56), kd / kd32 (published ResNet-20 / ResNet-32 as students, Hinton KD from the
 # equally fine-tuned ResNet-56 of item base, which must exist), nt* / nt32* (their no-teacher twins), fitnets*
-# (two-stage FitNets into the ResNet-20), int8 (static int8 of the baseline, the KD students and the low-rank model,
+# (two-stage FitNets into the ResNet-20), tp* (Torch-Pruning's DepGraph group pruning of the blocks' inner channels
+# to half the MACs, imported with models.convert: docs/measure-your-model.md), int8 (static int8 of the baseline, the KD students and the low-rank model,
 # for ONNX Runtime and for OpenVINO). Each output is skipped when it exists; a killed run continues with --resume
 # from its run folder. LR overrides the quick recipe's learning rate for every item (set OUT too, so runs with
 # different rates do not mix); WSTEPS is the number of gradual pruning events of item w90 (default 4). SEED (default
@@ -85,6 +86,12 @@ for item in $ONLY; do
         fitnets) step "$OUT/$arch-fitnet.pt" python -m fitnets.train "$student" --teacher "$OUT/r56-ft.pt" \
                    "${FT[@]}" --out "$OUT/$arch-fitnet.pt" ;;
       esac ;;
+    tp)
+      step "$OUT/r56-tp.pth" python -m scripts.external_models torch-pruning "$QUICK/base/r56.pt" --macs 0.5 \
+        --out "$OUT/r56-tp"
+      step "$OUT/r56-tp.pt" python -m models.convert "$OUT/r56-tp.pth" --like "$QUICK/base/r56.pt" \
+        --label torch-pruning --out "$OUT/r56-tp.pt"
+      step "$OUT/r56-tp-ft.pt" python -m models.train "$OUT/r56-tp.pt" "${FT[@]}" --out "$OUT/r56-tp-ft.pt" ;;
     weights) ;;  # only the published weights above (scripts/budget.sh, before its parallel queues)
     int8)
       for m in $INT8; do
@@ -95,7 +102,7 @@ for item in $ONLY; do
         done
       done ;;
     *) echo "equal_finetune.sh: unknown item '$item' (weights base l1b l1r16 l1u50 fisher72 fisher50 fisher72r16 lowrank w90" \
-            "w90kd kd kd32 nt nt32 fitnets int8)" >&2
+            "w90kd kd kd32 nt nt32 fitnets tp int8)" >&2
        exit 2 ;;
   esac
 done

@@ -417,11 +417,11 @@ def test_drift_series_and_summary(tiny, tmp_path, capsys):
 # ---------------------------------------------------------------- deployment runtimes
 
 def test_openvino_fp32_matches_eager_fp32_logits(tiny):
-    from models.runtimes import OpenVinoRunner, TorchRunner
+    from models.runtimes import TorchRunner, make_runner
     model, ckpt = load_model(tiny["base"])
     x = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(4))
     eager = TorchRunner(model, "eager", torch.device("cpu"), torch.float32)
-    ov = OpenVinoRunner(model, ckpt, "fp32", threads=1)
+    ov = make_runner("openvino", "fp32", model, ckpt, torch.device("cpu"), threads=1)
     assert "inference precision f32" in ov.config  # never the CPU plugin's silent bf16 default
     ref, got = eager.logits(eager.prepare(x)), ov.logits(ov.prepare(x))
     assert (got - ref).abs().max() < 1e-3
@@ -430,13 +430,13 @@ def test_openvino_fp32_matches_eager_fp32_logits(tiny):
 
 def test_openvino_fp32_top1_equals_eager_on_the_lossless_images(r56_converted, cifar_dir):
     from benchmark.runners import accuracy
-    from models.runtimes import OpenVinoRunner, TorchRunner
+    from models.runtimes import TorchRunner, make_runner
     from common.data import load_cifar10, normalizer
     model, ckpt = load_model(r56_converted)
     norm = normalizer(ckpt["meta"]["normalization"]["mean"], ckpt["meta"]["normalization"]["std"])
     images, labels, _ = load_cifar10(cifar_dir / "lossless-test1000", False)
     eager = accuracy(TorchRunner(model, "eager", torch.device("cpu"), torch.float32), norm, images, labels, 100)
-    ov = accuracy(OpenVinoRunner(model, ckpt, "fp32", threads=2), norm, images, labels, 100)
+    ov = accuracy(make_runner("openvino", "fp32", model, ckpt, torch.device("cpu"), 2), norm, images, labels, 100)
     assert abs(ov - eager) <= 100.0 / len(labels)  # within one image of 1,000
 
 
