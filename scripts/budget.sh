@@ -34,7 +34,7 @@ ft_dir() { echo "runs/ft-e$1$([ "$SEED" = 0 ] || echo "-s$SEED")"; }
 queues() {  # queues EPOCHS: "A-items|B-items"
   case $1 in
     32) echo "base kd kd32|l1b l1r16 lowrank nt" ;;
-    *) echo "base kd kd32 fitnets nt w90kd|l1b l1r16 lowrank fisher72 nt32" ;;
+    *) echo "base kd kd32 fitnets nt w90kd|l1b l1r16 lowrank fisher72 nt32 tp" ;;
   esac
 }
 checkpoints() {  # checkpoints ITEM...: the fine-tuned checkpoint names (in OUT, without .pt) the items make
