@@ -63,7 +63,8 @@ def external_sha256(path):
     return hashlib.sha256(_read(path)).hexdigest()
 
 
-def _read(path, limit=MAX_BYTES):
+def _read(path, limit=None):
+    limit = MAX_BYTES if limit is None else limit
     if not os.path.isfile(path):
         raise UserError(f"{path}: no such file" if not os.path.exists(path) else f"{path}: not a regular file")
     with open(path, "rb") as f:

@@ -1,0 +1,252 @@
+"""Model files other tools made (ONNX, OpenVINO IR, torch.export), measured by benchmark.run like checkpoints;
+the Torch-Pruning import; the input contract and hostile files refused in one line."""
+import importlib
+import json
+import pickle
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from common.checkpoint import make_meta, save_checkpoint
+from common.data import write_synthetic_layout
+from common.errors import run_cli
+from common.metrics import model_metrics
+from models import build_model, load_model, make_spec
+from models.export import onnx_bytes
+from tests.test_reliability import Evil, snapshot
+
+NORM = {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
+NORM_ARGS = ["--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25"]
+
+
+def _main(module, argv):
+    return importlib.import_module(module).main(argv)
+
+
+def save_onnx(model, path, props=None, batch=None):
+    import onnx
+    graph = onnx.load_from_string(onnx_bytes(model) if batch is None else _fixed_onnx(model, batch))
+    if props:
+        onnx.helper.set_model_props(graph, props)
+    onnx.save(graph, str(path))
+    return graph
+
+
+def _fixed_onnx(model, batch):
+    import io
+    buf = io.BytesIO()
+    torch.onnx.export(model.eval(), (torch.randn(batch, 3, 32, 32),), buf, dynamo=False, input_names=["input"])
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """A ResNet-8 checkpoint and the same model as ONNX, OpenVINO IR and torch.export files."""
+    import openvino as ov
+    d = tmp_path_factory.mktemp("external")
+    write_synthetic_layout(d / "data", n_train=64, n_test=100)
+    torch.manual_seed(0)
+    spec = make_spec("resnet8")
+    model = build_model(spec).eval()
+    save_checkpoint(d / "r8.pt", spec, model.state_dict(), make_meta("baseline", normalization=NORM))
+    save_onnx(model, d / "r8.onnx", {"mean": "0.5,0.5,0.5", "std": "0.25,0.25,0.25"})
+    save_onnx(model, d / "r8-nometa.onnx")
+    ir = ov.convert_model(model, example_input=torch.randn(1, 3, 32, 32), input=[(-1, 3, 32, 32)])
+    ir.set_rt_info("0.5,0.5,0.5", ["mean"])
+    ir.set_rt_info("0.25,0.25,0.25", ["std"])
+    ov.save_model(ir, str(d / "r8.xml"), compress_to_fp16=False)
+    _main("scripts.external_models", ["export", str(d / "r8.pt"), "--out", str(d / "r8")])
+    return d
+
+
+def test_the_three_formats_are_measured_like_a_checkpoint(made, capsys):
+    d = made
+    out = d / "formats.csv"
+    _main("benchmark.run", [str(d / "r8.onnx"), str(d / "r8.xml"), str(d / "r8.pt2"), "--baseline", str(d / "r8.pt"),
+                            "--label", "made-in-test", "--backends", "eager,onnx,openvino", "--batch-sizes", "1,8",
+                            "--test-dir", str(d / "data"), "--quick", "--threads", "1", "--out", str(out)])
+    df = pd.read_csv(out)
+    files = df[df["method"] == "external"]
+    assert set(files["source_format"]) == {"onnx", "openvino-ir", "torch.export"}
+    assert set(files["label"]) == {"made-in-test"}
+    assert (files["input_norm"] == "mean 0.5,0.5,0.5 std 0.25,0.25,0.25").all()  # read from each file's metadata
+    per_format = {f: set(zip(g["backend"], g["batch"])) for f, g in files.groupby("source_format")}
+    assert per_format["onnx"] == {("onnx", 1), ("onnx", 8), ("openvino", 1), ("openvino", 8)}
+    assert per_format["openvino-ir"] == {("openvino", 1), ("openvino", 8)}
+    assert per_format["torch.export"] == {(b, n) for b in ("eager", "onnx", "openvino") for n in (1, 8)}
+    # MACs counted from each graph equal the checkpoint's own count; the same model scores the same top-1
+    macs = model_metrics(load_model(d / "r8.pt")[0])["macs"]
+    assert (files["macs"] == macs).all()
+    base = df[df["method"] == "baseline"]
+    assert len(base) and (abs(files["top1"] - base["top1"].iloc[0]) <= 1.0).all()  # within one of 100 images
+    assert (abs(files["theoretical_speedup"] - 1.0) < 1e-9).all()
+    assert files["measured_speedup"].notna().all()  # against the checkpoint baseline, same backend
+    assert len(set(files["checkpoint_sha256"])) == 3
+
+
+def test_a_fixed_batch_runs_at_that_batch_only_and_says_so(made, capsys):
+    d = made
+    model = load_model(d / "r8.pt")[0]
+    save_onnx(model, d / "r8-b4.onnx", batch=4)
+    out = d / "fixed.csv"
+    capsys.readouterr()
+    _main("benchmark.run", [str(d / "r8-b4.onnx"), *NORM_ARGS, "--backends", "onnx", "--batch-sizes", "1,8",
+                            "--test-dir", str(d / "data"), "--quick", "--threads", "1", "--out", str(out)])
+    assert "fixed batch of 4" in capsys.readouterr().out
+    df = pd.read_csv(out)
+    assert list(df["batch"]) == [4] and list(df["fixed_batch"]) == [4]
+
+
+def test_torch_pruning_export_and_import(made, capsys):
+    """A ResNet-20 pruned by Torch-Pruning to half the MACs: its ONNX is measured as it is, its state_dict imported
+    as a checkpoint that computes the same logits; a pruned residual path is refused in one line."""
+    import onnxruntime as ort
+    d = made
+    torch.manual_seed(1)
+    spec = make_spec("resnet20")
+    save_checkpoint(d / "r20.pt", spec, build_model(spec).state_dict(), make_meta("baseline", normalization=NORM))
+    _main("scripts.external_models", ["torch-pruning", str(d / "r20.pt"), "--macs", "0.5", "--out", str(d / "tp")])
+    _main("models.convert", [str(d / "tp.pth"), "--like", str(d / "r20.pt"), "--label", "torch-pruning",
+                             "--out", str(d / "tp.pt")])
+    model, ckpt = load_model(d / "tp.pt")
+    assert ckpt["meta"]["method"] == "imported" and ckpt["meta"]["method_info"]["label"] == "torch-pruning"
+    assert ckpt["meta"]["lineage"]["parent"] == str(d / "r20.pt")
+    ratio = model_metrics(build_model(spec))["macs"] / model_metrics(model)["macs"]
+    assert 1.9 <= ratio <= 2.2
+    x = torch.randn(4, 3, 32, 32)
+    session = ort.InferenceSession(str(d / "tp.onnx"))
+    with torch.no_grad():
+        assert np.abs(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0] - model(x).numpy()).max() < 1e-4
+    out = d / "tp.csv"
+    _main("benchmark.run", [str(d / "tp.onnx"), "--baseline", str(d / "r20.pt"), "--backends", "onnx",
+                            "--batch-sizes", "8", "--test-dir", str(d / "data"), "--quick", "--threads", "1",
+                            "--out", str(out)])
+    row = pd.read_csv(out).query("method == 'external'").iloc[0]
+    assert row["theoretical_speedup"] == pytest.approx(ratio, rel=0.01)
+    # a residual (stage) width changed: cannot be rebuilt with the zero-padding shortcut
+    state = torch.load(d / "tp.pth", weights_only=True)
+    state["layer1.0.conv2.weight"] = state["layer1.0.conv2.weight"][:8]
+    torch.save(state, d / "stage.pth")
+    with pytest.raises(SystemExit) as e:
+        run_cli(importlib.import_module("models.convert").main,
+                [str(d / "stage.pth"), "--like", str(d / "r20.pt"), "--out", str(d / "stage.pt")])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and "residual" in err
+    assert not (d / "stage.pt").exists()
+
+
+def test_nncf_int8_ir_runs_as_int8_on_openvino(made):
+    d = made
+    _main("scripts.external_models", ["nncf", str(d / "r8.onnx"), "--data-dir", str(d / "data"), "--calib-images",
+                                      "32", "--out", str(d / "r8-int8")])
+    out = d / "int8.csv"
+    _main("benchmark.run", [str(d / "r8-int8.xml"), "--backends", "onnx,openvino", "--batch-sizes", "8",
+                            "--test-dir", str(d / "data"), "--quick", "--threads", "1", "--out", str(out)])
+    df = pd.read_csv(out)
+    assert list(zip(df["backend"], df["precision"])) == [("openvino", "int8")]
+    assert df["input_norm"].iloc[0] == "mean 0.5,0.5,0.5 std 0.25,0.25,0.25"
+
+
+# ---------------------------------------------------------------- refusals: one line, exit 2, nothing written
+
+def _hostile(d):
+    """Each a file benchmark.run must refuse; returns {name: (path, extra argv, pattern)}."""
+    import onnx
+    from torch import nn
+    model = load_model(d / "r8.pt")[0]
+    cases = {}
+    wide = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10)).eval()
+    graph = onnx.load_from_string(_export_shape(wide, (2, 3, 64, 64)))
+    onnx.save(graph, str(d / "h-64px.onnx"))
+    cases["input 64x64"] = ("h-64px.onnx", NORM_ARGS, "N x 3 x 32 x 32")
+    hundred = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 100)).eval()
+    onnx.save(onnx.load_from_string(_export_shape(hundred, (2, 3, 32, 32))), str(d / "h-100.onnx"))
+    cases["100 classes"] = ("h-100.onnx", NORM_ARGS, "N x 10")
+    cases["no normalisation"] = ("r8-nometa.onnx", [], "--mean and --std")
+    # external data pointing outside the model's folder
+    graph = onnx.load(str(d / "r8-nometa.onnx"))
+    tensor = graph.graph.initializer[0]
+    tensor.ClearField("raw_data")
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    entry = tensor.external_data.add()
+    entry.key, entry.value = "location", "../../etc/passwd"
+    onnx.save(graph, str(d / "h-outside.onnx"))
+    cases["external data outside"] = ("h-outside.onnx", NORM_ARGS, "outside the model's folder")
+    # a custom-op domain
+    graph = onnx.load(str(d / "r8-nometa.onnx"))
+    graph.graph.node.append(onnx.helper.make_node("Evil", [graph.graph.input[0].name], ["evil_out"], domain="com.evil"))
+    graph.opset_import.append(onnx.helper.make_opsetid("com.evil", 1))
+    onnx.save(graph, str(d / "h-custom.onnx"))
+    cases["custom domain"] = ("h-custom.onnx", NORM_ARGS, "custom domain")
+    cases["oversized"] = ("r8-nometa.onnx", NORM_ARGS + ["--oversized"], "larger than")
+    # an IR with a layer outside the standard opsets, one without its .bin, one declaring entities
+    xml = (d / "r8.xml").read_text()
+    (d / "h-custom.xml").write_text(xml.replace('version="opset1"', 'version="extension"', 1))
+    (d / "h-custom.bin").write_bytes((d / "r8.bin").read_bytes())
+    cases["IR custom layer"] = ("h-custom.xml", NORM_ARGS, "outside the standard opsets")
+    (d / "h-nobin.xml").write_text(xml)
+    cases["IR without .bin"] = ("h-nobin.xml", NORM_ARGS, "not beside it")
+    (d / "h-entity.xml").write_text('<?xml version="1.0"?><!DOCTYPE net [<!ENTITY a "aaaa">]>' + xml.split("?>", 1)[1])
+    (d / "h-entity.bin").write_bytes((d / "r8.bin").read_bytes())
+    cases["IR entities"] = ("h-entity.xml", NORM_ARGS, "entity")
+    # torch.export archives holding a pickled object, and a custom object entry
+    with zipfile.ZipFile(d / "r8.pt2") as z:
+        entries = {n: z.read(n) for n in z.namelist()}
+    config_name = next(n for n in entries if n.endswith("model_weights_config.json"))
+    config = json.loads(entries[config_name])
+    first = next(iter(config["config"]))
+    config["config"][first]["use_pickle"] = True
+    folder = config_name.rsplit("/", 1)[0]
+    Evil.marker = d / "PWNED"
+    pickled = dict(entries, **{config_name: json.dumps(config).encode(),
+                               f"{folder}/{config['config'][first]['path_name']}": pickle.dumps(Evil())})
+    _zip(d / "h-pickle.pt2", pickled)
+    cases["pt2 pickled object"] = ("h-pickle.pt2", NORM_ARGS, "not a plain tensor")
+    _zip(d / "h-customobj.pt2", dict(entries, **{f"{folder.rsplit('/', 1)[0]}/custom_objects/custom_obj_0": b"x"}))
+    cases["pt2 custom object"] = ("h-customobj.pt2", NORM_ARGS, "custom")
+    return cases
+
+
+def _export_shape(model, shape):
+    import io
+    buf = io.BytesIO()
+    torch.onnx.export(model, (torch.randn(*shape),), buf, dynamo=False, input_names=["input"],
+                      dynamic_axes={"input": {0: "batch"}})
+    return buf.getvalue()
+
+
+def _zip(path, entries):
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+
+
+@pytest.fixture(scope="module")
+def hostile(made):
+    return _hostile(made)
+
+
+CASES = ["input 64x64", "100 classes", "no normalisation", "external data outside", "custom domain", "oversized",
+         "IR custom layer", "IR without .bin", "IR entities", "pt2 pickled object", "pt2 custom object"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_contract_and_hostile_files_are_one_line_exit_2_and_nothing_written(made, hostile, case, capsys, monkeypatch):
+    import re
+    d = made
+    name, extra, pattern = hostile[case]
+    if "--oversized" in extra:
+        extra = [a for a in extra if a != "--oversized"]
+        monkeypatch.setattr("benchmark.external.MAX_BYTES", 64 << 10)
+    before = snapshot(d)
+    with pytest.raises(SystemExit) as e:
+        run_cli(importlib.import_module("benchmark.run").main,
+                [str(d / name), *extra, "--test-dir", str(d / "data"), "--quick", "--out", str(d / "refused.csv")])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    assert re.search(pattern, err, re.IGNORECASE), err
+    assert snapshot(d) == before and not (d / "PWNED").exists()
