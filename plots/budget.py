@@ -34,6 +34,7 @@ CONFIGS = {
     "r56-fisher72": ("Fisher pruning at B's MACs", "pruning"),
     "r56-spatial-f65-m16-ft": ("low-rank spatial, 65% MACs, ranks x16", "pruning"),
     "r56-p90-kd": ("weight pruning 90%, gradual, KD", "pruning"),
+    "r56-tp-ft": ("Torch-Pruning (DepGraph, global) at half the MACs, imported", "pruning"),
     "r32-kd": ("ResNet-32 student, Hinton KD", "students"),
     "r20-kd": ("ResNet-20 student, Hinton KD", "students"),
     "r32-noteacher": ("ResNet-32, no teacher", "students"),

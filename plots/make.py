@@ -76,8 +76,10 @@ def load(path):
 
 
 def label(row):
+    """A row's name: its file's name, and for a model file another tool made, the --label it was measured with."""
     name = os.path.splitext(os.path.basename(str(row["checkpoint"])))[0]
-    return name
+    tool = row.get("label")
+    return f"{name} [{tool}]" if row.get("method") == "external" and isinstance(tool, str) and tool else name
 
 
 def with_baseline_columns(df):

@@ -6,7 +6,8 @@
 
 Kinds: answer LONG.csv SHORT.csv (the answer table at the longest budget with the shorter one beside, and the
 fastest configuration within 0.5 points), seeds CSV (changes over seeds with their paired 95% intervals), budget
-CSV (results/budget.csv as a table of changes per budget), backends CSV (one model on every runtime). A block's
+CSV (results/budget.csv as a table of changes per budget), backends CSV (one model on every runtime), macs CSV (each
+model's MAC cut against its measured speedups). A block's
 text outside its table is generated too, so a sentence cannot drift from its numbers.
 """
 import re
@@ -216,7 +217,30 @@ def block_backends(csv):
     return "\n".join(lines) + "\n"
 
 
-KINDS = {"answer": block_answer, "seeds": block_seeds, "budget": block_budget, "backends": block_backends}
+def block_macs(csv):
+    """Each model's MAC cut against the time it saved on each runtime and precision: does a theoretical speedup
+    become a measured one? Speedups against the baseline in fp32 on the same runtime; 'kept' against the dense model
+    at the row's own precision (the baseline's int8 twin for int8 rows), so int8's own gain is not counted."""
+    df = prepared(csv)
+    rows = df[(df["batch"] == 64) & ~((df["checkpoint_sha256"] == df["baseline_sha256"]) & (df["precision"] == "fp32"))]
+    rows = rows.sort_values(["precision", "backend", "theoretical_speedup", "name"])
+    base = df[df["checkpoint_sha256"] == df["baseline_sha256"]].iloc[0]
+    lines = ["| model | runtime | top-1 | change | fewer MACs | speedup, batch 64 (95% CI) | speedup, batch 1 (95% CI) | "
+             "kept of the MAC cut, batch 64 |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for _, r in rows.iterrows():
+        one = same_row(df, r, 1)
+        kept = r["kept_of_theoretical"]
+        lines.append(f"| {r['name']} | {runtime_name(r)} | {fmt(r['top1'])} | {fmt(r['top1_change'])} | "
+                     f"{fmt(r['theoretical_speedup'])}x | {speedup_with_ci(r)} | "
+                     f"{speedup_with_ci(one) if one is not None else ''} | "
+                     f"{'' if pd.isna(kept) else f'{100 * kept:.0f}%'} |")
+    lines += ["", f"Top-1 on {base['data']}, {int(base['test_images']):,} images, one seed; measured on "
+                  f"{machine_context(df)} (`{csv}`). Baseline: {base['name']} ({fmt(base['top1'])})."]
+    return "\n".join(lines) + "\n"
+
+
+KINDS = {"answer": block_answer, "seeds": block_seeds, "budget": block_budget, "backends": block_backends,
+         "macs": block_macs}
 
 
 def regenerate(text):

@@ -61,12 +61,14 @@ if [ "${STAGE:-train}" = bench ]; then
     models=(); for m in $(checkpoints base kd kd32 fitnets w90kd l1b l1r16 lowrank fisher72 nt32 nt tp); do
       for f in "$E/$m.pt" "$E/$m-int8-onnxruntime.pt" "$E/$m-int8-openvino.pt"; do [ -f "$f" ] && models+=("$f"); done
     done
+    # Torch-Pruning's own ONNX export, as its users would measure it (not fine-tuned: docs/measure-your-model.md)
+    [ -f "$E/r56-tp.onnx" ] && models+=("$E/r56-tp.onnx")
     # ONNX Runtime and OpenVINO for every model, eager PyTorch for the baseline only (the "x eager fp32" reference):
     # 3 repeats of 8 interleaved slices, batch 1 and 64, every core.
     B=(--baseline "$E/r56-ft.pt" --test-dir "$DATA" --threads "$THREADS" --batch-sizes 1,64 --repeat 3 --slices 8
        --min-seconds 1 --skip-measured --no-progress "${QUIET[@]}" --out "$CSV")
     python -m benchmark.run "$E/r56-ft.pt" --backends eager "${B[@]}"
-    python -m benchmark.run "${models[@]}" --backends onnx,openvino "${B[@]}"
+    python -m benchmark.run "${models[@]}" --backends onnx,openvino --label torch-pruning "${B[@]}"
     python -m plots.make --results "$CSV" --out "$IMGS/$tag"
     python -m plots.summary --results "$CSV" --out "$RESULTS/summary_$tag.md" --title "$e-epoch equal fine-tune (seed $SEED)"
   done
