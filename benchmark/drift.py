@@ -18,12 +18,12 @@ import torch
 from benchmark.runners import BACKENDS, check_request, configurations, make_runner
 from benchmark.timing import time_iterations
 from common import cli
-from common.outputs import atomic_write, check_output
-
-DRIFT_COLUMNS = ["start_s", "p50_ms", "iterations", "backend", "threads", "checkpoint"]
 from common.errors import UserError, run_cli
+from common.outputs import atomic_write, check_output
 from common.progress import progress_bar
 from models import load_model
+
+DRIFT_COLUMNS = ["start_s", "p50_ms", "iterations", "backend", "threads", "checkpoint"]
 
 
 def window_series(runner, inputs, seconds, window, progress=True):

@@ -50,7 +50,9 @@ def parse_triple(text, flag):
     try:
         values = [float(v) for v in str(text).split(",")]
     except ValueError:
-        raise UserError(f"{flag} must be three comma-separated numbers (R,G,B in the 0..1 pixel scale), got {text!r}") from None
+        raise UserError(
+            f"{flag} must be three comma-separated numbers (R,G,B in the 0..1 pixel scale), got {text!r}"
+        ) from None
     if len(values) != 3 or not all(math.isfinite(v) for v in values):
         raise UserError(f"{flag} must be three finite comma-separated numbers (R,G,B), got {text!r}")
     return values
@@ -82,11 +84,13 @@ def _first_line(e):
 
 # ---------------------------------------------------------------- ONNX
 
+
 def load_onnx(path):
     """(serialized model with any external data inlined, onnx.ModelProto, the file's bytes) after the safety
     checks."""
     import onnx
     from onnx import external_data_helper as ext
+
     raw = _read(path)
     try:
         model = onnx.load_from_string(raw)
@@ -108,13 +112,21 @@ def load_onnx(path):
     if external:
         ext.load_external_data_for_model(model, folder)
     nodes = list(model.graph.node) + [n for f in model.functions for n in f.node]
-    custom = sorted({n.domain for n in nodes if n.domain not in ONNX_DOMAINS} |
-                    {f.domain for f in model.functions if f.domain not in ONNX_DOMAINS})
+    custom = sorted(
+        {n.domain for n in nodes if n.domain not in ONNX_DOMAINS}
+        | {f.domain for f in model.functions if f.domain not in ONNX_DOMAINS}
+    )
     if custom:
-        raise UserError(f"{path}: refused: operators of the custom domain(s) {', '.join(custom)} (only standard ONNX "
-                        "operators run here: a custom op is native code)")
-    subgraphs = [a for n in model.graph.node for a in n.attribute if a.type in (onnx.AttributeProto.GRAPH,
-                                                                                 onnx.AttributeProto.GRAPHS)]
+        raise UserError(
+            f"{path}: refused: operators of the custom domain(s) {', '.join(custom)} (only standard ONNX "
+            "operators run here: a custom op is native code)"
+        )
+    subgraphs = [
+        a
+        for n in model.graph.node
+        for a in n.attribute
+        if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+    ]
     if subgraphs:
         raise UserError(f"{path}: refused: control-flow subgraphs (If/Loop/Scan): not a CIFAR classifier")
     return model.SerializeToString(), model, raw
@@ -123,17 +135,24 @@ def load_onnx(path):
 def _onnx_io(model, path):
     """(input dims, output dims) of the graph's one input and output, dims as int or None (symbolic)."""
     import onnx
+
     inits = {t.name for t in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in inits]
     if len(inputs) != 1 or len(model.graph.output) != 1:
-        raise UserError(f"{path}: the model must take one input and give one output "
-                        f"(it has {len(inputs)} inputs and {len(model.graph.output)} outputs)")
+        raise UserError(
+            f"{path}: the model must take one input and give one output "
+            f"(it has {len(inputs)} inputs and {len(model.graph.output)} outputs)"
+        )
+
     def dims(value):
         t = value.type.tensor_type
         if t.elem_type != onnx.TensorProto.FLOAT:
-            raise UserError(f"{path}: {value.name!r} is {onnx.TensorProto.DataType.Name(t.elem_type)}, the contract "
-                            "is float32 images in and float32 logits out")
+            raise UserError(
+                f"{path}: {value.name!r} is {onnx.TensorProto.DataType.Name(t.elem_type)}, the contract "
+                "is float32 images in and float32 logits out"
+            )
         return [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+
     return dims(inputs[0]), dims(model.graph.output[0])
 
 
@@ -143,11 +162,13 @@ def _onnx_meta(model):
 
 # ---------------------------------------------------------------- OpenVINO IR
 
+
 def load_ir(path):
     """(openvino.Model, xml bytes, bin bytes) after the safety checks: the .bin beside the .xml, standard opsets."""
     import xml.etree.ElementTree as ElementTree
     from models.int8 import openvino_from_entry
     from models.export import bytes_to_tensor
+
     bin_path = os.path.splitext(path)[0] + ".bin"
     xml = _read(path)
     if not os.path.isfile(bin_path):
@@ -159,8 +180,9 @@ def load_ir(path):
         root = ElementTree.fromstring(xml)
     except ElementTree.ParseError as e:
         raise UserError(f"{path}: not a readable OpenVINO IR ({_first_line(e)})") from None
-    custom = sorted({layer.get("version", "") for layer in root.iter("layer")
-                     if not layer.get("version", "").startswith("opset")})
+    custom = sorted(
+        {layer.get("version", "") for layer in root.iter("layer") if not layer.get("version", "").startswith("opset")}
+    )
     if custom:
         raise UserError(f"{path}: refused: layers outside the standard opsets ({', '.join(custom)[:120]})")
     try:
@@ -172,16 +194,22 @@ def load_ir(path):
 
 def _ov_io(model, path):
     if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise UserError(f"{path}: the model must take one input and give one output "
-                        f"(it has {len(model.inputs)} inputs and {len(model.outputs)} outputs)")
+        raise UserError(
+            f"{path}: the model must take one input and give one output "
+            f"(it has {len(model.inputs)} inputs and {len(model.outputs)} outputs)"
+        )
+
     def dims(port):
         if port.get_element_type().get_type_name() != "f32":
-            raise UserError(f"{path}: an input or output is {port.get_element_type().get_type_name()}, the contract "
-                            "is float32 images in and float32 logits out")
+            raise UserError(
+                f"{path}: an input or output is {port.get_element_type().get_type_name()}, the contract "
+                "is float32 images in and float32 logits out"
+            )
         shape = port.get_partial_shape()
         if shape.rank.is_dynamic:
             return None
         return [d.get_length() if d.is_static else None for d in shape]
+
     return dims(model.inputs[0]), dims(model.outputs[0])
 
 
@@ -194,6 +222,7 @@ def _ov_meta(model):
 
 
 # ---------------------------------------------------------------- torch.export
+
 
 def load_pt2(path):
     """(ExportedProgram, {extra file: text}) after the safety checks: torch.export.load unpickles weights and
@@ -225,10 +254,13 @@ def load_pt2(path):
                 try:
                     value = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
                 except Exception as e:
-                    raise UserError(f"{path}: refused: {fqn} is a pickled object, not a plain tensor "
-                                    f"({_first_line(e)})") from None
-                if not isinstance(value, torch.Tensor) or value.numel() * value.element_size() > \
-                        value.untyped_storage().nbytes():
+                    raise UserError(
+                        f"{path}: refused: {fqn} is a pickled object, not a plain tensor ({_first_line(e)})"
+                    ) from None
+                if (
+                    not isinstance(value, torch.Tensor)
+                    or value.numel() * value.element_size() > value.untyped_storage().nbytes()
+                ):
                     raise UserError(f"{path}: refused: {fqn} is not a plain tensor")
             else:
                 meta = entry.get("tensor_meta") or {}
@@ -247,8 +279,10 @@ def load_pt2(path):
         raise UserError(f"{path}: torch.export cannot load it ({_first_line(e)})") from None
     for node in program.graph.nodes:
         if node.op == "call_function":
-            namespace = getattr(node.target, "namespace", None) or getattr(
-                getattr(node.target, "_schema", None), "name", "").split("::")[0]
+            namespace = (
+                getattr(node.target, "namespace", None)
+                or getattr(getattr(node.target, "_schema", None), "name", "").split("::")[0]
+            )
             if namespace not in TORCH_NAMESPACES and not str(node.target).startswith("<built-in function"):
                 raise UserError(f"{path}: refused: operator {node.target} is outside aten (a custom op is native code)")
     return program, {k: v for k, v in extra.items() if v}
@@ -258,19 +292,24 @@ def _pt2_io(program, path):
     inputs = [s for s in program.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
     outputs = program.graph_signature.output_specs
     if len(inputs) != 1 or len(outputs) != 1:
-        raise UserError(f"{path}: the program must take one input and give one output "
-                        f"(it has {len(inputs)} inputs and {len(outputs)} outputs)")
+        raise UserError(
+            f"{path}: the program must take one input and give one output "
+            f"(it has {len(inputs)} inputs and {len(outputs)} outputs)"
+        )
     placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
     outs = [a for n in program.graph.nodes if n.op == "output" for a in n.args[0]]
+
     def dims(node):
         value = node.meta.get("val")
         if not isinstance(value, torch.Tensor) or value.dtype != torch.float32:
             raise UserError(f"{path}: the contract is float32 images in and float32 logits out")
         return [int(d) if isinstance(d, int) or str(d).isdigit() else None for d in value.shape]
+
     return dims(placeholders[inputs[0].arg.name]), dims(outs[0])
 
 
 # ---------------------------------------------------------------- the contract and the graph's cost
+
 
 def check_contract(path, in_dims, out_dims):
     """The fixed batch size (None when the batch dimension is free), or a one-line UserError."""
@@ -319,11 +358,13 @@ def _reshaped(ov_model, batch):
 
 # ---------------------------------------------------------------- the model as the benchmark sees it
 
+
 class ExternalModel:
     """A model file to benchmark, with the attributes and methods benchmark.checkpoint.Checkpoint has."""
 
     def __init__(self, path, mean=None, std=None, label=""):
         import openvino as ov
+
         self.path, self.label = path, label or "external"
         self.source_format = FORMATS[os.path.splitext(path)[1].lower()]
         self.ov_model = self.onnx = self.program = None
@@ -340,8 +381,11 @@ class ExternalModel:
             self.ov_model, xml, weights = load_ir(path)
             in_dims, out_dims = _ov_io(self.ov_model, path)
             meta = _ov_meta(self.ov_model)
-            self.precision = "int8" if any(op.get_type_name() == "FakeQuantize"
-                                           for op in self.ov_model.get_ordered_ops()) else "fp32"
+            self.precision = (
+                "int8"
+                if any(op.get_type_name() == "FakeQuantize" for op in self.ov_model.get_ordered_ops())
+                else "fp32"
+            )
             identity = xml + weights
         else:
             self.program, meta = load_pt2(path)
@@ -361,8 +405,13 @@ class ExternalModel:
             self.macs, self.params = graph_cost(_reshaped(self.ov_model, batch), batch)
         except Exception as e:
             raise UserError(f"{path}: the graph does not take N x 3 x 32 x 32 images ({_first_line(e)})") from None
-        self.metrics = {"params": int(self.params), "nonzero_params": int(self.params), "macs": float(self.macs),
-                        "effective_macs": float(self.macs), "dense_fp32_bytes": int(4 * self.params)}
+        self.metrics = {
+            "params": int(self.params),
+            "nonzero_params": int(self.params),
+            "macs": float(self.macs),
+            "effective_macs": float(self.macs),
+            "dense_fp32_bytes": int(4 * self.params),
+        }
         self.model, self.ckpt, self.meta, self.int8_tied = None, {}, {"method": "external"}, False
         self.is_baseline, self.baseline, self.baseline_sha256 = True, "", self.sha256
 
@@ -371,15 +420,18 @@ class ExternalModel:
             mean = parse_triple(meta["mean"], f"{self.path}: metadata 'mean'")
             std = parse_triple(meta["std"], f"{self.path}: metadata 'std'")
         if mean is None or std is None:
-            raise UserError(f"{self.path}: the input normalisation is not known: give --mean and --std (0..1 pixel "
-                            "scale, e.g. --mean 0.4914,0.4822,0.4465 --std 0.2470,0.2435,0.2616; 0,0,0 and 1,1,1 "
-                            "for a model that normalises inside its graph)")
+            raise UserError(
+                f"{self.path}: the input normalisation is not known: give --mean and --std (0..1 pixel "
+                "scale, e.g. --mean 0.4914,0.4822,0.4465 --std 0.2470,0.2435,0.2616; 0,0,0 and 1,1,1 "
+                "for a model that normalises inside its graph)"
+            )
         if not all(s > 0 for s in std):
             raise UserError(f"{self.path}: --std must be positive")
         return {"mean": list(mean), "std": list(std)}
 
     def _pt2_openvino(self):
         import openvino as ov
+
         try:
             return ov.convert_model(self.program)
         except Exception as e:
@@ -387,12 +439,14 @@ class ExternalModel:
 
     def _pt2_onnx(self):
         import warnings
+
         x = torch.randn(self.fixed_batch or 2, 3, 32, 32)
         try:
             with warnings.catch_warnings(), torch.no_grad():
                 warnings.simplefilter("ignore")
-                return torch.onnx.export(self.program, (x,), dynamo=True, optimize=True,
-                                         verbose=False).model_proto.SerializeToString()
+                return torch.onnx.export(
+                    self.program, (x,), dynamo=True, optimize=True, verbose=False
+                ).model_proto.SerializeToString()
         except Exception as e:
             raise UserError(f"{self.path}: the program does not export to ONNX ({_first_line(e)})") from None
 
@@ -400,12 +454,16 @@ class ExternalModel:
         if self.precision == "int8":
             runs_on = ("onnx", "openvino") if self.source_format == "onnx" else ("openvino",)
             return [(b, "int8") for b in backends if b in runs_on]
-        runs_on = {"onnx": ("onnx", "openvino"), "openvino-ir": ("openvino",),
-                   "torch.export": ("eager", "compile", "onnx", "openvino")}[self.source_format]
+        runs_on = {
+            "onnx": ("onnx", "openvino"),
+            "openvino-ir": ("openvino",),
+            "torch.export": ("eager", "compile", "onnx", "openvino"),
+        }[self.source_format]
         return [(b, p) for b in backends if b in runs_on for p in precisions if p in FLOAT_PRECISIONS[b]]
 
     def make_runner(self, backend, precision, device, threads):
         from models.runtimes import DTYPES, OnnxRunner, OpenVinoRunner, TorchRunner
+
         if backend in ("eager", "compile"):
             return TorchRunner(self.module, backend, device, DTYPES[precision], fold=False)
         if backend == "onnx":
@@ -414,18 +472,39 @@ class ExternalModel:
 
     def set_baseline(self, baseline):
         from benchmark.checkpoint import baseline_identity
+
         self.is_baseline, self.baseline, self.baseline_sha256 = baseline_identity(self.path, self.sha256, baseline)
 
     def describe(self):
         norm = self.norm
-        return {"checkpoint": self.path, "checkpoint_sha256": self.sha256, "method": "external", "parent": "",
-                "baseline": self.baseline or self.path, "baseline_sha256": self.baseline_sha256,
-                "label": self.label, "source_format": self.source_format,
-                "input_norm": "mean " + ",".join(f"{v:g}" for v in norm["mean"]) + " std " +
-                              ",".join(f"{v:g}" for v in norm["std"]),
-                "fixed_batch": self.fixed_batch, "spec_name": "", "spec": f"{self.source_format} graph",
-                "params": self.metrics["params"], "nonzero_params": self.metrics["nonzero_params"],
-                "macs": self.metrics["macs"], "effective_macs": self.metrics["effective_macs"], "seed": None,
-                "train_epochs": None, "train_subset": None, "train_seconds": None, "train_device": "",
-                "train_autocast": "", "dense_fp32_bytes": self.metrics["dense_fp32_bytes"],
-                "file_bytes": self.file_bytes, "compressed_bytes": None, "compressed_kind": ""}
+        return {
+            "checkpoint": self.path,
+            "checkpoint_sha256": self.sha256,
+            "method": "external",
+            "parent": "",
+            "baseline": self.baseline or self.path,
+            "baseline_sha256": self.baseline_sha256,
+            "label": self.label,
+            "source_format": self.source_format,
+            "input_norm": "mean "
+            + ",".join(f"{v:g}" for v in norm["mean"])
+            + " std "
+            + ",".join(f"{v:g}" for v in norm["std"]),
+            "fixed_batch": self.fixed_batch,
+            "spec_name": "",
+            "spec": f"{self.source_format} graph",
+            "params": self.metrics["params"],
+            "nonzero_params": self.metrics["nonzero_params"],
+            "macs": self.metrics["macs"],
+            "effective_macs": self.metrics["effective_macs"],
+            "seed": None,
+            "train_epochs": None,
+            "train_subset": None,
+            "train_seconds": None,
+            "train_device": "",
+            "train_autocast": "",
+            "dense_fp32_bytes": self.metrics["dense_fp32_bytes"],
+            "file_bytes": self.file_bytes,
+            "compressed_bytes": None,
+            "compressed_kind": "",
+        }

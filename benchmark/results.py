@@ -17,29 +17,146 @@ KEY = ("checkpoint_sha256", "backend", "device", "precision", "batch")
 
 # Column order of the CSV (README explains each). Extra columns found in an existing file are kept after these.
 COLUMNS = [
-    "checkpoint", "checkpoint_sha256", "method", "parent", "baseline", "baseline_sha256", "seed", "train_epochs",
-    "train_subset", "train_seconds", "train_device", "train_autocast", "spec_name", "spec",
-    "params", "nonzero_params", "macs", "effective_macs", "dense_fp32_bytes", "file_bytes", "compressed_bytes",
-    "compressed_kind", "label", "source_format", "input_norm", "fixed_batch", "data", "test_images", "top1",
-    "backend", "runtime_config", "device", "precision", "batch", "mode", "iterations", "warmup", "warmup_seconds", "min_seconds",
-    "repeats", "slices", "estimate", "latency_p50_ms", "latency_p50_spread", "latency_p90_ms", "latency_p90_spread",
-    "latency_p95_ms", "latency_p95_spread", "latency_p95_repeats_ms", "latency_p99_ms", "latency_p99_spread",
-    "throughput_ips", "throughput_spread", "throughput_min_ips", "throughput_max_ips", "throughput_repeats_ips",
-    "latency_p50_ci_low", "latency_p50_ci_high", "latency_p95_ci_low", "latency_p95_ci_high",
-    "throughput_ci_low", "throughput_ci_high",
-    "gflops", "probe_ms", "probe_spread", "busy_share_mean", "busy_share_max", "steal_share_mean", "busy",
-    "theoretical_speedup", "measured_speedup", "measured_speedup_ci_low", "measured_speedup_ci_high",
-    "threads", "cpu", "cpu_features", "cores", "gpu", "torch", "onnxruntime", "openvino", "nncf", "torchao", "date",
+    "checkpoint",
+    "checkpoint_sha256",
+    "method",
+    "parent",
+    "baseline",
+    "baseline_sha256",
+    "seed",
+    "train_epochs",
+    "train_subset",
+    "train_seconds",
+    "train_device",
+    "train_autocast",
+    "spec_name",
+    "spec",
+    "params",
+    "nonzero_params",
+    "macs",
+    "effective_macs",
+    "dense_fp32_bytes",
+    "file_bytes",
+    "compressed_bytes",
+    "compressed_kind",
+    "label",
+    "source_format",
+    "input_norm",
+    "fixed_batch",
+    "data",
+    "test_images",
+    "top1",
+    "backend",
+    "runtime_config",
+    "device",
+    "precision",
+    "batch",
+    "mode",
+    "iterations",
+    "warmup",
+    "warmup_seconds",
+    "min_seconds",
+    "repeats",
+    "slices",
+    "estimate",
+    "latency_p50_ms",
+    "latency_p50_spread",
+    "latency_p90_ms",
+    "latency_p90_spread",
+    "latency_p95_ms",
+    "latency_p95_spread",
+    "latency_p95_repeats_ms",
+    "latency_p99_ms",
+    "latency_p99_spread",
+    "throughput_ips",
+    "throughput_spread",
+    "throughput_min_ips",
+    "throughput_max_ips",
+    "throughput_repeats_ips",
+    "latency_p50_ci_low",
+    "latency_p50_ci_high",
+    "latency_p95_ci_low",
+    "latency_p95_ci_high",
+    "throughput_ci_low",
+    "throughput_ci_high",
+    "gflops",
+    "probe_ms",
+    "probe_spread",
+    "busy_share_mean",
+    "busy_share_max",
+    "steal_share_mean",
+    "busy",
+    "theoretical_speedup",
+    "measured_speedup",
+    "measured_speedup_ci_low",
+    "measured_speedup_ci_high",
+    "threads",
+    "cpu",
+    "cpu_features",
+    "cores",
+    "gpu",
+    "torch",
+    "onnxruntime",
+    "openvino",
+    "nncf",
+    "torchao",
+    "date",
 ]
-INT_COLUMNS = {"fixed_batch", "seed", "train_epochs", "train_subset", "params", "nonzero_params", "dense_fp32_bytes", "file_bytes", "compressed_bytes", "test_images",
-               "batch", "iterations", "warmup", "repeats", "slices", "threads", "cores"}
-FLOAT_COLUMNS = {"train_seconds", "busy_share_mean", "busy_share_max", "steal_share_mean", "macs", "effective_macs", "top1", "latency_p50_ms", "latency_p50_spread", "latency_p90_ms",
-                 "latency_p90_spread", "latency_p95_ms", "latency_p95_spread", "latency_p99_ms", "latency_p99_spread",
-                 "throughput_ips", "throughput_spread", "throughput_min_ips", "throughput_max_ips", "gflops",
-                 "theoretical_speedup", "measured_speedup", "warmup_seconds", "min_seconds", "probe_ms",
-                 "probe_spread", "latency_p50_ci_low", "latency_p50_ci_high", "latency_p95_ci_low",
-                 "latency_p95_ci_high", "throughput_ci_low", "throughput_ci_high", "measured_speedup_ci_low",
-                 "measured_speedup_ci_high"}
+INT_COLUMNS = {
+    "fixed_batch",
+    "seed",
+    "train_epochs",
+    "train_subset",
+    "params",
+    "nonzero_params",
+    "dense_fp32_bytes",
+    "file_bytes",
+    "compressed_bytes",
+    "test_images",
+    "batch",
+    "iterations",
+    "warmup",
+    "repeats",
+    "slices",
+    "threads",
+    "cores",
+}
+FLOAT_COLUMNS = {
+    "train_seconds",
+    "busy_share_mean",
+    "busy_share_max",
+    "steal_share_mean",
+    "macs",
+    "effective_macs",
+    "top1",
+    "latency_p50_ms",
+    "latency_p50_spread",
+    "latency_p90_ms",
+    "latency_p90_spread",
+    "latency_p95_ms",
+    "latency_p95_spread",
+    "latency_p99_ms",
+    "latency_p99_spread",
+    "throughput_ips",
+    "throughput_spread",
+    "throughput_min_ips",
+    "throughput_max_ips",
+    "gflops",
+    "theoretical_speedup",
+    "measured_speedup",
+    "warmup_seconds",
+    "min_seconds",
+    "probe_ms",
+    "probe_spread",
+    "latency_p50_ci_low",
+    "latency_p50_ci_high",
+    "latency_p95_ci_low",
+    "latency_p95_ci_high",
+    "throughput_ci_low",
+    "throughput_ci_high",
+    "measured_speedup_ci_low",
+    "measured_speedup_ci_high",
+}
 
 
 # What a measurement depends on besides the checkpoint and the configuration: a row measured with other values
@@ -55,9 +172,15 @@ def same_machine(row, env):
 def measured_row(rows, sha, backend, device, precision, batch, env=None):
     """The first timed row of `rows` for that checkpoint and configuration (measured on `env`'s machine if given)."""
     for r in rows:
-        if (r.get("checkpoint_sha256") == sha and r.get("backend") == backend and r.get("device") == device
-                and r.get("precision") == precision and r.get("batch") == batch and r.get("latency_p50_ms")
-                and (env is None or same_machine(r, env))):
+        if (
+            r.get("checkpoint_sha256") == sha
+            and r.get("backend") == backend
+            and r.get("device") == device
+            and r.get("precision") == precision
+            and r.get("batch") == batch
+            and r.get("latency_p50_ms")
+            and (env is None or same_machine(r, env))
+        ):
             return r
     return None
 
@@ -114,12 +237,15 @@ def _read_raw(path):
             reader = csv.DictReader(f)
             fields = list(reader.fieldnames or [])
             if not set(KEY) <= set(fields):
-                raise UserError(f"{path}: exists and is not a results CSV of this project (its header lacks "
-                                f"{', '.join(c for c in KEY if c not in fields)}); refusing to touch it")
+                raise UserError(
+                    f"{path}: exists and is not a results CSV of this project (its header lacks "
+                    f"{', '.join(c for c in KEY if c not in fields)}); refusing to touch it"
+                )
             return fields, list(reader)
     except (UnicodeDecodeError, csv.Error) as e:
-        raise UserError(f"{path}: exists and is not a results CSV of this project ({type(e).__name__}); "
-                        "refusing to touch it") from None
+        raise UserError(
+            f"{path}: exists and is not a results CSV of this project ({type(e).__name__}); refusing to touch it"
+        ) from None
 
 
 @contextlib.contextmanager
@@ -159,4 +285,5 @@ def merge_rows(path, new_rows):
                 writer.writeheader()
                 for row in rows:
                     writer.writerow({c: row.get(c, "") for c in columns})
+
         atomic_write(path, write)

@@ -45,57 +45,115 @@ LIMITS = {"iterations": (1, 10**6), "repeat": (1, 100), "slices": (1, 1000), "wa
           "warmup_seconds": (0, 60), "min_seconds": (0, 600)}
 
 
-DEFAULTS = {"repeat": (3, 1), "slices": (16, 1), "warmup_seconds": (0.2, 0.0), "min_seconds": (4.0, 0.0)}  # (normal, --quick)
+DEFAULTS = {
+    "repeat": (3, 1),
+    "slices": (16, 1),
+    "warmup_seconds": (0.2, 0.0),
+    "min_seconds": (4.0, 0.0),
+}  # (normal, --quick)
 
 
 def parse_args(argv=None):
     p = cli.parser(__doc__)
-    p.add_argument("checkpoints", nargs="+", metavar="MODEL",
-                   help="project checkpoints (.pt), or model files other tools made: ONNX (.onnx), OpenVINO IR (.xml "
-                        "with its .bin), torch.export (.pt2); docs/measure-your-model.md")
-    p.add_argument("--baseline", default=None, metavar="MODEL",
-                   help="compare every model with this one (e.g. the baseline fine-tuned with the same recipe; a "
-                        "checkpoint or a model file) instead of the baseline recorded in its lineage")
+    p.add_argument(
+        "checkpoints",
+        nargs="+",
+        metavar="MODEL",
+        help="project checkpoints (.pt), or model files other tools made: ONNX (.onnx), OpenVINO IR (.xml "
+        "with its .bin), torch.export (.pt2); docs/measure-your-model.md",
+    )
+    p.add_argument(
+        "--baseline",
+        default=None,
+        metavar="MODEL",
+        help="compare every model with this one (e.g. the baseline fine-tuned with the same recipe; a "
+        "checkpoint or a model file) instead of the baseline recorded in its lineage",
+    )
     p.add_argument("--label", default="", help="name for the rows of model files (e.g. the tool that made them)")
-    p.add_argument("--mean", default=None, help="input normalisation of model files: R,G,B mean in the 0..1 pixel "
-                                                "scale (default: the file's metadata 'mean')")
+    p.add_argument(
+        "--mean",
+        default=None,
+        help="input normalisation of model files: R,G,B mean in the 0..1 pixel "
+        "scale (default: the file's metadata 'mean')",
+    )
     p.add_argument("--std", default=None, help="R,G,B std of model files (default: the file's metadata 'std')")
-    p.add_argument("--test-dir", default=os.environ.get("CIFAR10_DIR"),
-                   help="CIFAR-10 folder whose test split gives the accuracy and the timed inputs (default: $CIFAR10_DIR)")
+    p.add_argument(
+        "--test-dir",
+        default=os.environ.get("CIFAR10_DIR"),
+        help="CIFAR-10 folder whose test split gives the accuracy and the timed inputs (default: $CIFAR10_DIR)",
+    )
     p.add_argument("--test-subset", type=int, default=None, help="score a fixed random subset of N test images")
-    p.add_argument("--backends", default=",".join(available_backends()),
-                   help=f"comma-separated, from {', '.join(BACKENDS)} (default: every one installed here)")
-    p.add_argument("--precisions", default="fp32",
-                   help="float precisions of float checkpoints, comma-separated: fp32, bf16 (CPUs with native bf16, "
-                        "and GPUs), fp16 (GPUs); an int8 checkpoint runs as its own int8 model (default: fp32)")
-    p.add_argument("--batch-sizes", default="1,64", help="batch 1 = latency mode, larger = throughput mode (default: 1,64)")
+    p.add_argument(
+        "--backends",
+        default=",".join(available_backends()),
+        help=f"comma-separated, from {', '.join(BACKENDS)} (default: every one installed here)",
+    )
+    p.add_argument(
+        "--precisions",
+        default="fp32",
+        help="float precisions of float checkpoints, comma-separated: fp32, bf16 (CPUs with native bf16, "
+        "and GPUs), fp16 (GPUs); an int8 checkpoint runs as its own int8 model (default: fp32)",
+    )
+    p.add_argument(
+        "--batch-sizes", default="1,64", help="batch 1 = latency mode, larger = throughput mode (default: 1,64)"
+    )
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="default: cpu")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads of every backend (default: all cores)")
-    p.add_argument("--iterations", type=int, default=None,
-                   help=f"timed iterations per measurement (default: {LATENCY_ITERATIONS} at batch 1, "
-                        f"ceil({THROUGHPUT_IMAGES}/batch) otherwise)")
-    p.add_argument("--warmup", type=int, default=None, help="untimed iterations before each timed slice "
-                                                            "(default: max(5, slice iterations/10))")
+    p.add_argument(
+        "--iterations",
+        type=int,
+        default=None,
+        help=f"timed iterations per measurement (default: {LATENCY_ITERATIONS} at batch 1, "
+        f"ceil({THROUGHPUT_IMAGES}/batch) otherwise)",
+    )
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="untimed iterations before each timed slice (default: max(5, slice iterations/10))",
+    )
     d = DEFAULTS
-    p.add_argument("--warmup-seconds", type=float, default=None,
-                   help="warm up for at least this long before each timed slice (default: %g, --quick %g)" % d["warmup_seconds"])
-    p.add_argument("--min-seconds", type=float, default=None,
-                   help="time at least this long per repeat (all its slices together), running more than "
-                        "--iterations if needed (default: %g, --quick %g)" % d["min_seconds"])
-    p.add_argument("--repeat", type=int, default=None,
-                   help="repeat every measurement R times; report median and spread (default: %d, --quick %d)" % d["repeat"])
-    p.add_argument("--slices", type=int, default=None,
-                   help="cut every repeat into S slices run in shuffled rounds across all configurations, so each "
-                        "repeat samples the whole session (default: %d, --quick %d = each repeat in one piece)" % d["slices"])
+    p.add_argument(
+        "--warmup-seconds",
+        type=float,
+        default=None,
+        help="warm up for at least this long before each timed slice (default: %g, --quick %g)" % d["warmup_seconds"],
+    )
+    p.add_argument(
+        "--min-seconds",
+        type=float,
+        default=None,
+        help="time at least this long per repeat (all its slices together), running more than "
+        "--iterations if needed (default: %g, --quick %g)" % d["min_seconds"],
+    )
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        help="repeat every measurement R times; report median and spread (default: %d, --quick %d)" % d["repeat"],
+    )
+    p.add_argument(
+        "--slices",
+        type=int,
+        default=None,
+        help="cut every repeat into S slices run in shuffled rounds across all configurations, so each "
+        "repeat samples the whole session (default: %d, --quick %d = each repeat in one piece)" % d["slices"],
+    )
     p.add_argument("--quick", action="store_true", help="smoke test: 64 iterations at batch 1, 4 otherwise, 1 repeat")
-    p.add_argument("--skip-measured", action="store_true",
-                   help="do not measure again a (checkpoint, backend, precision, batch) that --out already holds from "
-                        "this machine (same CPU, features, threads, runtime versions, checkpoint sha256); rows from "
-                        "another machine are measured anew and replace the old ones")
-    p.add_argument("--require-quiet", action="store_true",
-                   help="refuse to start when other processes use more than %d%% of the cores this run asks for, and "
-                        "stop (nothing written) when they do during the run; without it such rows are only marked "
-                        "busy" % round(100 * BUSY_SHARE))
+    p.add_argument(
+        "--skip-measured",
+        action="store_true",
+        help="do not measure again a (checkpoint, backend, precision, batch) that --out already holds from "
+        "this machine (same CPU, features, threads, runtime versions, checkpoint sha256); rows from "
+        "another machine are measured anew and replace the old ones",
+    )
+    p.add_argument(
+        "--require-quiet",
+        action="store_true",
+        help="refuse to start when other processes use more than %d%% of the cores this run asks for, and "
+        "stop (nothing written) when they do during the run; without it such rows are only marked "
+        "busy" % round(100 * BUSY_SHARE),
+    )
     p.add_argument("--out", default="results/benchmark.csv", help="results CSV; rows are added or replaced")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     args = p.parse_args(argv)
@@ -204,15 +262,19 @@ def main(argv=None):
         wanted = precisions + ([REFERENCE] if ck.sha256 in baselines and REFERENCE not in precisions else [])
         todo = ck.configurations(backends, wanted)
         if not todo:
-            print(f"note: {ck.path} is {ck.precision} ({engine_of(ck.ckpt) or ck.source_format}): none of the "
-                  f"backends {', '.join(backends)} runs it; skipped")
+            print(
+                f"note: {ck.path} is {ck.precision} ({engine_of(ck.ckpt) or ck.source_format}): none of the "
+                f"backends {', '.join(backends)} runs it; skipped"
+            )
         # A model file with a fixed batch dimension runs at that batch only: scoring and every timed row.
         batches, score_batch = ([ck.fixed_batch], ck.fixed_batch) if ck.fixed_batch else (batch_sizes, eval_batch)
         if ck.fixed_batch and ck.fixed_batch > MAX_BATCH:
             raise UserError(f"{ck.path}: a fixed batch of {ck.fixed_batch}, more than the {MAX_BATCH} measured here")
         if ck.fixed_batch and ck.fixed_batch not in batch_sizes:
-            print(f"note: {ck.path} has a fixed batch of {ck.fixed_batch}: measured at batch {ck.fixed_batch} only, "
-                  f"not {args.batch_sizes}")
+            print(
+                f"note: {ck.path} has a fixed batch of {ck.fixed_batch}: measured at batch {ck.fixed_batch} only, "
+                f"not {args.batch_sizes}"
+            )
         for backend, precision in todo:
             if args.skip_measured and measured(ck.sha256, backend, precision, batches):
                 print(f"{ck.path} [{backend} {precision}]: measured on this machine already (--skip-measured)")
@@ -224,11 +286,13 @@ def main(argv=None):
             top1 = accuracy(runner, ck.normalize, images, labels, score_batch)
             inputs, xs = {}, ck.normalize(images[torch.arange(max(max(batches) * 4, 64)) % len(images)])
             for batch in batches:
-                inputs[batch] = [runner.prepare(xs[i:i + batch]) for i in range(0, len(xs) - batch + 1, batch)]
+                inputs[batch] = [runner.prepare(xs[i : i + batch]) for i in range(0, len(xs) - batch + 1, batch)]
                 runner(inputs[batch][0])  # compiles this shape now (torch.compile, OpenVINO), not inside a measurement
             runner.keep_batches(batches)  # every runner stays alive until the end: only the timed shapes
-            print(f"{ck.path} [{backend} {precision}]: top-1 {top1:.2f}% on {data_label} "
-                  f"({len(labels)} images, {time.time() - t0:.0f}s incl. build)")
+            print(
+                f"{ck.path} [{backend} {precision}]: top-1 {top1:.2f}% on {data_label} "
+                f"({len(labels)} images, {time.time() - t0:.0f}s incl. build)"
+            )
             configs.append((ck, backend, precision, runner, top1, inputs))
     if not configs:
         print(f"nothing to measure: {args.out} holds every row from this machine")
@@ -247,8 +311,16 @@ def main(argv=None):
         probe_ms = machine_probe(0 if args.quick else 0.25 / args.slices)
         # Every slice is warmed up in full: the configuration run just before it was another backend or model.
         meter.start()
-        times, total = time_iterations(runner, inputs[batch], iterations, warmup_for(iterations), device,
-                                       batch == 1, args.warmup_seconds, args.min_seconds / args.slices)
+        times, total = time_iterations(
+            runner,
+            inputs[batch],
+            iterations,
+            warmup_for(iterations),
+            device,
+            batch == 1,
+            args.warmup_seconds,
+            args.min_seconds / args.slices,
+        )
         share = meter.stop()
         parts.setdefault((c, batch, r), []).append((times, total, probe_ms))
         loads.setdefault((c, batch), []).append(share)
@@ -257,8 +329,11 @@ def main(argv=None):
             if len(recent) == QUIET_WINDOW:
                 require_quiet(meter, sum(recent) / len(recent), "during the run (nothing written)")
         time.sleep(0.1)  # let the previous backend's spinning worker threads go idle
-    stats = {(c, batch): [combine_slices(parts[(c, batch, r)], batch) for r in range(args.repeat)]
-             for c in range(len(configs)) for batch in configs[c][5]}
+    stats = {
+        (c, batch): [combine_slices(parts[(c, batch, r)], batch) for r in range(args.repeat)]
+        for c in range(len(configs))
+        for batch in configs[c][5]
+    }
 
     rows, units = [], {}  # units: row key -> its timed slices [(times, seconds)], repeat by repeat in round order
     for c, (ck, backend, precision, runner, top1, inputs) in enumerate(configs):
@@ -268,12 +343,25 @@ def main(argv=None):
             slices = [(t, sec) for t, sec, _ in every_part]
             units[(ck.sha256, backend, precision, batch)] = slices
             row = ck.describe()
-            row.update({"data": data_label, "test_images": len(labels), "top1": top1, "backend": backend,
-                        "runtime_config": runner.config, "device": args.device, "precision": precision,
-                        "batch": batch, "mode": "latency" if batch == 1 else "throughput",
-                        "iterations": min(s["iterations"] for s in reps),
-                        "warmup": warmup_for(slice_iterations(batch)), "warmup_seconds": args.warmup_seconds,
-                        "min_seconds": args.min_seconds, "repeats": len(reps), "slices": args.slices})
+            row.update(
+                {
+                    "data": data_label,
+                    "test_images": len(labels),
+                    "top1": top1,
+                    "backend": backend,
+                    "runtime_config": runner.config,
+                    "device": args.device,
+                    "precision": precision,
+                    "batch": batch,
+                    "mode": "latency" if batch == 1 else "throughput",
+                    "iterations": min(s["iterations"] for s in reps),
+                    "warmup": warmup_for(slice_iterations(batch)),
+                    "warmup_seconds": args.warmup_seconds,
+                    "min_seconds": args.min_seconds,
+                    "repeats": len(reps),
+                    "slices": args.slices,
+                }
+            )
             row.update(row_statistics(combine_slices(every_part, batch), reps))
             row.update(interval_columns(slices, batch))
             row.update(busy_columns(loads[(c, batch)]))
@@ -294,9 +382,11 @@ def require_quiet(meter, share, when):
     if share is None:
         raise UserError("--require-quiet: this system has no /proc/stat, so other processes' CPU use cannot be read")
     if share > BUSY_SHARE:
-        raise UserError(f"the machine is busy {when}: other processes used {share:.0%} of the {meter.threads} "
-                        f"core(s) this run asks for (limit {BUSY_SHARE:.0%}); stop them, or drop --require-quiet "
-                        "to measure anyway with the rows marked busy")
+        raise UserError(
+            f"the machine is busy {when}: other processes used {share:.0%} of the {meter.threads} "
+            f"core(s) this run asks for (limit {BUSY_SHARE:.0%}); stop them, or drop --require-quiet "
+            "to measure anyway with the rows marked busy"
+        )
 
 
 def load_line(rows, threads):
@@ -306,10 +396,18 @@ def load_line(rows, threads):
         return "other processes' CPU use: not measurable on this system (no /proc/stat); rows marked unrecorded"
     busy = sum(r["busy"] == "yes" for r in rows)
     steal = max(r["steal_share_mean"] for r in rows if r.get("steal_share_mean") is not None)
-    verdict = (f"BUSY: {busy} of {len(rows)} rows measured while other processes took more than {BUSY_SHARE:.0%}; "
-               "their ratios are not trustworthy (docs/benchmark.md: a busy flag)") if busy else "quiet"
-    return (f"other processes' CPU use: {sum(shares) / len(shares):.0%} of the {threads} core(s) asked for on average "
-            f"(row means up to {max(shares):.0%}), steal up to {steal:.0%}: {verdict}")
+    verdict = (
+        (
+            f"BUSY: {busy} of {len(rows)} rows measured while other processes took more than {BUSY_SHARE:.0%}; "
+            "their ratios are not trustworthy (docs/benchmark.md: a busy flag)"
+        )
+        if busy
+        else "quiet"
+    )
+    return (
+        f"other processes' CPU use: {sum(shares) / len(shares):.0%} of the {threads} core(s) asked for on average "
+        f"(row means up to {max(shares):.0%}), steal up to {steal:.0%}: {verdict}"
+    )
 
 
 def row_statistics(pooled, reps):
@@ -359,21 +457,29 @@ def add_speedups(rows, ckpts, existing, env, units=None):
         row["theoretical_speedup"] = base_macs / row["effective_macs"] if base_macs and row["effective_macs"] else None
         row["measured_speedup"] = seconds_per_image(base) / seconds_per_image(row) if base else None
         mine = units.get((row["checkpoint_sha256"], row["backend"], row["precision"], row["batch"]))
-        theirs = units.get((sha, row["backend"], REFERENCE, row["batch"]))  # only a baseline timed in this run has slices
+        theirs = units.get(
+            (sha, row["backend"], REFERENCE, row["batch"])
+        )  # only a baseline timed in this run has slices
         if mine and theirs and len(mine) == len(theirs):
-            row["measured_speedup_ci_low"], row["measured_speedup_ci_high"] = paired_speedup_ci(mine, theirs, row["batch"])
+            row["measured_speedup_ci_low"], row["measured_speedup_ci_high"] = paired_speedup_ci(
+                mine, theirs, row["batch"]
+            )
 
 
 def print_table(rows):
-    head = f"{'checkpoint':<28} {'backend':<8} {'prec':<5} {'batch':>5} {'top1':>6} {'p50 ms':>8} {'p95 ms':>8} " \
-           f"{'p95 spr':>7} {'img/s':>8} {'GFLOP/s':>8} {'speedup':>7} {'probe spr':>9}"
+    head = (
+        f"{'checkpoint':<28} {'backend':<8} {'prec':<5} {'batch':>5} {'top1':>6} {'p50 ms':>8} {'p95 ms':>8} "
+        f"{'p95 spr':>7} {'img/s':>8} {'GFLOP/s':>8} {'speedup':>7} {'probe spr':>9}"
+    )
     print(head)
     for r in rows:
         speed = f"{r['measured_speedup']:.2f}" if r.get("measured_speedup") else "-"
-        print(f"{os.path.basename(r['checkpoint'])[:28]:<28} {r['backend']:<8} {r['precision']:<5} {r['batch']:>5} "
-              f"{r['top1']:>6.2f} {r['latency_p50_ms']:>8.3f} {r['latency_p95_ms']:>8.3f} "
-              f"{100 * r['latency_p95_spread']:>6.1f}% {r['throughput_ips']:>8.1f} {r['gflops']:>8.1f} {speed:>7} "
-              f"{100 * r['probe_spread']:>8.1f}%")
+        print(
+            f"{os.path.basename(r['checkpoint'])[:28]:<28} {r['backend']:<8} {r['precision']:<5} {r['batch']:>5} "
+            f"{r['top1']:>6.2f} {r['latency_p50_ms']:>8.3f} {r['latency_p95_ms']:>8.3f} "
+            f"{100 * r['latency_p95_spread']:>6.1f}% {r['throughput_ips']:>8.1f} {r['gflops']:>8.1f} {speed:>7} "
+            f"{100 * r['probe_spread']:>8.1f}%"
+        )
 
 
 if __name__ == "__main__":

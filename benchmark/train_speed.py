@@ -1,6 +1,7 @@
 """Training throughput: the full shared loop against pure compute, in one run.
 
-    python -m benchmark.train_speed --models resnet56,resnet20 --batch-size 128 --data-dir D --out results/train_speed.csv
+    python -m benchmark.train_speed --models resnet56,resnet20 --batch-size 128 --data-dir D \
+        --out results/train_speed.csv
 
 "loop" is `common.training.fit` itself for one epoch over an in-memory subset: batch selection, uint8
 augmentation, normalisation, forward, backward, SGD step, progress accounting. "compute" is the same model,
@@ -8,6 +9,7 @@ batch size and optimizer stepping on one batch that already sits in memory, norm
 interleaved `--repeat` times; medians are reported. loop / compute close to 1 means the data pipeline costs
 nothing measurable.
 """
+
 import csv
 import datetime
 import os
@@ -85,23 +87,39 @@ def main(argv=None):
             for r in range(args.repeat):
                 loop.append(full_loop(model, batches, spec, os.path.join(tmp, f"run{r}")))
                 compute.append(pure_compute(model, x, y, args.steps))
-                print(f"{name} repeat {r + 1}/{args.repeat}: loop {loop[-1]:.0f} img/s, compute {compute[-1]:.0f} img/s")
-        row = {"model": name, "batch_size": args.batch_size, "steps": args.steps, "repeats": args.repeat,
-               "loop_img_s": round(statistics.median(loop), 1), "compute_img_s": round(statistics.median(compute), 1),
-               "loop_over_compute": round(statistics.median(loop) / statistics.median(compute), 3),
-               "loop_img_s_all": " ".join(f"{v:.0f}" for v in loop),
-               "compute_img_s_all": " ".join(f"{v:.0f}" for v in compute),
-               "memory_format": "channels_last", "data": data, "threads": torch.get_num_threads(),
-               "cpu": machine.cpu_name(), "cpu_features": machine.cpu_features(), "torch": str(torch.__version__),
-               "date": datetime.datetime.now().isoformat(timespec="seconds")}
+                print(
+                    f"{name} repeat {r + 1}/{args.repeat}: loop {loop[-1]:.0f} img/s, compute {compute[-1]:.0f} img/s"
+                )
+        row = {
+            "model": name,
+            "batch_size": args.batch_size,
+            "steps": args.steps,
+            "repeats": args.repeat,
+            "loop_img_s": round(statistics.median(loop), 1),
+            "compute_img_s": round(statistics.median(compute), 1),
+            "loop_over_compute": round(statistics.median(loop) / statistics.median(compute), 3),
+            "loop_img_s_all": " ".join(f"{v:.0f}" for v in loop),
+            "compute_img_s_all": " ".join(f"{v:.0f}" for v in compute),
+            "memory_format": "channels_last",
+            "data": data,
+            "threads": torch.get_num_threads(),
+            "cpu": machine.cpu_name(),
+            "cpu_features": machine.cpu_features(),
+            "torch": str(torch.__version__),
+            "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        }
         rows.append(row)
-        print(f"{name}: loop {row['loop_img_s']} img/s = {100 * row['loop_over_compute']:.1f}% of pure compute "
-              f"({row['compute_img_s']} img/s)")
+        print(
+            f"{name}: loop {row['loop_img_s']} img/s = {100 * row['loop_over_compute']:.1f}% of pure compute "
+            f"({row['compute_img_s']} img/s)"
+        )
+
     def write(tmp):
         with open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
+
     atomic_write(args.out, write)
     print(f"wrote {args.out}")
 

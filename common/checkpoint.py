@@ -125,8 +125,9 @@ def migrate_v1(meta):
     """Format /1 metadata (argparse names, flat lineage) in schema /2. Tested on tests/fixtures/checkpoint_v1.pt."""
     args = meta.get("args", {}) or {}
     method = meta.get("method", "")
+    finetuned = meta.get("finetuned", True) is not False or bool(meta.get("scratch"))
     trained = bool(args.get("epochs")) and args.get("finetune", True) is not False \
-        and not args.get("post_training_only") and (meta.get("finetuned", True) is not False or bool(meta.get("scratch")))
+        and not args.get("post_training_only") and finetuned
     recipe = dict(args, recipe=args.get("recipe") or args.get("default_recipe")) if trained else {}
     info = dict(meta.get(V1_METHOD_INFO.get(method, ""), {}) or {})
     if method == "qat":
@@ -137,8 +138,12 @@ def migrate_v1(meta):
         info = {k: meta[k] for k in ("source", "source_format", "source_sha256") if k in meta}
     if method == "int8" and meta.get("source_method"):
         info["source_method"] = meta["source_method"]
-    line = {"parent": meta.get("parent", ""), "parent_sha256": meta.get("parent_sha256", ""),
-            "baseline": meta.get("baseline", "") or meta.get("parent", ""), "baseline_sha256": ""}
+    line = {
+        "parent": meta.get("parent", ""),
+        "parent_sha256": meta.get("parent_sha256", ""),
+        "baseline": meta.get("baseline", "") or meta.get("parent", ""),
+        "baseline_sha256": "",
+    }
     if line["baseline"] == line["parent"]:
         line["baseline_sha256"] = line["parent_sha256"]
     teacher = info.get("teacher") if method in ("kd", "fitnets", "fitnets-1stage") else args.get("teacher")
@@ -151,12 +156,23 @@ def migrate_v1(meta):
         artifacts["int8"] = {"engine": meta["quantization"].get("engine", "onnxruntime")}
     text = meta.get("data", "")
     data = dict(part.split(": ", 1) for part in text.split("; ") if ": " in part) if isinstance(text, str) else {}
-    return _plain({"method": method, "method_info": info,
-                   "recipe": {k: v for k, v in recipe.items() if k in RECIPE_KEYS}, "lineage": line,
-                   "artifacts": artifacts, "precision": meta.get("precision") or "fp32",
-                   "normalization": meta.get("normalization", {}), "data": data, "metrics": meta.get("metrics", {}),
-                   "environment": meta.get("versions", {}), "command": meta.get("command", ""),
-                   "created": meta.get("created", ""), "migrated_from": FORMAT_V1})
+    return _plain(
+        {
+            "method": method,
+            "method_info": info,
+            "recipe": {k: v for k, v in recipe.items() if k in RECIPE_KEYS},
+            "lineage": line,
+            "artifacts": artifacts,
+            "precision": meta.get("precision") or "fp32",
+            "normalization": meta.get("normalization", {}),
+            "data": data,
+            "metrics": meta.get("metrics", {}),
+            "environment": meta.get("versions", {}),
+            "command": meta.get("command", ""),
+            "created": meta.get("created", ""),
+            "migrated_from": FORMAT_V1,
+        }
+    )
 
 
 def _plain(obj):
@@ -175,8 +191,13 @@ def _plain(obj):
 
 def save_checkpoint(path, spec, state_dict, meta, train_state=None, **extra):
     """`extra` top-level entries must be plain too (e.g. "onnx": a uint8 tensor holding an exported graph)."""
-    ckpt = {"format": FORMAT, "spec": spec, "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
-            "meta": meta, **extra}
+    ckpt = {
+        "format": FORMAT,
+        "spec": spec,
+        "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
+        "meta": meta,
+        **extra,
+    }
     if train_state is not None:
         ckpt["train_state"] = train_state
     atomic_write(path, lambda tmp: torch.save(ckpt, tmp))
@@ -197,8 +218,10 @@ def check_unpacked_size(source, path, limit=MAX_UNPACKED_BYTES):
     except (zipfile.BadZipFile, OSError, ValueError):
         return  # not a zip archive: torch.load's own checks (legacy format) or its error apply
     if total > limit:
-        raise CheckpointError(f"{path}: refused: unpacks to {total / 2**20:,.0f} MiB, more than the "
-                              f"{limit >> 20} MiB a checkpoint of this project can hold")
+        raise CheckpointError(
+            f"{path}: refused: unpacks to {total / 2**20:,.0f} MiB, more than the "
+            f"{limit >> 20} MiB a checkpoint of this project can hold"
+        )
 
 
 def check_tensor_sizes(obj, path, limit=MAX_UNPACKED_BYTES):
@@ -219,12 +242,16 @@ def check_tensor_sizes(obj, path, limit=MAX_UNPACKED_BYTES):
             size = item.numel() * item.element_size()
             stored = item.untyped_storage().nbytes() - item.storage_offset() * item.element_size()
             if size > stored:
-                raise CheckpointError(f"{path}: refused: a tensor of shape {tuple(item.shape)} holds only "
-                                      f"{stored:,} stored bytes for its {size:,} (an expanded or overlapping view)")
+                raise CheckpointError(
+                    f"{path}: refused: a tensor of shape {tuple(item.shape)} holds only "
+                    f"{stored:,} stored bytes for its {size:,} (an expanded or overlapping view)"
+                )
             total += size
             if total > limit:
-                raise CheckpointError(f"{path}: refused: its tensors hold more than the {limit >> 20} MiB a "
-                                      "checkpoint of this project can hold")
+                raise CheckpointError(
+                    f"{path}: refused: its tensors hold more than the {limit >> 20} MiB a "
+                    "checkpoint of this project can hold"
+                )
 
 
 def read_checkpoint_bytes(path):
@@ -242,8 +269,9 @@ def read_checkpoint_bytes(path):
     if not raw:
         raise CheckpointError(f"{path}: empty file")
     if len(raw) > MAX_UNPACKED_BYTES + (1 << 20):
-        raise CheckpointError(f"{path}: refused: larger than the {MAX_UNPACKED_BYTES >> 20} MiB a checkpoint of "
-                              "this project can hold")
+        raise CheckpointError(
+            f"{path}: refused: larger than the {MAX_UNPACKED_BYTES >> 20} MiB a checkpoint of this project can hold"
+        )
     return raw
 
 
@@ -263,8 +291,20 @@ def safe_torch_load(path, raw=None):
         found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
         first = f"it names {found.group(1)}" if found else (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise CheckpointError(f"{path}: refused: not a plain-tensor checkpoint ({first[:160]})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, IndexError, TypeError,
-            AttributeError, UnicodeDecodeError, OverflowError, MemoryError) as e:
+    except (
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        ValueError,
+        OSError,
+        KeyError,
+        IndexError,
+        TypeError,
+        AttributeError,
+        UnicodeDecodeError,
+        OverflowError,
+        MemoryError,
+    ) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path}: unreadable or truncated checkpoint ({msg[:160]})") from None
     except Exception as e:  # torch raises assorted types for corrupt archives; none may escape as a traceback
@@ -296,16 +336,29 @@ def load_checkpoint(path, raw=None):
 
 
 # The metadata schema (module docstring), checked once at load so that no reader meets a field of the wrong type.
-META_TYPES = {"method": str, "method_info": dict, "recipe": dict, "lineage": dict, "artifacts": dict,
-              "precision": str, "normalization": dict, "data": dict, "metrics": dict, "environment": dict,
-              "command": str, "created": str}
+META_TYPES = {
+    "method": str,
+    "method_info": dict,
+    "recipe": dict,
+    "lineage": dict,
+    "artifacts": dict,
+    "precision": str,
+    "normalization": dict,
+    "data": dict,
+    "metrics": dict,
+    "environment": dict,
+    "command": str,
+    "created": str,
+}
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 INT8_ENTRY = {"onnxruntime": "onnx", "openvino": "openvino", "pt2e": "pt2e"}  # engine -> the entry holding its model
 SCALAR = (str, int, float, bool, type(None))
 # Counts a report, a CSV column or a sampler uses as integers: "1.5" or "abc" here would poison every results CSV
 # the checkpoint's rows are merged into.
-INTEGER_FIELDS = {"recipe": ("epochs", "batch_size", "subset", "seed", "warmup_steps", "steps"),
-                  "lineage": ("parent_seed",)}
+INTEGER_FIELDS = {
+    "recipe": ("epochs", "batch_size", "subset", "seed", "warmup_steps", "steps"),
+    "lineage": ("parent_seed",),
+}
 # A PT2E observer holds a histogram (2048 bins by default) or per-channel ranges (one value per output channel): far
 # below this. The bound keeps a stored buffer from sizing the rebuilt graph's observers (resize_) to gigabytes.
 MAX_OBSERVER_ELEMENTS, MAX_OBSERVERS = 1 << 16, 10_000
@@ -314,8 +367,10 @@ MAX_OBSERVER_ELEMENTS, MAX_OBSERVERS = 1 << 16, 10_000
 def check_meta(ckpt, path):
     """One CheckpointError naming the first metadata field of the wrong type or value, else None."""
     meta = ckpt["meta"]
+
     def bad(field, why):
         raise CheckpointError(f"{path}: metadata {field} {why}")
+
     for key, kind in META_TYPES.items():
         if meta.get(key) is not None and not isinstance(meta[key], kind):
             bad(repr(key), f"is a {type(meta[key]).__name__}, expected a {kind.__name__}")
@@ -325,8 +380,11 @@ def check_meta(ckpt, path):
     norm = meta.get("normalization") or {}
     for key in ("mean", "std") if norm else ():
         values = norm.get(key)
-        if not (isinstance(values, list) and len(values) == 3 and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)):
+        if not (
+            isinstance(values, list)
+            and len(values) == 3
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+        ):
             bad(f"normalization.{key}", "must be a list of 3 finite numbers (one per RGB channel)")
     if norm and not all(v > 0 for v in norm["std"]):
         bad("normalization.std", "must be positive")
@@ -352,19 +410,29 @@ def check_meta(ckpt, path):
         entry = ckpt.get(INT8_ENTRY[engine])
         if engine == "onnxruntime" and not (isinstance(entry, torch.Tensor) and entry.dtype == torch.uint8):
             bad("of an int8 checkpoint", "names ONNX Runtime, but its 'onnx' entry is missing or not uint8 bytes")
-        if engine == "openvino" and not (isinstance(entry, dict) and all(
-                isinstance(entry.get(k), torch.Tensor) and entry[k].dtype == torch.uint8 for k in ("xml", "bin"))):
+        if engine == "openvino" and not (
+            isinstance(entry, dict)
+            and all(isinstance(entry.get(k), torch.Tensor) and entry[k].dtype == torch.uint8 for k in ("xml", "bin"))
+        ):
             bad("of an int8 checkpoint", "names OpenVINO, but its 'openvino' entry is not uint8 'xml' and 'bin'")
         if engine == "pt2e" and not isinstance(entry, dict):
             bad("of an int8 checkpoint", "names PT2E, but its 'pt2e' entry (observer state) is missing")
-        if engine == "pt2e" and (len(entry) > MAX_OBSERVERS or not all(
+        if engine == "pt2e" and (
+            len(entry) > MAX_OBSERVERS
+            or not all(
                 isinstance(k, str) and isinstance(v, torch.Tensor) and v.numel() <= MAX_OBSERVER_ELEMENTS
-                for k, v in entry.items())):
-            bad("of an int8 checkpoint", f"has a 'pt2e' observer state that is not up to {MAX_OBSERVERS} named "
-                f"tensors of at most {MAX_OBSERVER_ELEMENTS} elements each")
+                for k, v in entry.items()
+            )
+        ):
+            bad(
+                "of an int8 checkpoint",
+                f"has a 'pt2e' observer state that is not up to {MAX_OBSERVERS} named "
+                f"tensors of at most {MAX_OBSERVER_ELEMENTS} elements each",
+            )
 
 
 # ---------------------------------------------------------------- what ties an int8 graph to its model
+
 
 def digest(obj):
     """sha256 of the tensors in `obj` (nested dicts by sorted key), their names, dtypes and shapes."""

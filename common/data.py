@@ -211,7 +211,8 @@ def write_synthetic_layout(out, n_train=1000, n_test=250):
     batches = [(f, train_x[i * per:(i + 1) * per], train_y[i * per:(i + 1) * per]) for i, f in enumerate(TRAIN_FILES)]
     for name, x, y in batches + [("test_batch", test_x, test_y)]:
         with open(os.path.join(folder, name), "wb") as f:
-            pickle.dump({b"data": x.reshape(len(x), 3072).numpy(), b"labels": y.tolist(), b"batch_label": b"synthetic"}, f)
+            batch = {b"data": x.reshape(len(x), 3072).numpy(), b"labels": y.tolist(), b"batch_label": b"synthetic"}
+            pickle.dump(batch, f)
     with open(os.path.join(folder, "batches.meta"), "wb") as f:
         pickle.dump({b"label_names": [c.encode() for c in CLASSES]}, f)
     open(os.path.join(folder, SYNTHETIC_MARK), "w").close()
@@ -220,7 +221,10 @@ def write_synthetic_layout(out, n_train=1000, n_test=250):
 
 if __name__ == "__main__":
     import argparse
-    parser = argparse.ArgumentParser(description="Write a small synthetic dataset in the CIFAR-10 layout (smoke runs, tests).")
+
+    parser = argparse.ArgumentParser(
+        description="Write a small synthetic dataset in the CIFAR-10 layout (smoke runs, tests)."
+    )
     parser.add_argument("out")
     parser.add_argument("--train", type=int, default=1000)
     parser.add_argument("--test", type=int, default=250)

@@ -18,8 +18,14 @@ from common.errors import UserError
 
 def add_kd_args(p, temperature=4.0, alpha=0.9):
     """--teacher, --temperature and --alpha: the KD loss's settings, the same flags for every method that distils."""
-    p.add_argument("--teacher", metavar="CKPT", help="teacher checkpoint (inputs are renormalised to its own statistics if they differ)")
-    p.add_argument("--temperature", "-T", type=float, default=temperature, help="softmax temperature of the soft targets")
+    p.add_argument(
+        "--teacher",
+        metavar="CKPT",
+        help="teacher checkpoint (inputs are renormalised to its own statistics if they differ)",
+    )
+    p.add_argument(
+        "--temperature", "-T", type=float, default=temperature, help="softmax temperature of the soft targets"
+    )
     p.add_argument("--alpha", type=float, default=alpha, help="weight of the soft (KD) term; 1 - alpha goes to CE")
 
 
@@ -33,8 +39,12 @@ def check_kd_args(temperature, alpha):
 def kd_loss(student_logits, teacher_logits, labels, temperature=4.0, alpha=0.9):
     """alpha * T^2 * KL(teacher_T || student_T) (batch mean) + (1 - alpha) * cross-entropy."""
     t = float(temperature)
-    soft = F.kl_div(F.log_softmax(student_logits / t, dim=1), F.log_softmax(teacher_logits.detach() / t, dim=1),
-                    reduction="batchmean", log_target=True) * (t * t)
+    soft = F.kl_div(
+        F.log_softmax(student_logits / t, dim=1),
+        F.log_softmax(teacher_logits.detach() / t, dim=1),
+        reduction="batchmean",
+        log_target=True,
+    ) * (t * t)
     if alpha >= 1.0:
         return soft
     return alpha * soft + (1.0 - alpha) * F.cross_entropy(student_logits, labels)
@@ -71,4 +81,5 @@ def make_kd_loss_fn(teacher, temperature, alpha):
         teacher_logits = teacher(images)
         logits = model(images)
         return kd_loss(logits, teacher_logits, labels, temperature, alpha), logits
+
     return loss_fn

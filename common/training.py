@@ -281,23 +281,38 @@ def fit(model, train_batches, test_batches, cfg, *, spec, meta, loss_fn=None, af
         if world > 1:
             dist.all_reduce(sums)
         loss_sum, corr, seen = sums.tolist()
-        test_acc, test_loss = evaluate(model, test_batches, device, eval_amp) if test_batches is not None else (float("nan"),) * 2
-        metrics = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": loss_sum / seen,
-                   "train_acc": 100 * corr / seen, "test_loss": test_loss, "test_acc": test_acc,
-                   "seconds": seconds, "images_per_s": seen / seconds}
+        test_acc, test_loss = (evaluate(model, test_batches, device, eval_amp) if test_batches is not None
+                               else (float("nan"), float("nan")))
+        metrics = {
+            "epoch": epoch + 1,
+            "lr": optimizer.param_groups[0]["lr"],
+            "train_loss": loss_sum / seen,
+            "train_acc": 100 * corr / seen,
+            "test_loss": test_loss,
+            "test_acc": test_acc,
+            "seconds": seconds,
+            "images_per_s": seen / seconds,
+        }
         if rank == 0 and run is not None:
             run.append_log({k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()})
-            train_state = {"optimizer": optimizer.state_dict(), "epoch": epoch + 1,
-                           "extra": extra.state_dict() if extra is not None else {}}
+            train_state = {
+                "optimizer": optimizer.state_dict(),
+                "epoch": epoch + 1,
+                "extra": extra.state_dict() if extra is not None else {},
+            }
             save_checkpoint(run.last, spec, model.state_dict(), meta, train_state=train_state)
         if rank == 0:
             # a loss without logits (FitNets' hint stage) has no accuracy to show, a run without test data no test acc
-            print(f"{desc} epoch {epoch + 1}/{epochs}: train loss {metrics['train_loss']:.4f}"
-                  + (f" acc {metrics['train_acc']:.2f}" if logits is not None else "")
-                  + (f" | test acc {test_acc:.2f}" if test_batches is not None else "")
-                  + f" | {metrics['images_per_s']:.0f} img/s")
+            print(
+                f"{desc} epoch {epoch + 1}/{epochs}: train loss {metrics['train_loss']:.4f}"
+                + (f" acc {metrics['train_acc']:.2f}" if logits is not None else "")
+                + (f" | test acc {test_acc:.2f}" if test_batches is not None else "")
+                + f" | {metrics['images_per_s']:.0f} img/s"
+            )
     if not metrics:  # resumed a run that had already finished
-        test_acc, test_loss = evaluate(model, test_batches, device, eval_amp) if test_batches is not None else (float("nan"),) * 2
+        test_acc, test_loss = (
+            evaluate(model, test_batches, device, eval_amp) if test_batches is not None else (float("nan"),) * 2
+        )
         metrics = {"epoch": epochs, "test_acc": test_acc, "test_loss": test_loss}
     metrics["train_seconds"] = train_seconds
     if world > 1:

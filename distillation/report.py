@@ -87,15 +87,28 @@ def seed_sections(rows):
                       "schedule": first["_schedule_of_seeds"], "seeds": ", ".join(map(str, sorted(by_seed))),
                       "top1": pm(list(by_seed.values())), "gain": interval_cells(diffs)})
     table.sort(key=lambda r: (r["student"], r["schedule"], METHOD_ORDER[r["method"]]))
-    lines = ["## Over seeds", "",
-             "Mean +- sd over the seeds listed; gain = top-1 minus the no-teacher twin's of the same seed (same init and "
-             f"data order), with its paired 95% t interval; a gain or a loss needs the interval to exclude 0 over at "
-             f"least {MIN_SEEDS_FOR_A_CLAIM} seeds.", ""]
-    lines += markdown_table([("method", lambda r: r["method"]), ("student", lambda r: r["student"]),
-                             ("details", lambda r: r["details"]), ("schedule", lambda r: r["schedule"]),
-                             ("seeds", lambda r: r["seeds"]), ("top-1 mean +- sd", lambda r: r["top1"]),
-                             ("gain vs no-teacher", lambda r: r["gain"][0]),
-                             ("paired 95% interval", lambda r: r["gain"][1]), ("verdict", lambda r: r["gain"][2])], table)
+    lines = [
+        "## Over seeds",
+        "",
+        "Mean +- sd over the seeds listed; gain = top-1 minus the no-teacher twin's of the same seed (same init and "
+        f"data order), with its paired 95% t interval; a gain or a loss needs the interval to exclude 0 over at "
+        f"least {MIN_SEEDS_FOR_A_CLAIM} seeds.",
+        "",
+    ]
+    lines += markdown_table(
+        [
+            ("method", lambda r: r["method"]),
+            ("student", lambda r: r["student"]),
+            ("details", lambda r: r["details"]),
+            ("schedule", lambda r: r["schedule"]),
+            ("seeds", lambda r: r["seeds"]),
+            ("top-1 mean +- sd", lambda r: r["top1"]),
+            ("gain vs no-teacher", lambda r: r["gain"][0]),
+            ("paired 95% interval", lambda r: r["gain"][1]),
+            ("verdict", lambda r: r["gain"][2]),
+        ],
+        table,
+    )
     # FitNets against KD: the same student, init, schedule and stage-2 loss; only the hint stage differs.
     versus = []
     for (method, details, config), fit in top1.items():
@@ -109,15 +122,26 @@ def seed_sections(rows):
             label = kd_details if kd_details == stage2 else f"{kd_details} (FitNets' stage 2: {stage2})"
             versus.append({"student": config[0], "kd": label, "seeds": len(diffs), "diff": interval_cells(diffs)})
     if versus:
-        lines += ["", "### FitNets (two-stage) minus KD, paired by seed", "",
-                  "The students are the same network, so their latency is the same on every runtime: FitNets' "
-                  "accuracy/latency trade-off is better than KD's exactly when this difference is a gain. Where no "
-                  "KD run used FitNets' stage-2 loss, the KD runs of the same student and schedule stand in, named.",
-                  ""]
-        lines += markdown_table([("student", lambda r: r["student"]), ("KD (and FitNets stage 2)", lambda r: r["kd"]),
-                                 ("seeds", lambda r: r["seeds"]), ("FitNets - KD mean +- sd", lambda r: r["diff"][0]),
-                                 ("paired 95% interval", lambda r: r["diff"][1]), ("verdict", lambda r: r["diff"][2])],
-                                versus)
+        lines += [
+            "",
+            "### FitNets (two-stage) minus KD, paired by seed",
+            "",
+            "The students are the same network, so their latency is the same on every runtime: FitNets' "
+            "accuracy/latency trade-off is better than KD's exactly when this difference is a gain. Where no "
+            "KD run used FitNets' stage-2 loss, the KD runs of the same student and schedule stand in, named.",
+            "",
+        ]
+        lines += markdown_table(
+            [
+                ("student", lambda r: r["student"]),
+                ("KD (and FitNets stage 2)", lambda r: r["kd"]),
+                ("seeds", lambda r: r["seeds"]),
+                ("FitNets - KD mean +- sd", lambda r: r["diff"][0]),
+                ("paired 95% interval", lambda r: r["diff"][1]),
+                ("verdict", lambda r: r["diff"][2]),
+            ],
+            versus,
+        )
     return lines
 
 
@@ -137,42 +161,75 @@ def main(argv=None):
         role = "teacher" if e is teacher else e.method
         key = (e.spec.get("name"), e.info.get("student_init"), tuple(e.recipe.get(k) for k in SCHEDULE_KEYS))
         s, where = speed.get(e.sha256, (None, ""))
-        rows.append({"method": role, "student": e.spec.get("name", ""), "_key": key,
-                     "details": details_of(e) if e is not teacher else "",
-                     "schedule": schedule_of(e) if e is not teacher else "the teacher",
-                     "_schedule_of_seeds": schedule_of(e, with_seed=False) if e is not teacher else "",
-                     "train_data": e.meta.get("data", {}).get("train", ""), "test_data": e.test_data,
-                     "top1": e.top1, "params": e.metrics["params"],
-                     "macs_speedup": teacher.metrics["macs"] / e.metrics["macs"], "measured_speedup": s,
-                     "measured_on": where,
-                     "reference_top1": REFERENCE.get(role) if e.spec.get("name") == "resnet20" else None,
-                     "checkpoint": shown(e.path)})
+        rows.append(
+            {
+                "method": role,
+                "student": e.spec.get("name", ""),
+                "_key": key,
+                "details": details_of(e) if e is not teacher else "",
+                "schedule": schedule_of(e) if e is not teacher else "the teacher",
+                "_schedule_of_seeds": schedule_of(e, with_seed=False) if e is not teacher else "",
+                "train_data": e.meta.get("data", {}).get("train", ""),
+                "test_data": e.test_data,
+                "top1": e.top1,
+                "params": e.metrics["params"],
+                "macs_speedup": teacher.metrics["macs"] / e.metrics["macs"],
+                "measured_speedup": s,
+                "measured_on": where,
+                "reference_top1": REFERENCE.get(role) if e.spec.get("name") == "resnet20" else None,
+                "checkpoint": shown(e.path),
+            }
+        )
     plain = {r["_key"]: r["top1"] for r in rows if r["method"] == "no-teacher"}
     for r in rows:
         b = plain.get(r["_key"])
-        r["gain"] = r["top1"] - b if b is not None and r["top1"] is not None and r["method"] not in \
-            ("teacher", "no-teacher") else None
+        r["gain"] = (
+            r["top1"] - b
+            if b is not None and r["top1"] is not None and r["method"] not in ("teacher", "no-teacher")
+            else None
+        )
     rows.sort(key=lambda r: (r["method"] != "teacher", r["student"], str(r["_key"]), METHOD_ORDER[r["method"]]))
-    columns = [("method", lambda r: r["method"]), ("student", lambda r: r["student"]),
-               ("details", lambda r: r["details"]), ("schedule", lambda r: r["schedule"]),
-               ("top-1", lambda r: fmt(r["top1"])), ("gain vs no-teacher", lambda r: fmt(r["gain"], signed=True)),
-               ("reference top-1", lambda r: fmt(r["reference_top1"])), ("params", lambda r: f"{r['params']:,}"),
-               ("MACs speedup", lambda r: fmt(r["macs_speedup"], 1)),
-               (f"measured speedup (batch {args.speed_batch})",
-                lambda r: f"{fmt(r['measured_speedup'], 1)} ({r['measured_on']})" if r["measured_speedup"] else ""),
-               ("checkpoint", lambda r: f"`{r['checkpoint']}`")]
+    columns = [
+        ("method", lambda r: r["method"]),
+        ("student", lambda r: r["student"]),
+        ("details", lambda r: r["details"]),
+        ("schedule", lambda r: r["schedule"]),
+        ("top-1", lambda r: fmt(r["top1"])),
+        ("gain vs no-teacher", lambda r: fmt(r["gain"], signed=True)),
+        ("reference top-1", lambda r: fmt(r["reference_top1"])),
+        ("params", lambda r: f"{r['params']:,}"),
+        ("MACs speedup", lambda r: fmt(r["macs_speedup"], 1)),
+        (
+            f"measured speedup (batch {args.speed_batch})",
+            lambda r: f"{fmt(r['measured_speedup'], 1)} ({r['measured_on']})" if r["measured_speedup"] else "",
+        ),
+        ("checkpoint", lambda r: f"`{r['checkpoint']}`"),
+    ]
     data = "; ".join(sorted({r["test_data"] for r in rows} - {""}))
-    intro = [generated_by("distillation.report", argv),
-             f"Top-1 (%) on {data or 'the data each checkpoint records'}; students trained on "
-             f"{'; '.join(sorted({r['train_data'] for r in rows} - {''}))}. Reference: {REFERENCE_LABEL} (its FitNet is "
-             "the single-stage variant). MACs speedup = teacher MACs / student MACs; measured speedup = over the "
-             "student's baseline on its fastest runtime in the benchmark CSV" +
-             (f", measured on {benchmark_machine(args.benchmark)}; speeds hold for that CPU only." if args.benchmark
-              else " (no --benchmark given).")]
+    intro = [
+        generated_by("distillation.report", argv),
+        f"Top-1 (%) on {data or 'the data each checkpoint records'}; students trained on "
+        f"{'; '.join(sorted({r['train_data'] for r in rows} - {''}))}. Reference: {REFERENCE_LABEL} (its FitNet is "
+        "the single-stage variant). MACs speedup = teacher MACs / student MACs; measured speedup = over the "
+        "student's baseline on its fastest runtime in the benchmark CSV"
+        + (
+            f", measured on {benchmark_machine(args.benchmark)}; speeds hold for that CPU only."
+            if args.benchmark
+            else " (no --benchmark given)."
+        ),
+    ]
     csv_rows = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
     over_seeds = seed_sections(rows)
-    write_report(args.out, "Knowledge distillation and FitNets", intro, columns, rows, csv_rows=csv_rows,
-                 notes=["\n".join(over_seeds)] if over_seeds else (), inputs=report_inputs(args))
+    write_report(
+        args.out,
+        "Knowledge distillation and FitNets",
+        intro,
+        columns,
+        rows,
+        csv_rows=csv_rows,
+        notes=["\n".join(over_seeds)] if over_seeds else (),
+        inputs=report_inputs(args),
+    )
 
 
 if __name__ == "__main__":

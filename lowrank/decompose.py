@@ -1,7 +1,8 @@
 """Low-rank decomposition of the 3x3 convolutions of any checkpoint (data-free; --finetune to recover accuracy).
 
     python -m lowrank.decompose runs/base/r56.pt --scheme svd --target-flops 0.5 --out runs/lowrank/r56-svd-f50.pt
-    python -m lowrank.decompose runs/base/r56.pt --scheme tucker2 --energy 0.9 --multiple 8 --out OUT --test-dir $CIFAR10_DIR
+    python -m lowrank.decompose runs/base/r56.pt --scheme tucker2 --energy 0.9 --multiple 8 --out OUT \
+        --test-dir $CIFAR10_DIR
     python -m models.train OUT --recipe quick --subset 10000 --out OUT-ft.pt       # recover accuracy (or --finetune)
 
 Schemes: svd (Denton et al. 2014: k x k conv to r channels + 1x1), spatial (Jaderberg et al. 2014 scheme 2:
@@ -11,6 +12,7 @@ energy per layer), --rank-ratio (fraction of each layer's full rank), --rank (th
 log-energy gained per MAC, Zhang et al. 2016). --multiple rounds ranks up to multiples of 8/16, which the blocked
 conv kernels of ONNX Runtime and OpenVINO run faster. A layer is replaced only when its factorisation has fewer MACs.
 """
+
 import math
 
 from common.errors import UserError, run_cli
@@ -52,13 +54,22 @@ class Decompose(Method):
         macs = count_macs(model)[0]
         print(f"{'layer':<16} {'conv':<16} {'ranks':>7} {'MACs':>10} {'dense MACs':>11} {'rel.err':>8}")
         for r in report:
-            print(f"{r['layer']:<16} {r['shape']:<16} {r['ranks']:>7} {r['macs']:>10,} {r['dense_macs']:>11,} "
-                  f"{r['rel_error']:>8.4f}")
-        print(f"{len(replaced)}/{len(report)} convs factorised; model MACs {total_macs:,.0f} -> {macs:,.0f} "
-              f"({macs / total_macs:.3f} kept, {total_macs / macs:.2f}x fewer)")
-        info = {"scheme": ctx.args.scheme, "selection": {k: getattr(ctx.args, k) for k in SELECTIONS},
-                "ranks": replaced, "rel_errors": {r["layer"]: r["rel_error"] for r in report},
-                "macs_kept": macs / total_macs, "layers": report}
+            print(
+                f"{r['layer']:<16} {r['shape']:<16} {r['ranks']:>7} {r['macs']:>10,} {r['dense_macs']:>11,} "
+                f"{r['rel_error']:>8.4f}"
+            )
+        print(
+            f"{len(replaced)}/{len(report)} convs factorised; model MACs {total_macs:,.0f} -> {macs:,.0f} "
+            f"({macs / total_macs:.3f} kept, {total_macs / macs:.2f}x fewer)"
+        )
+        info = {
+            "scheme": ctx.args.scheme,
+            "selection": {k: getattr(ctx.args, k) for k in SELECTIONS},
+            "ranks": replaced,
+            "rel_errors": {r["layer"]: r["rel_error"] for r in report},
+            "macs_kept": macs / total_macs,
+            "layers": report,
+        }
         return model, spec, info
 
 

@@ -159,7 +159,8 @@ class LayerChoice:
             if macs >= self.dense_macs or new == self.limits:  # reverting to the dense conv is the last move
                 gain, cost = -self.value(), self.dense_macs - self.cost()
             else:
-                gain = math.log(max(kept_energy(self.scheme, self.spectra, new, self.core_energy), 1e-300)) - self.value()
+                kept = kept_energy(self.scheme, self.spectra, new, self.core_energy)
+                gain = math.log(max(kept, 1e-300)) - self.value()
                 cost = macs - self.cost()
             out.append((gain, cost, new))
         return out

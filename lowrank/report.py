@@ -56,7 +56,9 @@ def main(argv=None):
              f"fine-tuned and baseline ({shown(args.baseline)}, top-1 {fmt(base.top1)}) on {base.test_data}. "
              f"Recipe: {describe_recipe(base.meta)}. MACs kept = model MACs / dense MACs."]
     notes = [open(args.notes).read()] if args.notes else []
-    write_report(args.out, "Low-rank decomposition", intro, columns, rows, csv_rows=rows, notes=notes, inputs=report_inputs(args))
+    write_report(
+        args.out, "Low-rank decomposition", intro, columns, rows, csv_rows=rows, notes=notes, inputs=report_inputs(args)
+    )
 
 
 if __name__ == "__main__":

@@ -63,7 +63,9 @@ def check_weights(spec, state_dict, path):
         with torch.device("meta"):  # CifarResNet checks the spec's bounds before it creates a module
             skeleton = build_model(spec)
     except Exception as e:  # SpecError, or whatever a malformed replacement entry makes a builder raise
-        raise CheckpointError(f"{path}: cannot rebuild the model from its spec ({str(e)[:200] or type(e).__name__})") from None
+        raise CheckpointError(
+            f"{path}: cannot rebuild the model from its spec ({str(e)[:200] or type(e).__name__})"
+        ) from None
     expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
     if not all(isinstance(k, str) for k in state_dict):
         raise CheckpointError(f"{path}: state_dict keys must be strings")
@@ -73,8 +75,9 @@ def check_weights(spec, state_dict, path):
         raise CheckpointError(f"{path}: weights do not fit the spec ({what})")
     for key, shape in expected.items():
         if tuple(state_dict[key].shape) != shape:
-            raise CheckpointError(f"{path}: weights do not fit the spec ({key} is {tuple(state_dict[key].shape)}, "
-                                  f"the spec needs {shape})")
+            raise CheckpointError(
+                f"{path}: weights do not fit the spec ({key} is {tuple(state_dict[key].shape)}, the spec needs {shape})"
+            )
     bad = non_finite_tensor(state_dict)
     if bad:
         raise CheckpointError(f"{path}: non-finite weights (NaN or inf) in {bad}")
@@ -101,5 +104,17 @@ def load_model(path, raw=None):
 # Module types a checkpoint can contain register themselves on import.
 from models import lowrank_layers, quant_layers  # noqa: E402,F401
 
-__all__ = ["CifarResNet", "DEPTH_NAMES", "SpecError", "build_model", "check_spec", "conv_layer_ids", "load_model",
-           "make_spec", "register_layer", "replace_module", "spec_with_layer", "nn"]
+__all__ = [
+    "CifarResNet",
+    "DEPTH_NAMES",
+    "SpecError",
+    "build_model",
+    "check_spec",
+    "conv_layer_ids",
+    "load_model",
+    "make_spec",
+    "register_layer",
+    "replace_module",
+    "spec_with_layer",
+    "nn",
+]

@@ -6,7 +6,8 @@ Known formats:
   akamaster/pytorch_resnet_cifar10   {'best_prec1', 'state_dict'} with 'module.' prefixes; option-A shortcut
                                      x[:, :, ::2, ::2] zero-padded on both sides; ImageNet mean/std inputs.
   rethinking-network-pruning (cifar) {'cfg', 'state_dict'}; option-A shortcut by 2x2 average pooling with the
-                                     zeros appended; 'fc' classifier; mean (0.4914, 0.4822, 0.4465) std (0.2023, 0.1994, 0.2010).
+                                     zeros appended; 'fc' classifier; mean (0.4914, 0.4822, 0.4465)
+                                     std (0.2023, 0.1994, 0.2010).
   state_dict                         a plain state_dict of this project's (or akamaster's) CIFAR ResNet whose layers
                                      another tool pruned, e.g. Torch-Pruning: torch.save(model.state_dict(), F).
                                      --like names the checkpoint it was pruned from: its shortcut and normalisation
@@ -20,6 +21,7 @@ channels, a pruned stem, removed blocks or layers: the option-A shortcut zero-pa
 width, which a pruned residual path no longer has, so such a model cannot be rebuilt here and is refused (measure
 its ONNX export with benchmark.run instead: docs/measure-your-model.md).
 """
+
 import hashlib
 import os
 import re
@@ -36,17 +38,26 @@ from models.resnet import DEPTH_NAMES
 
 FORMATS = {
     "akamaster": {"shortcut": "pad", "normalization": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}},
-    "rethinking": {"shortcut": "avgpool", "normalization": {"mean": [0.4914, 0.4822, 0.4465], "std": [0.2023, 0.1994, 0.2010]}},
+    "rethinking": {
+        "shortcut": "avgpool",
+        "normalization": {"mean": [0.4914, 0.4822, 0.4465], "std": [0.2023, 0.1994, 0.2010]},
+    },
 }
 
 
 def detect_format(raw, path):
-    if isinstance(raw, dict) and raw and all(isinstance(v, torch.Tensor) for v in raw.values()) and \
-            any(k.removeprefix("module.") == "layer1.0.conv1.weight" for k in raw):
+    if (
+        isinstance(raw, dict)
+        and raw
+        and all(isinstance(v, torch.Tensor) for v in raw.values())
+        and any(k.removeprefix("module.") == "layer1.0.conv1.weight" for k in raw)
+    ):
         return "state_dict"
     if not isinstance(raw, dict) or not isinstance(raw.get("state_dict"), dict):
-        raise CheckpointError(f"{path}: unknown checkpoint format (expected akamaster {{'best_prec1','state_dict'}} "
-                              f"or rethinking-network-pruning {{'cfg','state_dict'}})")
+        raise CheckpointError(
+            f"{path}: unknown checkpoint format (expected akamaster {{'best_prec1','state_dict'}} "
+            f"or rethinking-network-pruning {{'cfg','state_dict'}})"
+        )
     if "cfg" in raw:
         return "rethinking"
     if "best_prec1" in raw or any(k.startswith("module.") for k in raw["state_dict"]):
@@ -73,9 +84,16 @@ def spec_from_state_dict(state, shortcut, cfg, path):
     num_classes = int(state["linear.weight"].shape[0])
     depth = 6 * blocks[0] + 2
     name = f"resnet{depth}"
-    return {"arch": "resnet", "name": name if name in DEPTH_NAMES else f"resnet{depth}", "blocks": blocks,
-            "stage_widths": stage_widths, "mids": mids, "shortcut": shortcut,
-            "num_classes": num_classes, "layers": {}}
+    return {
+        "arch": "resnet",
+        "name": name if name in DEPTH_NAMES else f"resnet{depth}",
+        "blocks": blocks,
+        "stage_widths": stage_widths,
+        "mids": mids,
+        "shortcut": shortcut,
+        "num_classes": num_classes,
+        "layers": {},
+    }
 
 
 def convert(src, dst, fmt="auto", like=None, label=""):
@@ -98,9 +116,13 @@ def convert(src, dst, fmt="auto", like=None, label=""):
         sha = hashlib.sha256(f.read()).hexdigest()
     published = raw.get("best_prec1")
     metrics = dict(model_metrics(model), **({"published_top1": float(published)} if published is not None else {}))
-    meta = make_meta("baseline", method_info={"source": os.path.abspath(src), "source_format": kind,
-                                              "source_sha256": sha},
-                     normalization=FORMATS[kind]["normalization"], data={"source": "published weights"}, metrics=metrics)
+    meta = make_meta(
+        "baseline",
+        method_info={"source": os.path.abspath(src), "source_format": kind, "source_sha256": sha},
+        normalization=FORMATS[kind]["normalization"],
+        data={"source": "published weights"},
+        metrics=metrics,
+    )
     save_checkpoint(dst, spec, model.state_dict(), meta)
     return spec, meta
 
@@ -108,8 +130,10 @@ def convert(src, dst, fmt="auto", like=None, label=""):
 def import_pruned(src, dst, raw, like, label):
     """A project checkpoint of a state_dict another tool pruned from the checkpoint `like` (module docstring)."""
     if not like:
-        raise CheckpointError(f"{src}: a plain state_dict: give --like, the checkpoint it was pruned from (its "
-                              "shortcut, normalisation and lineage)")
+        raise CheckpointError(
+            f"{src}: a plain state_dict: give --like, the checkpoint it was pruned from (its "
+            "shortcut, normalisation and lineage)"
+        )
     parent = load_checkpoint(like)
     state = {k.removeprefix("module."): v for k, v in raw.items()}
     spec = spec_from_state_dict(state, parent["spec"].get("shortcut", "pad"), None, src)
@@ -118,7 +142,8 @@ def import_pruned(src, dst, raw, like, label):
         raise CheckpointError(
             f"{src}: blocks {spec['blocks']} and residual widths {spec['stage_widths']} differ from {like}'s "
             f"{theirs.get('blocks')} and {theirs.get('stage_widths')}: only the blocks' inner channels map onto the "
-            "spec (a pruned residual path breaks the zero-padding shortcut); measure its ONNX export instead")
+            "spec (a pruned residual path breaks the zero-padding shortcut); measure its ONNX export instead"
+        )
     if len(label) > 100 or "\n" in label:
         raise CheckpointError("--label must be one short line")
     model = build_model(spec)
@@ -128,12 +153,20 @@ def import_pruned(src, dst, raw, like, label):
         raise CheckpointError(f"{src}: weights do not fit a {spec['name']} ({str(e).splitlines()[0][:200]})") from None
     with open(src, "rb") as f:
         sha = hashlib.sha256(f.read()).hexdigest()
-    meta = make_meta("imported", method_info={"source": os.path.abspath(src), "source_format": "state_dict",
-                                              "source_sha256": sha, "label": label or "imported",
-                                              "mids": spec["mids"]},
-                     lineage=lineage(like, parent["meta"]), normalization=parent["meta"].get("normalization"),
-                     data={"source": f"pruned from {os.path.basename(like)} by {label or 'another tool'}"},
-                     metrics=model_metrics(model))
+    meta = make_meta(
+        "imported",
+        method_info={
+            "source": os.path.abspath(src),
+            "source_format": "state_dict",
+            "source_sha256": sha,
+            "label": label or "imported",
+            "mids": spec["mids"],
+        },
+        lineage=lineage(like, parent["meta"]),
+        normalization=parent["meta"].get("normalization"),
+        data={"source": f"pruned from {os.path.basename(like)} by {label or 'another tool'}"},
+        metrics=model_metrics(model),
+    )
     save_checkpoint(dst, spec, model.state_dict(), meta)
     return spec, meta
 
@@ -143,14 +176,19 @@ def main(argv=None):
     p.add_argument("source", help="external checkpoint (.th / .pth.tar)")
     p.add_argument("--out", required=True, help="project checkpoint to write")
     p.add_argument("--format", choices=["auto", "state_dict"] + sorted(FORMATS), default="auto")
-    p.add_argument("--like", default=None, metavar="CKPT",
-                   help="state_dict format: the project checkpoint it was pruned from (shortcut, normalisation, parent)")
+    p.add_argument(
+        "--like",
+        default=None,
+        metavar="CKPT",
+        help="state_dict format: the project checkpoint it was pruned from (shortcut, normalisation, parent)",
+    )
     p.add_argument("--label", default="", help="state_dict format: the tool that pruned it (recorded)")
     args = p.parse_args(argv)
     check_output(args.out, [args.source, args.like], kind="checkpoint")
     spec, meta = convert(args.source, args.out, args.format, args.like, args.label)
     m = meta["metrics"]
-    print(f"wrote {args.out}: {spec['name']} ({meta['method_info']['source_format']}), {m['params']:,} params, {m['macs'] / 1e6:.1f}M MACs")
+    print(f"wrote {args.out}: {spec['name']} ({meta['method_info']['source_format']}), {m['params']:,} params, "
+          f"{m['macs'] / 1e6:.1f}M MACs")
 
 
 if __name__ == "__main__":

@@ -47,7 +47,11 @@ def main(argv=None):
     args = parse_args(argv)
     device = resolve_device(args.device)
     model, ckpt = load_model(args.checkpoint)
-    result = {"checkpoint": args.checkpoint, "method": ckpt["meta"].get("method", ""), "spec_name": ckpt["spec"].get("name", "")}
+    result = {
+        "checkpoint": args.checkpoint,
+        "method": ckpt["meta"].get("method", ""),
+        "spec_name": ckpt["spec"].get("name", ""),
+    }
     result.update(model_metrics(model))
     result["file_bytes"] = file_bytes(args.checkpoint)
     if args.data_dir:

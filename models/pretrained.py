@@ -4,11 +4,13 @@
 
 Those weights are BSD-2-Clause, Copyright (c) 2018 Yerlan Idelbayev; they are not part of this repository, and a
 fetched copy is stored with that notice beside it. Where to look, in order: the folder $PRETRAINED (when set,
-instead of ../shared/pretrained/akamaster beside the repository), then the cache ($XDG_CACHE_HOME or ~/.cache)/cifar-compress/
-pretrained; otherwise the file is downloaded from the project's release folder ($PRETRAINED_URL overrides it, e.g.
-a local mirror: file:///path/ or http://127.0.0.1:8000/) into the cache. Every file must match its SHA-256 (its
+instead of ../shared/pretrained/akamaster beside the repository), then the cache
+($XDG_CACHE_HOME or ~/.cache)/cifar-compress/pretrained; otherwise the file is downloaded from the project's
+release folder ($PRETRAINED_URL overrides it, e.g. a local mirror: file:///path/ or http://127.0.0.1:8000/) into the
+cache. Every file must match its SHA-256 (its
 name carries the first 8 hex digits), so a truncated download or a tampered mirror is refused with one line.
 """
+
 import hashlib
 import os
 import stat
@@ -28,8 +30,10 @@ PUBLISHED = {  # name -> (file name, SHA-256)
     "resnet44": ("resnet44-014dd654.th", "014dd6541728a1c700b1642ab640e211dc6eb8ed507d70697458dc8f8a0ae2e4"),
     "resnet56": ("resnet56-4bfd9763.th", "4bfd97631478d6b638d2764fd2baff3edb1d7d82252d54439343b6596b9b5367"),
 }
-NOTICE = ("Published CIFAR-10 ResNet weights from akamaster/pytorch_resnet_cifar10.\n"
-          "BSD 2-Clause License, Copyright (c) 2018, Yerlan Idelbayev. All rights reserved.\n")
+NOTICE = (
+    "Published CIFAR-10 ResNet weights from akamaster/pytorch_resnet_cifar10.\n"
+    "BSD 2-Clause License, Copyright (c) 2018, Yerlan Idelbayev. All rights reserved.\n"
+)
 MAX_BYTES = 64 << 20  # the largest published file is 3.5 MB; a mirror that sends more is not sending weights
 
 
@@ -40,8 +44,12 @@ def cache_dir():
 
 def search_dirs():
     """$PRETRAINED when set (then only it and the cache), else ../shared/pretrained/akamaster and the cache."""
-    shared = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                          "shared", "pretrained", "akamaster")
+    shared = os.path.join(
+        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+        "shared",
+        "pretrained",
+        "akamaster",
+    )
     return [os.environ.get("PRETRAINED") or shared, cache_dir()]
 
 
@@ -61,6 +69,7 @@ def open_source(url):
 
 def download(url, dest, sha256):
     """Fetch `url` into `dest` atomically, refusing anything whose SHA-256 is not `sha256`."""
+
     def write(tmp):
         h, size = hashlib.sha256(), 0
         try:
@@ -73,11 +82,14 @@ def download(url, dest, sha256):
                     f.write(block)
         except (urllib.error.URLError, OSError, ValueError) as e:
             reason = getattr(e, "reason", None) or e
-            raise UserError(f"cannot fetch {url} ({str(reason)[:160]}): offline? Put the file in $PRETRAINED "
-                            f"or {cache_dir()}") from None
+            raise UserError(
+                f"cannot fetch {url} ({str(reason)[:160]}): offline? Put the file in $PRETRAINED or {cache_dir()}"
+            ) from None
         if h.hexdigest() != sha256:
-            raise UserError(f"{url}: SHA-256 {h.hexdigest()[:16]}... is not the published {sha256[:16]}...; "
-                            "refusing the file")
+            raise UserError(
+                f"{url}: SHA-256 {h.hexdigest()[:16]}... is not the published {sha256[:16]}...; refusing the file"
+            )
+
     atomic_write(dest, write)
 
 

@@ -74,7 +74,9 @@ class TorchRunner(Runner):
     def __init__(self, model, backend, device, dtype, fold=True):
         self.device, self.dtype = device, dtype
         # fold=False: a torch.export program's module, already inference-only (its BatchNorms are graph ops)
-        model = (fold_batchnorm(model) if fold else model).to(device=device, dtype=dtype, memory_format=torch.channels_last)
+        model = (fold_batchnorm(model) if fold else model).to(
+            device=device, dtype=dtype, memory_format=torch.channels_last
+        )
         if backend == "compile":
             if device.type == "cpu":
                 _freeze_for_inductor()
@@ -100,8 +102,11 @@ class Pt2eRunner(Runner):
         if compiled:
             _freeze_for_inductor()
         self.folded, self.observers, self.built, self.compiled = fold_batchnorm(model), observers, {}, compiled
-        self.config = "torchao PT2E X86InductorQuantizer, " + \
-            ("Inductor, frozen weights, " if compiled else "eager, ") + "one graph per batch size"
+        self.config = (
+            "torchao PT2E X86InductorQuantizer, "
+            + ("Inductor, frozen weights, " if compiled else "eager, ")
+            + "one graph per batch size"
+        )
 
     def prepare(self, x):
         return x.float().contiguous()
@@ -113,8 +118,10 @@ class Pt2eRunner(Runner):
                 try:
                     graph = pt2e_from_observers(self.folded, self.observers, x.shape[0])
                 except (ValueError, RuntimeError, TypeError, AttributeError) as e:  # stored observers of another graph
-                    raise UserError(f"the PT2E int8 graph cannot be rebuilt from the checkpoint "
-                                    f"({str(e).strip().splitlines()[0][:160]})") from None
+                    raise UserError(
+                        f"the PT2E int8 graph cannot be rebuilt from the checkpoint "
+                        f"({str(e).strip().splitlines()[0][:160]})"
+                    ) from None
                 self.built[x.shape[0]] = graph = torch.compile(graph, dynamic=False) if self.compiled else graph
         with torch.no_grad():
             return graph(x)
@@ -129,6 +136,7 @@ class OnnxRunner(Runner):
 
     def __init__(self, graph, device, threads):
         import onnxruntime as ort
+
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -162,11 +170,18 @@ class OpenVinoRunner(Runner):
 
     def __init__(self, ov_model, precision, threads):
         import openvino as ov
+
         self.model, self.core, self.built = ov_model, ov.Core(), {}
-        self.properties = {"INFERENCE_PRECISION_HINT": OPENVINO_PRECISION[precision], "PERFORMANCE_HINT": "LATENCY",
-                           "NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": threads}
-        self.config = (f"CPU plugin, LATENCY hint, 1 stream, {threads} threads, inference precision "
-                       f"{OPENVINO_PRECISION[precision]}, static shape per batch size")
+        self.properties = {
+            "INFERENCE_PRECISION_HINT": OPENVINO_PRECISION[precision],
+            "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": 1,
+            "INFERENCE_NUM_THREADS": threads,
+        }
+        self.config = (
+            f"CPU plugin, LATENCY hint, 1 stream, {threads} threads, inference precision "
+            f"{OPENVINO_PRECISION[precision]}, static shape per batch size"
+        )
 
     compiled = 0  # OpenVINO models compiled in this process, for the message when one more cannot be
 
@@ -177,9 +192,11 @@ class OpenVinoRunner(Runner):
             try:
                 self.built[batch] = self.core.compile_model(model, "CPU", self.properties).create_infer_request()
             except RuntimeError as e:  # out of threads or address space, most often: say how many came before
-                raise UserError(f"OpenVINO could not compile the model for batch {batch} ({openvino_reason(e)}; "
-                                f"{OpenVinoRunner.compiled} OpenVINO models compiled in this process before it: "
-                                f"benchmark fewer checkpoints per run)") from None
+                raise UserError(
+                    f"OpenVINO could not compile the model for batch {batch} ({openvino_reason(e)}; "
+                    f"{OpenVinoRunner.compiled} OpenVINO models compiled in this process before it: "
+                    f"benchmark fewer checkpoints per run)"
+                ) from None
             OpenVinoRunner.compiled += 1
         return self.built[batch]
 
@@ -221,17 +238,23 @@ def check_int8_graph(runner, model, x, path):
     try:
         logits = runner.logits(runner.prepare(x))
     except Exception as e:
-        raise UserError(f"{path}: its int8 graph does not run on {tuple(x.shape[1:])} images "
-                        f"({str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__})") from None
+        raise UserError(
+            f"{path}: its int8 graph does not run on {tuple(x.shape[1:])} images "
+            f"({str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__})"
+        ) from None
     logits = torch.as_tensor(logits).float()
     if tuple(logits.shape) != tuple(reference.shape):
-        raise UserError(f"{path}: its int8 graph outputs {tuple(logits.shape)} for {len(x)} images, its model "
-                        f"{tuple(reference.shape)}: the graph is not this checkpoint's model")
+        raise UserError(
+            f"{path}: its int8 graph outputs {tuple(logits.shape)} for {len(x)} images, its model "
+            f"{tuple(reference.shape)}: the graph is not this checkpoint's model"
+        )
     if not bool(torch.isfinite(logits).all()):
         raise UserError(f"{path}: its int8 graph produces non-finite logits")
     agreement = float((logits.argmax(1) == reference.argmax(1)).float().mean())
     spread = float((reference - reference.mean(1, keepdim=True)).norm())
     error = float((logits - reference).norm()) / max(spread, 1e-12)
     if agreement < MIN_AGREEMENT and error > MAX_RELATIVE_ERROR:
-        raise UserError(f"{path}: its int8 graph agrees with the checkpoint's fp32 model on {100 * agreement:.0f}% "
-                        f"of {len(x)} images (relative logit error {error:.2f}): the graph is not this model's")
+        raise UserError(
+            f"{path}: its int8 graph agrees with the checkpoint's fp32 model on {100 * agreement:.0f}% "
+            f"of {len(x)} images (relative logit error {error:.2f}): the graph is not this model's"
+        )

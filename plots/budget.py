@@ -176,9 +176,12 @@ def plot(table, out_dir):
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("top-1 change vs the equally fine-tuned baseline (points)")
     datas = "; ".join(sorted(set(table["data"].astype(str))))
-    fig.suptitle(f"Accuracy cost against the training budget ({datas}; "
-                 f"one seed per point, except points with bars: mean of up to {most} seeds and the paired 95% interval; "
-                 "dotted: -0.5)", fontsize=9)
+    fig.suptitle(
+        f"Accuracy cost against the training budget ({datas}; "
+        f"one seed per point, except points with bars: mean of up to {most} seeds and the paired 95% interval; "
+        "dotted: -0.5)",
+        fontsize=9,
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, "change_vs_budget.png")
@@ -189,8 +192,9 @@ def plot(table, out_dir):
 
 def main(argv=None):
     p = parser(__doc__)
-    p.add_argument("--run", action="append", required=True, metavar="EPOCHS=CSV",
-                   help="a budget and its benchmark CSV (repeat)")
+    p.add_argument(
+        "--run", action="append", required=True, metavar="EPOCHS=CSV", help="a budget and its benchmark CSV (repeat)"
+    )
     p.add_argument("--out", default="results/budget.csv", help="the table (CSV)")
     p.add_argument("--imgs", default="imgs/budget", help="folder of the figure")
     args = p.parse_args(argv)
@@ -199,8 +203,8 @@ def main(argv=None):
     table = budget_table(runs)
     atomic_write_text(args.out, table.to_csv(index=False))
     figure = plot(table, args.imgs)
-    print(f"wrote {args.out} ({len(table)} rows, budgets {', '.join(f'{b:g}' for b in sorted(set(table['budget_epochs'])))}) "
-          f"and {figure}")
+    budgets = ", ".join(f"{b:g}" for b in sorted(set(table["budget_epochs"])))
+    print(f"wrote {args.out} ({len(table)} rows, budgets {budgets}) and {figure}")
 
 
 if __name__ == "__main__":

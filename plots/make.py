@@ -70,7 +70,9 @@ def load(path):
         infinite = values.isin([float("inf"), float("-inf")])
         if infinite.any():  # no measurement is infinite: a hand edit or a broken tool, never a speedup to print
             line = int(infinite.to_numpy().nonzero()[0][0]) + 2
-            raise PlotError(f"{path}: line {line}: column {column} holds {values[infinite].iloc[0]}, not a finite number")
+            raise PlotError(
+                f"{path}: line {line}: column {column} holds {values[infinite].iloc[0]}, not a finite number"
+            )
         df[column] = values
     return df
 
@@ -88,16 +90,22 @@ def with_baseline_columns(df):
     base = df[df["checkpoint_sha256"] == df["baseline_sha256"]]
     size = base.groupby("checkpoint_sha256")["compressed_bytes"].first()
     acc = base.groupby(["checkpoint_sha256", "data"])["top1"].first()
-    df["compression_ratio"] = [size.get(b, float("nan")) / c if c else float("nan")
-                               for b, c in zip(df["baseline_sha256"], df["compressed_bytes"])]
-    df["top1_change"] = [t - acc.get((b, d), float("nan")) for b, d, t in zip(df["baseline_sha256"], df["data"], df["top1"])]
+    df["compression_ratio"] = [
+        size.get(b, float("nan")) / c if c else float("nan")
+        for b, c in zip(df["baseline_sha256"], df["compressed_bytes"])
+    ]
+    df["top1_change"] = [
+        t - acc.get((b, d), float("nan")) for b, d, t in zip(df["baseline_sha256"], df["data"], df["top1"])
+    ]
     # The dense model at each precision: the baseline itself in fp32, its int8 (or bf16) twin otherwise. Structured
     # speed is judged against it, so an int8 pruned model's gain is not mixed up with the gain of int8 itself.
     dense = df[(df["theoretical_speedup"] - 1).abs() < 1e-3]
     keys = ["baseline_sha256", "backend", "device", "precision", "batch"]
     dense_ips = dense.groupby(keys)["throughput_ips"].max()
-    df["speedup_same_precision"] = [ips / dense_ips.get(tuple(k), float("nan"))
-                                    for ips, k in zip(df["throughput_ips"], df[keys].itertuples(index=False))]
+    df["speedup_same_precision"] = [
+        ips / dense_ips.get(tuple(k), float("nan"))
+        for ips, k in zip(df["throughput_ips"], df[keys].itertuples(index=False))
+    ]
     df["kept_of_theoretical"] = df["speedup_same_precision"] / df["theoretical_speedup"]
     return df
 
@@ -106,11 +114,14 @@ def with_x_eager(df):
     """Adds x_eager: a row's throughput over its baseline's in eager PyTorch fp32 at the same batch (NaN where the CSV
     has no such baseline row): the unit a user running plain PyTorch today compares with."""
     df = df.copy()
-    base = df[(df["checkpoint_sha256"] == df["baseline_sha256"]) & (df["backend"] == "eager") &
-              (df["precision"] == "fp32")]
+    base = df[
+        (df["checkpoint_sha256"] == df["baseline_sha256"]) & (df["backend"] == "eager") & (df["precision"] == "fp32")
+    ]
     ref = base.groupby(["checkpoint_sha256", "batch"])["throughput_ips"].first()
-    df["x_eager"] = [ips / ref.get((b, n), float("nan"))
-                     for ips, b, n in zip(df["throughput_ips"], df["baseline_sha256"], df["batch"])]
+    df["x_eager"] = [
+        ips / ref.get((b, n), float("nan"))
+        for ips, b, n in zip(df["throughput_ips"], df["baseline_sha256"], df["batch"])
+    ]
     return df
 
 
@@ -154,33 +165,68 @@ def figure_data(df):
     one point at their means, with the 95% interval over seeds; a single row carries its benchmark interval."""
     df = with_baseline_columns(df)
     df["name"] = [label(r) for _, r in df.iterrows()]
-    data = {"speedup_vs_compression": [], "accuracy_vs_speedup": [], "theoretical_vs_measured": [], "latency_batch1": []}
+    data = {
+        "speedup_vs_compression": [],
+        "accuracy_vs_speedup": [],
+        "theoretical_vs_measured": [],
+        "latency_batch1": [],
+    }
     keys = ["backend", "batch", "name", "method", "device", "precision"]
-    for (backend, batch, name, method, device, precision), g in seed_groups(df.sort_values(keys + ["checkpoint"]), keys):
+    for (backend, batch, name, method, device, precision), g in seed_groups(
+        df.sort_values(keys + ["checkpoint"]), keys
+    ):
         mean = lambda column: round(float(g[column].mean()), 6)  # noqa: E731
         seeds = len(g)
-        common = {"checkpoint": name, "method": str(method), "backend": str(backend), "device": str(device),
-                  "precision": str(precision), "batch": int(batch), "seeds": seeds}
+        common = {
+            "checkpoint": name,
+            "method": str(method),
+            "backend": str(backend),
+            "device": str(device),
+            "precision": str(precision),
+            "batch": int(batch),
+            "seeds": seeds,
+        }
         if "busy" in g.columns and (g["busy"].astype(str) == "yes").any():
             common["busy"] = True
         one = g.iloc[0]
-        speed_ci = _interval(g["measured_speedup"].tolist(), *(_column(g, f"measured_speedup_ci_{e}")[0]
-                                                                 for e in ("low", "high")))
-        data["speedup_vs_compression"].append(dict(common, x=mean("compression_ratio"), y=mean("measured_speedup"),
-                                                   y_ci=speed_ci))
+        speed_ci = _interval(
+            g["measured_speedup"].tolist(), *(_column(g, f"measured_speedup_ci_{e}")[0] for e in ("low", "high"))
+        )
+        data["speedup_vs_compression"].append(
+            dict(common, x=mean("compression_ratio"), y=mean("measured_speedup"), y_ci=speed_ci)
+        )
         changes = g["top1_change"].dropna().tolist()
         if changes:
-            data["accuracy_vs_speedup"].append(dict(common, x=mean("measured_speedup"), y=round(sum(changes) / len(changes), 4),
-                                                    x_ci=speed_ci, y_ci=_interval(changes), data=str(one["data"])))
+            data["accuracy_vs_speedup"].append(
+                dict(
+                    common,
+                    x=mean("measured_speedup"),
+                    y=round(sum(changes) / len(changes), 4),
+                    x_ci=speed_ci,
+                    y_ci=_interval(changes),
+                    data=str(one["data"]),
+                )
+            )
         same = g["speedup_same_precision"].dropna()  # an int8 model against the dense int8 model, not against fp32
         if len(same):
-            data["theoretical_vs_measured"].append(dict(common, x=mean("theoretical_speedup"),
-                                                        y=round(float(same.mean()), 6)))
+            data["theoretical_vs_measured"].append(
+                dict(common, x=mean("theoretical_speedup"), y=round(float(same.mean()), 6))
+            )
         if int(batch) == 1:
-            cis = {q: _interval(g[f"latency_{q}_ms"].tolist(), *(_column(g, f"latency_{q}_ci_{e}")[0]
-                                                                 for e in ("low", "high"))) for q in ("p50", "p95")}
-            data["latency_batch1"].append(dict(common, **{q: mean(f"latency_{q}_ms") for q in ("p50", "p90", "p95", "p99")},
-                                               p50_ci=cis["p50"], p95_ci=cis["p95"]))
+            cis = {
+                q: _interval(
+                    g[f"latency_{q}_ms"].tolist(), *(_column(g, f"latency_{q}_ci_{e}")[0] for e in ("low", "high"))
+                )
+                for q in ("p50", "p95")
+            }
+            data["latency_batch1"].append(
+                dict(
+                    common,
+                    **{q: mean(f"latency_{q}_ms") for q in ("p50", "p90", "p95", "p99")},
+                    p50_ci=cis["p50"],
+                    p95_ci=cis["p95"],
+                )
+            )
     return data
 
 
@@ -207,20 +253,48 @@ def _scatter_by(ax, points, xkey="x", ykey="y"):
     for p in points:
         key = (p["backend"], p["precision"], p["method"])
         edge = PRECISION_EDGES.get(p["precision"])
-        ax.scatter(p[xkey], p[ykey], c=BACKEND_COLOURS.get(p["backend"], "grey"),
-                   marker=method_marker(p["method"]), s=36, alpha=0.85,
-                   edgecolors=edge, linewidths=1.0 if edge else None,
-                   label=f"{p['method']} / {p['backend']} {p['precision']}" if key not in seen else None)
+        ax.scatter(
+            p[xkey],
+            p[ykey],
+            c=BACKEND_COLOURS.get(p["backend"], "grey"),
+            marker=method_marker(p["method"]),
+            s=36,
+            alpha=0.85,
+            edgecolors=edge,
+            linewidths=1.0 if edge else None,
+            label=f"{p['method']} / {p['backend']} {p['precision']}" if key not in seen else None,
+        )
         seen.add(key)
         bars = {axis: _bars([p], k) for axis, k in (("xerr", xkey), ("yerr", ykey))}
         if bars["xerr"] or bars["yerr"]:  # the 95% interval (over seeds, or the benchmark's over slices)
-            ax.errorbar(p[xkey], p[ykey], **bars, fmt="none", ecolor=BACKEND_COLOURS.get(p["backend"], "grey"),
-                        elinewidth=0.7, capsize=1.5, alpha=0.6)
-        ax.annotate(str(_number(p["checkpoint"])), (p[xkey], p[ykey]), xytext=(3, 2), textcoords="offset points",
-                    fontsize=6, color="0.25")
+            ax.errorbar(
+                p[xkey],
+                p[ykey],
+                **bars,
+                fmt="none",
+                ecolor=BACKEND_COLOURS.get(p["backend"], "grey"),
+                elinewidth=0.7,
+                capsize=1.5,
+                alpha=0.6,
+            )
+        ax.annotate(
+            str(_number(p["checkpoint"])),
+            (p[xkey], p[ykey]),
+            xytext=(3, 2),
+            textcoords="offset points",
+            fontsize=6,
+            color="0.25",
+        )
         if p.get("busy"):  # measured while other processes took the CPU: its ratios are not this CPU's
-            ax.scatter(p[xkey], p[ykey], s=140, facecolors="none", edgecolors="red", linewidths=1.2,
-                       label="busy machine (benchmark flag)" if "busy" not in seen else None)
+            ax.scatter(
+                p[xkey],
+                p[ykey],
+                s=140,
+                facecolors="none",
+                edgecolors="red",
+                linewidths=1.2,
+                label="busy machine (benchmark flag)" if "busy" not in seen else None,
+            )
             seen.add("busy")
 
 
@@ -232,7 +306,8 @@ def _panels(points, title):
 
 
 def _per_batch_figure(points, title, name, context, out, draw, legend_size=7, note=""):
-    """One panel per batch size; `draw(ax, points_of_that_batch, batch)` plots and labels a panel (False: leave it empty)."""
+    """One panel per batch size; `draw(ax, points_of_that_batch, batch)` plots and labels a panel (False: leave it
+    empty)."""
     fig, axes = _panels(points, title + (f" ({note})" if note else ""))
     for batch, ax in axes.items():
         if draw(ax, [p for p in points if p["batch"] == batch], batch) is False:
@@ -251,8 +326,16 @@ def plot_speedup_vs_compression(data, context, out, note=""):
         ax.axhline(1, color="k", lw=0.8, ls="--")
         ax.set_xlabel("compression ratio (baseline bytes / compressed bytes, log)")
         ax.set_ylabel(f"measured speedup over baseline (batch {batch})")
-    _per_batch_figure(data["speedup_vs_compression"], "Measured speedup vs compression ratio", "speedup_vs_compression",
-                      context, out, draw, note=note)
+
+    _per_batch_figure(
+        data["speedup_vs_compression"],
+        "Measured speedup vs compression ratio",
+        "speedup_vs_compression",
+        context,
+        out,
+        draw,
+        note=note,
+    )
 
 
 def plot_accuracy_vs_speedup(data, context, out, note=""):
@@ -262,21 +345,42 @@ def plot_accuracy_vs_speedup(data, context, out, note=""):
         xmax = max(p["x"] for p in sub) * 1.15
         ymin, ymax = min(p["y"] for p in sub) - 1, max(max(p["y"] for p in sub) + 1, 1)
         ax.axvspan(0, 1, color="red", alpha=0.08, label="slower than baseline")
-        ax.axvspan(max(1, xmax * 0.7), xmax, ymin=(0 - ymin) / (ymax - ymin), ymax=1, color="green", alpha=0.08,
-                   label="ideal corner")
+        ax.axvspan(
+            max(1, xmax * 0.7),
+            xmax,
+            ymin=(0 - ymin) / (ymax - ymin),
+            ymax=1,
+            color="green",
+            alpha=0.08,
+            label="ideal corner",
+        )
         _scatter_by(ax, sub)
         for backend in sorted({p["backend"] for p in sub}):
             front = pareto([(p["x"], p["y"]) for p in sub if p["backend"] == backend])
-            ax.plot([f[0] for f in front], [f[1] for f in front], color=BACKEND_COLOURS.get(backend, "grey"), lw=1,
-                    label=f"Pareto front ({backend})")
+            ax.plot(
+                [f[0] for f in front],
+                [f[1] for f in front],
+                color=BACKEND_COLOURS.get(backend, "grey"),
+                lw=1,
+                label=f"Pareto front ({backend})",
+            )
         ax.axhline(0, color="k", lw=0.8)
         ax.axvline(1, color="k", lw=0.8, ls="--")
         ax.set_xlim(0, xmax)
         ax.set_ylim(ymin, ymax)
         ax.set_xlabel(f"measured speedup over baseline (batch {batch})")
         ax.set_ylabel("top-1 change vs baseline (points)")
-    _per_batch_figure(data["accuracy_vs_speedup"], "Top-1 change vs measured speedup", "accuracy_vs_speedup",
-                      context, out, draw, legend_size=6, note=note)
+
+    _per_batch_figure(
+        data["accuracy_vs_speedup"],
+        "Top-1 change vs measured speedup",
+        "accuracy_vs_speedup",
+        context,
+        out,
+        draw,
+        legend_size=6,
+        note=note,
+    )
 
 
 def plot_theoretical_vs_measured(data, context, out, note=""):
@@ -290,8 +394,16 @@ def plot_theoretical_vs_measured(data, context, out, note=""):
         ax.set_ylim(0, top)
         ax.set_xlabel("theoretical speedup (baseline MACs / effective MACs)")
         ax.set_ylabel(f"measured speedup over the dense model, same runtime and precision (batch {batch})", fontsize=8)
-    _per_batch_figure(data["theoretical_vs_measured"], "Theoretical (MACs) vs measured speedup", "theoretical_vs_measured",
-                      context, out, draw, note=note)
+
+    _per_batch_figure(
+        data["theoretical_vs_measured"],
+        "Theoretical (MACs) vs measured speedup",
+        "theoretical_vs_measured",
+        context,
+        out,
+        draw,
+        note=note,
+    )
 
 
 def _bars(points, key):
@@ -300,25 +412,44 @@ def _bars(points, key):
     can lie just outside the interval bootstrapped over the pooled slices."""
     if not any(p.get(f"{key}_ci") for p in points):
         return None
-    return [[max(0.0, p[key] - p[f"{key}_ci"][0]) if p.get(f"{key}_ci") else 0 for p in points],
-            [max(0.0, p[f"{key}_ci"][1] - p[key]) if p.get(f"{key}_ci") else 0 for p in points]]
+    return [
+        [max(0.0, p[key] - p[f"{key}_ci"][0]) if p.get(f"{key}_ci") else 0 for p in points],
+        [max(0.0, p[f"{key}_ci"][1] - p[key]) if p.get(f"{key}_ci") else 0 for p in points],
+    ]
 
 
 def plot_latency(data, context, out, note=""):
     pts = data["latency_batch1"]
     backends = sorted({p["backend"] for p in pts}) or ["none"]
-    fig, axes = plt.subplots(1, len(backends), figsize=(6.2 * len(backends), 0.5 + 0.28 * max(8, len(pts) / len(backends))),
-                             squeeze=False)
-    fig.suptitle("Batch-1 latency percentiles (ms): p50 bar, p90/p95/p99 ticks, 95% intervals of p50 and p95"
-                 + (f" ({note})" if note else ""),
-                 fontsize=12)
+    fig, axes = plt.subplots(
+        1, len(backends), figsize=(6.2 * len(backends), 0.5 + 0.28 * max(8, len(pts) / len(backends))), squeeze=False
+    )
+    fig.suptitle(
+        "Batch-1 latency percentiles (ms): p50 bar, p90/p95/p99 ticks, 95% intervals of p50 and p95"
+        + (f" ({note})" if note else ""),
+        fontsize=12,
+    )
     for ax, backend in zip(axes[0], backends):
         sub = sorted([p for p in pts if p["backend"] == backend], key=lambda p: p["p50"])
         ys = range(len(sub))
-        ax.barh(list(ys), [p["p50"] for p in sub], color=BACKEND_COLOURS.get(backend, "grey"), alpha=0.6, label="p50",
-                xerr=_bars(sub, "p50"), error_kw={"elinewidth": 0.7, "capsize": 1.5})
-        ax.errorbar([p["p95"] for p in sub], list(ys), xerr=_bars(sub, "p95"), fmt="none", ecolor="0.3", elinewidth=0.7,
-                    capsize=1.5)
+        ax.barh(
+            list(ys),
+            [p["p50"] for p in sub],
+            color=BACKEND_COLOURS.get(backend, "grey"),
+            alpha=0.6,
+            label="p50",
+            xerr=_bars(sub, "p50"),
+            error_kw={"elinewidth": 0.7, "capsize": 1.5},
+        )
+        ax.errorbar(
+            [p["p95"] for p in sub],
+            list(ys),
+            xerr=_bars(sub, "p95"),
+            fmt="none",
+            ecolor="0.3",
+            elinewidth=0.7,
+            capsize=1.5,
+        )
         for key, marker in (("p90", "|"), ("p95", "x"), ("p99", "4")):
             ax.scatter([p[key] for p in sub], list(ys), marker=marker, color="k", s=30, label=key)
         ax.set_yticks(list(ys))
@@ -342,19 +473,43 @@ def plot_answer(df, out, batch=64):
     points = []
     for _, g in seed_groups(df, ["name", "backend", "precision"]):
         changes = g["top1_change"].tolist()
-        points.append({"name": g["name"].iloc[0], "method": str(g["method"].iloc[0]), "backend": g["backend"].iloc[0],
-                       "precision": g["precision"].iloc[0], "x": float(g["x_eager"].mean()),
-                       "y": sum(changes) / len(changes), "ci": paired_interval(changes), "seeds": len(g),
-                       "busy": "busy" in g.columns and bool((g["busy"].astype(str) == "yes").any())})
+        points.append(
+            {
+                "name": g["name"].iloc[0],
+                "method": str(g["method"].iloc[0]),
+                "backend": g["backend"].iloc[0],
+                "precision": g["precision"].iloc[0],
+                "x": float(g["x_eager"].mean()),
+                "y": sum(changes) / len(changes),
+                "ci": paired_interval(changes),
+                "seeds": len(g),
+                "busy": "busy" in g.columns and bool((g["busy"].astype(str) == "yes").any()),
+            }
+        )
     fig, ax = plt.subplots(figsize=(10, 5.5))
     for p in points:
         colour = BACKEND_COLOURS.get(p["backend"], "tab:gray")
         marker = method_marker(p["method"])
-        ax.scatter(p["x"], p["y"], color=colour, marker=marker, s=45, zorder=3, linewidths=1.2,
-                   edgecolors=(PRECISION_EDGES.get(p["precision"]) or colour) if marker not in "x+" else None)
+        ax.scatter(
+            p["x"],
+            p["y"],
+            color=colour,
+            marker=marker,
+            s=45,
+            zorder=3,
+            linewidths=1.2,
+            edgecolors=(PRECISION_EDGES.get(p["precision"]) or colour) if marker not in "x+" else None,
+        )
         if p["ci"]:
-            ax.errorbar(p["x"], p["y"], yerr=[[p["y"] - p["ci"][0]], [p["ci"][1] - p["y"]]], color=colour,
-                        capsize=2, linewidth=0.8, zorder=2)
+            ax.errorbar(
+                p["x"],
+                p["y"],
+                yerr=[[p["y"] - p["ci"][0]], [p["ci"][1] - p["y"]]],
+                color=colour,
+                capsize=2,
+                linewidth=0.8,
+                zorder=2,
+            )
         if p["busy"]:
             ax.scatter(p["x"], p["y"], s=150, facecolors="none", edgecolors="red", linewidths=1.2, zorder=4)
     front = pareto([(p["x"], p["y"]) for p in points])
@@ -369,8 +524,14 @@ def plot_answer(df, out, batch=64):
     ax.set_xlabel(f"throughput over the baseline in eager PyTorch fp32, batch {batch} (log scale)")
     ax.set_ylabel("top-1 change vs the equally fine-tuned baseline (points)")
     for backend, precision in sorted({(p["backend"], p["precision"]) for p in points}):  # colour key
-        ax.scatter([], [], color=BACKEND_COLOURS.get(backend, "tab:gray"), marker="o",
-                   edgecolors=PRECISION_EDGES.get(precision) or "none", label=f"{backend} {precision}")
+        ax.scatter(
+            [],
+            [],
+            color=BACKEND_COLOURS.get(backend, "tab:gray"),
+            marker="o",
+            edgecolors=PRECISION_EDGES.get(precision) or "none",
+            label=f"{backend} {precision}",
+        )
     for method in dict.fromkeys(p["method"] for p in points):  # marker key, in black
         ax.scatter([], [], color="k", marker=method_marker(method), label=method)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), title="runtime, method", title_fontsize=7)
@@ -378,9 +539,16 @@ def plot_answer(df, out, batch=64):
     most = max(p["seeds"] for p in points)
     seeds = "one seed" if most == 1 else f"points: mean of up to {most} seeds, bars: paired 95% interval"
     busy = sum(p["busy"] for p in points)
-    ax.set_title(f"Accuracy against speed ({seeds}; dotted: -0.5; dashed: the Pareto front)"
-                 + (f"\nBUSY MACHINE: {busy} points (red rings) measured under load; their ratios are not this CPU's"
-                    if busy else ""), fontsize=9, color="red" if busy else "black")
+    ax.set_title(
+        f"Accuracy against speed ({seeds}; dotted: -0.5; dashed: the Pareto front)"
+        + (
+            f"\nBUSY MACHINE: {busy} points (red rings) measured under load; their ratios are not this CPU's"
+            if busy
+            else ""
+        ),
+        fontsize=9,
+        color="red" if busy else "black",
+    )
     fig.text(0.5, 0.005, "\n".join(textwrap.wrap(_context(df).replace("\n", "; "), 150)), ha="center", fontsize=7)
     _save(fig, out, "answer", bottom=0.07)
     return points
@@ -390,8 +558,10 @@ def _save(fig, out, name, bottom=0.06):
     fig.tight_layout(rect=(0, bottom, 1, 1))
     for ext in ("png", "svg"):
         # A fixed SVG hash salt and no date keep the files identical when the CSV has not changed.
-        atomic_write(os.path.join(out, f"{name}.{ext}"), lambda tmp: fig.savefig(
-            tmp, format=ext, dpi=110, metadata={"Date": None} if ext == "svg" else None))
+        atomic_write(
+            os.path.join(out, f"{name}.{ext}"),
+            lambda tmp: fig.savefig(tmp, format=ext, dpi=110, metadata={"Date": None} if ext == "svg" else None),
+        )
     plt.close(fig)
 
 
@@ -412,8 +582,12 @@ def make(results, out, note=""):
     plot_theoretical_vs_measured(data, context, out, note)
     plot_latency(data, context, out, note)
     plot_answer(df, out)
-    atomic_write_text(os.path.join(out, "figures.json"), json.dumps(
-        {"results": os.path.relpath(results, out) if not os.path.isabs(results) else results, **data}, indent=1))
+    atomic_write_text(
+        os.path.join(out, "figures.json"),
+        json.dumps(
+            {"results": os.path.relpath(results, out) if not os.path.isabs(results) else results, **data}, indent=1
+        ),
+    )
     return data
 
 

@@ -142,7 +142,8 @@ def block_seeds(csv):
     df = df[df["seed"].notna()]
     per_ckpt = df.sort_values("backend").drop_duplicates("checkpoint_sha256")
     lines = ["| configuration | seeds | change, mean +- sd | paired 95% interval | verdict | "
-             "speedup over the fp32 baseline on its runtime, batch 64, mean +- sd |", "| --- | --- | --- | --- | --- | --- |"]
+             "speedup over the fp32 baseline on its runtime, batch 64, mean +- sd |",
+             "| --- | --- | --- | --- | --- | --- |"]
     groups = {}
     for _, r in per_ckpt.iterrows():
         config = configuration(r["name"])
@@ -156,13 +157,19 @@ def block_seeds(csv):
         backend = "onnx" if name.endswith("-int8-onnxruntime") else "openvino"
         speed = df[(df["name"] == name) & (df["backend"] == backend) & (df["batch"] == 64)]["measured_speedup"]
         speed_text = f"{RUNTIMES[backend]}: {pm(speed.tolist())}" if len(speed) else ""
-        lines.append(f"| {configuration(name)[1]} | {len(g)} | {mean:+.2f} +- {sd:.2f} | "
-                     f"{interval[0]:+.2f} to {interval[1]:+.2f} | {verdict(interval, len(g))} | {speed_text} |"
-                     if interval else f"| {configuration(name)[1]} | 1 | {mean:+.2f} | | one seed | {speed_text} |")
+        lines.append(
+            f"| {configuration(name)[1]} | {len(g)} | {mean:+.2f} +- {sd:.2f} | "
+            f"{interval[0]:+.2f} to {interval[1]:+.2f} | {verdict(interval, len(g))} | {speed_text} |"
+            if interval
+            else f"| {configuration(name)[1]} | 1 | {mean:+.2f} | | one seed | {speed_text} |"
+        )
     seeds = sorted({int(s) for s in df["seed"]})
-    lines += ["", f"Seeds {', '.join(map(str, seeds))} (`{csv}`); change against the same seed's baseline, top-1 on "
-                  f"{'; '.join(sorted(set(df['data'].astype(str))))}, as the benchmark measured it (fp32 on the CPU); "
-                  f"+- is the sd over seeds; the verdict follows the interval; speed measured on {machine_context(df)}."]
+    lines += [
+        "",
+        f"Seeds {', '.join(map(str, seeds))} (`{csv}`); change against the same seed's baseline, top-1 on "
+        f"{'; '.join(sorted(set(df['data'].astype(str))))}, as the benchmark measured it (fp32 on the CPU); "
+        f"+- is the sd over seeds; the verdict follows the interval; speed measured on {machine_context(df)}.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -174,9 +181,12 @@ def block_budget(csv):
         raise UserError(f"{csv}: unreadable ({type(e).__name__})") from None
     budgets = sorted(table["budget_epochs"].unique())
     longest = budgets[-1]
-    lines = ["| configuration | " + " | ".join(f"{b:g} epochs" for b in budgets) +
-             f" | training time at {longest:g} epochs | trained on |",
-             "| --- |" + " --- |" * (len(budgets) + 2)]
+    lines = [
+        "| configuration | "
+        + " | ".join(f"{b:g} epochs" for b in budgets)
+        + f" | training time at {longest:g} epochs | trained on |",
+        "| --- |" + " --- |" * (len(budgets) + 2),
+    ]
     for name in sorted(table["configuration"].drop_duplicates(), key=config_order):
         if name == "r56-ft":
             continue
@@ -184,20 +194,32 @@ def block_budget(csv):
         cells = []
         for b in budgets:
             changes = g[g["budget_epochs"] == b]["top1_change"].dropna().tolist()
-            cells.append("" if not changes else f"{mean_sd(changes)[0]:+.2f}" +
-                         (f" ({len(changes)} seeds)" if len(changes) > 1 else ""))
+            cells.append(
+                ""
+                if not changes
+                else f"{mean_sd(changes)[0]:+.2f}" + (f" ({len(changes)} seeds)" if len(changes) > 1 else "")
+            )
         last = g[g["budget_epochs"] == longest]
         seconds = last["train_seconds"].dropna()
-        where = ", ".join(sorted({f"{d} {p}" for d, p in zip(last["train_device"].fillna(""),
-                                                              last["train_precision"].fillna("")) if d}))
-        lines.append(f"| {g['description'].iloc[0]} | " + " | ".join(cells) +
-                     f" | {fmt(seconds.mean() / 60, 0, ' min') if len(seconds) else ''} | {where} |")
+        where = ", ".join(
+            sorted(
+                {f"{d} {p}" for d, p in zip(last["train_device"].fillna(""), last["train_precision"].fillna("")) if d}
+            )
+        )
+        lines.append(
+            f"| {g['description'].iloc[0]} | "
+            + " | ".join(cells)
+            + f" | {fmt(seconds.mean() / 60, 0, ' min') if len(seconds) else ''} | {where} |"
+        )
     base = table[table["configuration"] == "r56-ft"].groupby("budget_epochs")["top1"].mean()
-    lines += ["", "Change in points against the baseline fine-tuned for the same budget (its top-1: " +
-              ", ".join(f"{fmt(base[b])} at {b:g}" for b in budgets if b in base) +
-              f"); top-1 on {'; '.join(sorted(set(table['data'].astype(str))))}; one seed unless the cell says "
-              "more (then the mean). int8 rows: their parent's training. "
-              f"Training time: the training loops' seconds recorded in the checkpoint (`{csv}`)."]
+    lines += [
+        "",
+        "Change in points against the baseline fine-tuned for the same budget (its top-1: "
+        + ", ".join(f"{fmt(base[b])} at {b:g}" for b in budgets if b in base)
+        + f"); top-1 on {'; '.join(sorted(set(table['data'].astype(str))))}; one seed unless the cell says "
+        "more (then the mean). int8 rows: their parent's training. "
+        f"Training time: the training loops' seconds recorded in the checkpoint (`{csv}`).",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -205,15 +227,25 @@ def block_backends(csv):
     """One uncompressed model on every runtime and precision at batch 64, against its eager fp32 run."""
     df = prepared(csv)
     base = df[df["checkpoint_sha256"] == df["baseline_sha256"]].iloc[0]
-    own = df[((df["checkpoint_sha256"] == base["checkpoint_sha256"]) |
-              (df["parent"].astype(str) == str(base["checkpoint"])) | (df["baseline_sha256"] == base["checkpoint_sha256"]))
-             & (df["batch"] == 64)]
+    own = df[
+        (
+            (df["checkpoint_sha256"] == base["checkpoint_sha256"])
+            | (df["parent"].astype(str) == str(base["checkpoint"]))
+            | (df["baseline_sha256"] == base["checkpoint_sha256"])
+        )
+        & (df["batch"] == 64)
+    ]
     own = own[own["spec_name"] == base["spec_name"]].sort_values("throughput_ips")
     lines = [f"| {base['spec_name']} on | top-1 | img/s | x eager fp32 |", "| --- | --- | --- | --- |"]
     for _, r in own.iterrows():
-        lines.append(f"| {runtime_name(r)} | {fmt(r['top1'])} | {fmt(r['throughput_ips'], 0)} | {fmt(r['x_eager'], 2)} |")
-    lines += ["", f"Batch 64, top-1 on {base['data']}, {int(base['test_images']):,} images; measured on "
-                  f"{machine_context(df)} (`{csv}`)."]
+        lines.append(
+            f"| {runtime_name(r)} | {fmt(r['top1'])} | {fmt(r['throughput_ips'], 0)} | {fmt(r['x_eager'], 2)} |"
+        )
+    lines += [
+        "",
+        f"Batch 64, top-1 on {base['data']}, {int(base['test_images']):,} images; measured on "
+        f"{machine_context(df)} (`{csv}`).",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -225,27 +257,41 @@ def block_macs(csv):
     rows = df[(df["batch"] == 64) & ~((df["checkpoint_sha256"] == df["baseline_sha256"]) & (df["precision"] == "fp32"))]
     rows = rows.sort_values(["precision", "backend", "theoretical_speedup", "name"])
     base = df[df["checkpoint_sha256"] == df["baseline_sha256"]].iloc[0]
-    lines = ["| model | runtime | top-1 | change | fewer MACs | speedup, batch 64 (95% CI) | speedup, batch 1 (95% CI) | "
-             "kept of the MAC cut, batch 64 |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| model | runtime | top-1 | change | fewer MACs | speedup, batch 64 (95% CI) | speedup, batch 1 (95% CI) | "
+        "kept of the MAC cut, batch 64 |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for _, r in rows.iterrows():
         one = same_row(df, r, 1)
         kept = r["kept_of_theoretical"]
-        lines.append(f"| {r['name']} | {runtime_name(r)} | {fmt(r['top1'])} | {fmt(r['top1_change'])} | "
-                     f"{fmt(r['theoretical_speedup'])}x | {speedup_with_ci(r)} | "
-                     f"{speedup_with_ci(one) if one is not None else ''} | "
-                     f"{'' if pd.isna(kept) else f'{100 * kept:.0f}%'} |")
-    lines += ["", f"Top-1 on {base['data']}, {int(base['test_images']):,} images, one seed; measured on "
-                  f"{machine_context(df)} (`{csv}`). Baseline: {base['name']} ({fmt(base['top1'])})."]
+        lines.append(
+            f"| {r['name']} | {runtime_name(r)} | {fmt(r['top1'])} | {fmt(r['top1_change'])} | "
+            f"{fmt(r['theoretical_speedup'])}x | {speedup_with_ci(r)} | "
+            f"{speedup_with_ci(one) if one is not None else ''} | "
+            f"{'' if pd.isna(kept) else f'{100 * kept:.0f}%'} |"
+        )
+    lines += [
+        "",
+        f"Top-1 on {base['data']}, {int(base['test_images']):,} images, one seed; measured on "
+        f"{machine_context(df)} (`{csv}`). Baseline: {base['name']} ({fmt(base['top1'])}).",
+    ]
     return "\n".join(lines) + "\n"
 
 
-KINDS = {"answer": block_answer, "seeds": block_seeds, "budget": block_budget, "backends": block_backends,
-         "macs": block_macs}
+KINDS = {
+    "answer": block_answer,
+    "seeds": block_seeds,
+    "budget": block_budget,
+    "backends": block_backends,
+    "macs": block_macs,
+}
 
 
 def regenerate(text):
     """(new text, [kinds whose block differs])."""
     stale = []
+
     def replace(m):
         kind, args = m.group(1), m.group(2).split()
         if kind not in KINDS:
@@ -254,6 +300,7 @@ def regenerate(text):
         if body != m.group(3):
             stale.append(f"{kind} {' '.join(args)}")
         return f"<!-- begin {kind}{m.group(2)} -->\n{body}<!-- end {kind} -->"
+
     return BLOCK.sub(replace, text), stale
 
 
@@ -275,8 +322,10 @@ def main(argv=None):
             atomic_write_text(args.readme, new)
         print(f"{args.readme}: {len(stale)} block(s) rewritten" + (f": {'; '.join(stale)}" if stale else ""))
     elif stale:
-        print(f"{args.readme}: differs from its CSVs in: {'; '.join(stale)} (python -m plots.readme --write)",
-              file=sys.stderr)
+        print(
+            f"{args.readme}: differs from its CSVs in: {'; '.join(stale)} (python -m plots.readme --write)",
+            file=sys.stderr,
+        )
         sys.exit(1)
 
 

@@ -46,37 +46,58 @@ def seed_tables(df, tolerance=0.5, title="Seed repeats", source="the results CSV
         is_base = own.all()
         interval = None if own.any() else paired_interval(changes)
         summary[name] = (mean_sd(changes)[0] if changes else float("nan"), len(group))
-        lines.append(f"| {name} | {method} | {len(group)} | {pm(top1)} | {'' if is_base or not changes else pm(changes)} | "
-                     f"{'' if interval is None else f'{interval[0]:+.2f} to {interval[1]:+.2f}'} | "
-                     f"{'baseline' if is_base else verdict(interval, len(changes))} |")
-    lines += ["", f"## Measured speedup over seeds (batch {big})", "",
-              "Each seed's speedup is over its own seed's baseline on the same runtime, precision and batch.", "",
-              "| checkpoint | method | runtime | precision | seeds | measured speedup mean +- sd | img/s mean |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
+        lines.append(
+            f"| {name} | {method} | {len(group)} | {pm(top1)} | {'' if is_base or not changes else pm(changes)} | "
+            f"{'' if interval is None else f'{interval[0]:+.2f} to {interval[1]:+.2f}'} | "
+            f"{'baseline' if is_base else verdict(interval, len(changes))} |"
+        )
+    lines += [
+        "",
+        f"## Measured speedup over seeds (batch {big})",
+        "",
+        "Each seed's speedup is over its own seed's baseline on the same runtime, precision and batch.",
+        "",
+        "| checkpoint | method | runtime | precision | seeds | measured speedup mean +- sd | img/s mean |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     at_big = df[(df["batch"] == big) & df["measured_speedup"].notna()]
     speeds = {}
-    for (name, method, backend, precision), group in at_big.groupby(["name", "method", "backend", "precision"],
-                                                                    sort=False):
+    for (name, method, backend, precision), group in at_big.groupby(
+        ["name", "method", "backend", "precision"], sort=False
+    ):
         group = group.drop_duplicates("seed")
         values = group["measured_speedup"].tolist()
         speeds.setdefault(name, []).append((mean_sd(values)[0], backend, precision))
-        lines.append(f"| {name} | {method} | {backend} | {precision} | {len(group)} | {pm(values)} | "
-                     f"{mean_sd(group['throughput_ips'].tolist())[0]:.0f} |")
-    candidates = [(s, b, p, name) for name, found in speeds.items() for s, b, p in found
-                  if name in summary and summary[name][0] >= -tolerance]
+        lines.append(
+            f"| {name} | {method} | {backend} | {precision} | {len(group)} | {pm(values)} | "
+            f"{mean_sd(group['throughput_ips'].tolist())[0]:.0f} |"
+        )
+    candidates = [
+        (s, b, p, name)
+        for name, found in speeds.items()
+        for s, b, p in found
+        if name in summary and summary[name][0] >= -tolerance
+    ]
     if candidates:
         s, b, p, name = max(candidates)
         change, n = summary[name]
-        lines += ["", f"**Fastest configuration whose mean top-1 change is within {tolerance} points:** `{name}` on "
-                      f"{b} {p}: {s:.2f}x its baseline on that runtime (mean of {n} seed(s)), top-1 change "
-                      f"{change:+.2f} (mean)."]
+        lines += [
+            "",
+            f"**Fastest configuration whose mean top-1 change is within {tolerance} points:** `{name}` on "
+            f"{b} {p}: {s:.2f}x its baseline on that runtime (mean of {n} seed(s)), top-1 change "
+            f"{change:+.2f} (mean).",
+        ]
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None):
     p = parser(__doc__)
-    p.add_argument("--results", nargs="+", default=["results/benchmark_e2_seeds.csv"],
-                   help="benchmark results CSV(s) holding every seed's rows")
+    p.add_argument(
+        "--results",
+        nargs="+",
+        default=["results/benchmark_e2_seeds.csv"],
+        help="benchmark results CSV(s) holding every seed's rows",
+    )
     p.add_argument("--out", default="results/seeds_e2.md", help="the markdown tables to write")
     p.add_argument("--tolerance", type=float, default=0.5, help="top-1 points the 'fastest configuration' may lose")
     p.add_argument("--title", default="Seed repeats of the 2-epoch comparisons")
@@ -84,7 +105,8 @@ def main(argv=None):
     check_output(args.out, args.results)
     frames = [load(path) for path in args.results]
     df = pd.concat(frames, ignore_index=True).drop_duplicates(
-        ["checkpoint_sha256", "backend", "device", "precision", "batch"], keep="last")
+        ["checkpoint_sha256", "backend", "device", "precision", "batch"], keep="last"
+    )
     if "seed" not in df.columns:
         raise UserError(f"{', '.join(args.results)}: no 'seed' column (measured before seeds were recorded)")
     text = seed_tables(df, args.tolerance, args.title, ", ".join(os.path.relpath(r) for r in args.results))

@@ -24,8 +24,14 @@ def speedup_with_ci(row):
     value, low, high = row["measured_speedup"], row.get("measured_speedup_ci_low"), row.get("measured_speedup_ci_high")
     if pd.isna(value):
         return ""
-    if low is None or high is None or pd.isna(low) or pd.isna(high) or row["checkpoint_sha256"] == row["baseline_sha256"] \
-            and row["precision"] == "fp32":
+    if (
+        low is None
+        or high is None
+        or pd.isna(low)
+        or pd.isna(high)
+        or row["checkpoint_sha256"] == row["baseline_sha256"]
+        and row["precision"] == "fp32"
+    ):
         return fmt(value)
     return f"{fmt(value)} ({fmt(low)}-{fmt(high)}{', no change' if low <= 1 <= high else ''})"
 
@@ -47,20 +53,30 @@ def half_width(row, column):
 
 def half_width_table(df):
     """Per runtime, precision and batch: how wide the 95% intervals of throughput and p50 latency are."""
-    df = df.assign(hw_ips=[half_width(r, "throughput_ips") for _, r in df.iterrows()],
-                   hw_p50=[half_width(r, "latency_p50_ms") for _, r in df.iterrows()])
+    df = df.assign(
+        hw_ips=[half_width(r, "throughput_ips") for _, r in df.iterrows()],
+        hw_p50=[half_width(r, "latency_p50_ms") for _, r in df.iterrows()],
+    )
     if df["hw_ips"].isna().all():
         return []
-    lines = ["", "## How sure each speed is: 95% interval half-widths (% of the value)", "",
-             "Bootstrapped over each row's timed slices (docs/benchmark.md). A half-width of at most "
-             f"{QUIET_HALF_WIDTH:g}% of the median is what a quiet run reaches; a wider one says the machine was busy.", "",
-             "| backend | precision | batch | rows | throughput: median / max half-width | p50 latency: median / max | "
-             f"rows within {QUIET_HALF_WIDTH:g}% (both) |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "",
+        "## How sure each speed is: 95% interval half-widths (% of the value)",
+        "",
+        "Bootstrapped over each row's timed slices (docs/benchmark.md). A half-width of at most "
+        f"{QUIET_HALF_WIDTH:g}% of the median is what a quiet run reaches; a wider one says the machine was busy.",
+        "",
+        "| backend | precision | batch | rows | throughput: median / max half-width | p50 latency: median / max | "
+        f"rows within {QUIET_HALF_WIDTH:g}% (both) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for (backend, precision, batch), g in df.groupby(["backend", "precision", "batch"]):
         within = ((g["hw_ips"] <= QUIET_HALF_WIDTH) & (g["hw_p50"] <= QUIET_HALF_WIDTH)).sum()
-        lines.append(f"| {backend} | {precision} | {batch} | {len(g)} | {fmt(g['hw_ips'].median(), 1, '%')} / "
-                     f"{fmt(g['hw_ips'].max(), 1, '%')} | {fmt(g['hw_p50'].median(), 1, '%')} / "
-                     f"{fmt(g['hw_p50'].max(), 1, '%')} | {within} of {len(g)} |")
+        lines.append(
+            f"| {backend} | {precision} | {batch} | {len(g)} | {fmt(g['hw_ips'].median(), 1, '%')} / "
+            f"{fmt(g['hw_ips'].max(), 1, '%')} | {fmt(g['hw_p50'].median(), 1, '%')} / "
+            f"{fmt(g['hw_p50'].max(), 1, '%')} | {within} of {len(g)} |"
+        )
     return lines
 
 
@@ -74,12 +90,22 @@ def with_half_width(row, column, digits):
 # change against its own baseline), as the study-rows issue quotes them; ours are found in the CSV by `member`.
 ORIGINAL_STUDY = [
     ("low-rank factorisation", 1.18, -35.6, lambda r: r["method"] == "lowrank"),
-    ("8-bit quantisation", 0.83, -16.0, lambda r: r["precision"] == "int8" and abs(r["theoretical_speedup"] - 1) < 1e-3),
+    (
+        "8-bit quantisation",
+        0.83,
+        -16.0,
+        lambda r: r["precision"] == "int8" and abs(r["theoretical_speedup"] - 1) < 1e-3,
+    ),
     ("weight pruning", 0.97, -0.2, lambda r: r["method"] == "weight_prune"),
     ("Fisher pruning", 1.15, -7.0, lambda r: r["method"] == "fisher"),
     ("L1 filter pruning", 1.27, -2.0, lambda r: r["method"] == "l1"),
     ("ResNet-20 student", 1.66, -16.0, lambda r: r["method"] in STUDENTS and r["spec_name"] == "resnet20"),
-    ("ResNet-10 student", 1.68, -16.0, lambda r: r["method"] in STUDENTS and r["spec_name"] in ("resnet10", "resnet14")),
+    (
+        "ResNet-10 student",
+        1.68,
+        -16.0,
+        lambda r: r["method"] in STUDENTS and r["spec_name"] in ("resnet10", "resnet14"),
+    ),
     ("ResNet-1 student", 1.79, -30.0, lambda r: r["method"] in STUDENTS and r["spec_name"] in ("resnet1", "resnet8")),
 ]
 STUDENTS = ("kd", "fitnets", "fitnets-1stage")
@@ -88,12 +114,15 @@ STUDENTS = ("kd", "fitnets", "fitnets-1stage")
 def original_study_picks(df, batch):
     """Per original-study method: (name, its speedup, its change, our picks), a pick being (row, {(backend,
     precision): that checkpoint's row there}) for our most accurate checkpoint of `df` (per runtime, so each int8
-    engine gets its own); no picks where `df` has no such row. `df` carries the summary's columns (top1_change, name)."""
+    engine gets its own); no picks where `df` has no such row. `df` carries the summary's columns (top1_change,
+    name)."""
     df = df[df["batch"] == batch]
     out = []
     for name, speed, change, member in ORIGINAL_STUDY:
         rows = df[[bool(member(r)) for _, r in df.iterrows()]] if len(df) else df
-        picked = list(dict.fromkeys(rows.sort_values("top1", ascending=False).groupby("backend").head(1)["checkpoint_sha256"]))
+        picked = list(
+            dict.fromkeys(rows.sort_values("top1", ascending=False).groupby("backend").head(1)["checkpoint_sha256"])
+        )
         picks = []
         for sha in picked:
             mine = rows[rows["checkpoint_sha256"] == sha]
@@ -102,28 +131,43 @@ def original_study_picks(df, batch):
     return out
 
 
-ORIGINAL_NOTE = ("Original: approximate values read off the original study's figures (desktop CPU, PyTorch 1.x, "
-                 "fake-quant 8-bit, change against its own baseline).")
+ORIGINAL_NOTE = (
+    "Original: approximate values read off the original study's figures (desktop CPU, PyTorch 1.x, "
+    "fake-quant 8-bit, change against its own baseline)."
+)
 
 
 def original_study_table(df, batch):
     """The original study's row per method next to ours, from one CSV: original_study_picks as a table."""
     at_batch = df[df["batch"] == batch]
     columns = sorted(set(zip(at_batch["backend"], at_batch["precision"])))
-    lines = ["", f"## The original study next to ours (batch {batch})", "",
-             ORIGINAL_NOTE + " Ours: per method the most accurate checkpoint of this CSV "
-             "(for int8 the most accurate per runtime), its top-1 change against its baseline on the same data and "
-             "its measured speedup over the baseline on each runtime and precision. Empty: not measured here.", "",
-             "| method | original speedup | original change | ours | our change | " +
-             " | ".join(f"{b} {p}" for b, p in columns) + " |",
-             "| --- | --- | --- | --- | --- | " + " | ".join("---" for _ in columns) + " |"]
+    lines = [
+        "",
+        f"## The original study next to ours (batch {batch})",
+        "",
+        ORIGINAL_NOTE + " Ours: per method the most accurate checkpoint of this CSV "
+        "(for int8 the most accurate per runtime), its top-1 change against its baseline on the same data and "
+        "its measured speedup over the baseline on each runtime and precision. Empty: not measured here.",
+        "",
+        "| method | original speedup | original change | ours | our change | "
+        + " | ".join(f"{b} {p}" for b, p in columns)
+        + " |",
+        "| --- | --- | --- | --- | --- | " + " | ".join("---" for _ in columns) + " |",
+    ]
     for name, speed, change, picks in original_study_picks(df, batch):
         if not picks:
-            lines.append(f"| {name} | {speed:.2f} | {change:+.1f} | not in this CSV | | " + " | ".join("" for _ in columns) + " |")
+            lines.append(
+                f"| {name} | {speed:.2f} | {change:+.1f} | not in this CSV | | "
+                + " | ".join("" for _ in columns)
+                + " |"
+            )
         for first, speedups in picks:
             cells = [fmt(speedups[c]["measured_speedup"]) if c in speedups else "" for c in columns]
-            lines.append(f"| {name} | {speed:.2f} | {change:+.1f} | {first['name']} | {fmt(first['top1_change'])} | " +
-                         " | ".join(cells) + " |")
+            lines.append(
+                f"| {name} | {speed:.2f} | {change:+.1f} | {first['name']} | {fmt(first['top1_change'])} | "
+                + " | ".join(cells)
+                + " |"
+            )
     return lines
 
 
@@ -134,24 +178,40 @@ def kept_table(df, batch):
     if rows.empty:
         return []
     # an int8 checkpoint is measured with the fp32 model it was quantised from (its parent)
-    rows["model"] = [os.path.splitext(os.path.basename(str(r["parent"] if r["precision"] == "int8" and
-                                                           isinstance(r.get("parent"), str) and r["parent"]
-                                                           else r["checkpoint"])))[0] for _, r in rows.iterrows()]
+    rows["model"] = [
+        os.path.splitext(
+            os.path.basename(
+                str(
+                    r["parent"]
+                    if r["precision"] == "int8" and isinstance(r.get("parent"), str) and r["parent"]
+                    else r["checkpoint"]
+                )
+            )
+        )[0]
+        for _, r in rows.iterrows()
+    ]
     columns = sorted(set(zip(rows["backend"], rows["precision"])))
-    lines = ["", f"## Structured speed: measured / theoretical speedup (batch {batch})", "",
-             "Theoretical = the baseline's MACs / the model's effective MACs; measured = its throughput over the "
-             "dense model's on the same runtime, precision and batch (for int8, the dense int8 model). 1.0 means every "
-             "MAC saved became time saved.", "",
-             "| model | method | MACs (M) | theoretical | " + " | ".join(f"{b} {p}" for b, p in columns) + " |",
-             "| --- | --- | --- | --- | " + " | ".join("---" for _ in columns) + " |"]
+    lines = [
+        "",
+        f"## Structured speed: measured / theoretical speedup (batch {batch})",
+        "",
+        "Theoretical = the baseline's MACs / the model's effective MACs; measured = its throughput over the "
+        "dense model's on the same runtime, precision and batch (for int8, the dense int8 model). 1.0 means every "
+        "MAC saved became time saved.",
+        "",
+        "| model | method | MACs (M) | theoretical | " + " | ".join(f"{b} {p}" for b, p in columns) + " |",
+        "| --- | --- | --- | --- | " + " | ".join("---" for _ in columns) + " |",
+    ]
     for model, group in rows.sort_values("theoretical_speedup").groupby("model", sort=False):
         first = group[group["precision"] != "int8"].iloc[0] if (group["precision"] != "int8").any() else group.iloc[0]
         cells = []
         for b, p in columns:
             hit = group[(group["backend"] == b) & (group["precision"] == p)]
             cells.append(fmt(hit["kept_of_theoretical"].iloc[0]) if len(hit) else "")
-        lines.append(f"| {model} | {first['method']} | {fmt(first['effective_macs'] / 1e6, 1)} | "
-                     f"{fmt(first['theoretical_speedup'])} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {model} | {first['method']} | {fmt(first['effective_macs'] / 1e6, 1)} | "
+            f"{fmt(first['theoretical_speedup'])} | " + " | ".join(cells) + " |"
+        )
     return lines
 
 
@@ -162,10 +222,12 @@ def busy_rows(df):
 
 def busy_warning(busy, total):
     worst = busy["busy_share_mean"].max() if "busy_share_mean" in busy.columns else float("nan")
-    return (f"**Warning: the machine was busy.** The benchmark marked {len(busy)} of {total} rows busy: other processes "
-            f"took more than its threshold of the cores it asked for (up to {fmt(100 * worst, 0)}% on average over a "
-            "row's slices; docs/benchmark.md). Runtimes slow down unequally under load, so even the ratios below are "
-            "not this CPU's.")
+    return (
+        f"**Warning: the machine was busy.** The benchmark marked {len(busy)} of {total} rows busy: other processes "
+        f"took more than its threshold of the cores it asked for (up to {fmt(100 * worst, 0)}% on average over a "
+        "row's slices; docs/benchmark.md). Runtimes slow down unequally under load, so even the ratios below are "
+        "not this CPU's."
+    )
 
 
 def with_summary_columns(df):
@@ -181,75 +243,120 @@ def summarize(df, tolerance=0.5, title="Study summary", source="the results CSV"
     base = df[(df["checkpoint_sha256"] == df["baseline_sha256"])]
     eager = base[(base["backend"] == "eager") & (base["precision"] == "fp32") & (base["batch"] == big)]
     eager_ips = eager.groupby("checkpoint_sha256")["throughput_ips"].first()  # per baseline
-    df["vs_eager_fp32"] = [ips / eager_ips.get(b, float("nan")) for ips, b in zip(df["throughput_ips"], df["baseline_sha256"])]
+    df["vs_eager_fp32"] = [
+        ips / eager_ips.get(b, float("nan")) for ips, b in zip(df["throughput_ips"], df["baseline_sha256"])
+    ]
     first = df.iloc[0]
-    lines = [f"# {title}", "",
-             f"Generated by `python -m plots.summary` from `{source}`. "
-             f"Accuracy data: {'; '.join(sorted(set(df['data'].astype(str))))}. Measured on {machine_context(df)} "
-             f"({str(first.get('date', ''))[:10]}); speeds hold for this CPU only.", "",
-             "Baseline: the rows whose checkpoint is its own baseline "
-             f"({', '.join(sorted(set(base['name'])))}). top-1 change is against its top-1 on the same data; "
-             "measured speedup is against it on the same backend, device, precision and batch; " +
-             (f"x eager fp32 is throughput over the row's baseline run in eager PyTorch fp32 at batch {big} "
-              f"({', '.join(fmt(v, 0) for v in eager_ips)} img/s)." if len(eager_ips) else ""), ""]
+    lines = [
+        f"# {title}",
+        "",
+        f"Generated by `python -m plots.summary` from `{source}`. "
+        f"Accuracy data: {'; '.join(sorted(set(df['data'].astype(str))))}. Measured on {machine_context(df)} "
+        f"({str(first.get('date', ''))[:10]}); speeds hold for this CPU only.",
+        "",
+        "Baseline: the rows whose checkpoint is its own baseline "
+        f"({', '.join(sorted(set(base['name'])))}). top-1 change is against its top-1 on the same data; "
+        "measured speedup is against it on the same backend, device, precision and batch; "
+        + (
+            f"x eager fp32 is throughput over the row's baseline run in eager PyTorch fp32 at batch {big} "
+            f"({', '.join(fmt(v, 0) for v in eager_ips)} img/s)."
+            if len(eager_ips)
+            else ""
+        ),
+        "",
+    ]
     busy = busy_rows(df)
     if len(busy):
         lines += [busy_warning(busy, len(df)), ""]
     ok = df[(df["batch"] == big) & (df["top1_change"] >= -tolerance)]
     if len(busy):
-        lines += ["No best configuration is named: the ratios of a busy run are not trustworthy (rerun on a quiet "
-                  "machine: docs/benchmark.md).", ""]
+        lines += [
+            "No best configuration is named: the ratios of a busy run are not trustworthy (rerun on a quiet "
+            "machine: docs/benchmark.md).",
+            "",
+        ]
     elif len(ok) and len(eager_ips):
         best = ok.sort_values("vs_eager_fp32", ascending=False).iloc[0]
-        lines += [f"**Best configuration within {tolerance} points of the baseline:** `{best['name']}` "
-                  f"({best['method']}, {best['backend']} {best['precision']}): {fmt(best['vs_eager_fp32'])}x the eager fp32 "
-                  f"baseline's throughput at batch {big}, top-1 {fmt(best['top1'])} ({fmt(best['top1_change'], 2)} points).", ""]
+        lines += [
+            f"**Best configuration within {tolerance} points of the baseline:** `{best['name']}` "
+            f"({best['method']}, {best['backend']} {best['precision']}): {fmt(best['vs_eager_fp32'])}x the eager fp32 "
+            f"baseline's throughput at batch {big}, top-1 {fmt(best['top1'])} ({fmt(best['top1_change'], 2)} points).",
+            "",
+        ]
     elif len(ok):  # no eager fp32 baseline row to compare with: the fastest by throughput
         best = ok.sort_values("throughput_ips", ascending=False).iloc[0]
-        lines += [f"**Fastest configuration within {tolerance} points of the baseline:** `{best['name']}` "
-                  f"({best['method']}, {best['backend']} {best['precision']}): {fmt(best['throughput_ips'], 0)} img/s at "
-                  f"batch {big}, top-1 {fmt(best['top1'])} ({fmt(best['top1_change'], 2)} points); this CSV has no eager "
-                  "fp32 baseline row, so no 'x eager fp32' column.", ""]
-    lines += [f"## Each method at its best (batch {big})", "",
-              "Per method, its most accurate checkpoint on the runtime where that checkpoint ran fastest.", "",
-              "| method | checkpoint | runtime | precision | top-1 | change | x eager fp32 | speedup on its runtime (95% CI) |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        lines += [
+            f"**Fastest configuration within {tolerance} points of the baseline:** `{best['name']}` "
+            f"({best['method']}, {best['backend']} {best['precision']}): {fmt(best['throughput_ips'], 0)} img/s at "
+            f"batch {big}, top-1 {fmt(best['top1'])} ({fmt(best['top1_change'], 2)} points); this CSV has no eager "
+            "fp32 baseline row, so no 'x eager fp32' column.",
+            "",
+        ]
+    lines += [
+        f"## Each method at its best (batch {big})",
+        "",
+        "Per method, its most accurate checkpoint on the runtime where that checkpoint ran fastest.",
+        "",
+        "| method | checkpoint | runtime | precision | top-1 | change | x eager fp32 "
+        "| speedup on its runtime (95% CI) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     at_big = df[df["batch"] == big]
     for method, rows in at_big.groupby("method", sort=False):
         best_sha = rows.sort_values(["top1", "throughput_ips"], ascending=False).iloc[0]["checkpoint_sha256"]
         r = rows[rows["checkpoint_sha256"] == best_sha].sort_values("throughput_ips", ascending=False).iloc[0]
-        lines.append(f"| {method} | {r['name']} | {r['backend']} | {r['precision']} | {fmt(r['top1'])} | "
-                     f"{fmt(r['top1_change'])} | {fmt(r['vs_eager_fp32'], 1)} | {speedup_with_ci(r)} |")
-    lines += ["", f"## Fastest runtime per checkpoint (batch {big})", "",
-              "| checkpoint | method | fastest backend | precision | top-1 | change | img/s | x eager fp32 |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        lines.append(
+            f"| {method} | {r['name']} | {r['backend']} | {r['precision']} | {fmt(r['top1'])} | "
+            f"{fmt(r['top1_change'])} | {fmt(r['vs_eager_fp32'], 1)} | {speedup_with_ci(r)} |"
+        )
+    lines += [
+        "",
+        f"## Fastest runtime per checkpoint (batch {big})",
+        "",
+        "| checkpoint | method | fastest backend | precision | top-1 | change | img/s | x eager fp32 |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     fastest = df[df["batch"] == big].sort_values("throughput_ips", ascending=False).groupby("checkpoint_sha256").head(1)
     for _, r in fastest.sort_values("vs_eager_fp32", ascending=False).iterrows():
-        lines.append(f"| {r['name']} | {r['method']} | {r['backend']} | {r['precision']} | {fmt(r['top1'])} | "
-                     f"{fmt(r['top1_change'])} | {fmt(r['throughput_ips'], 0)} | {fmt(r['vs_eager_fp32'], 1)} |")
+        lines.append(
+            f"| {r['name']} | {r['method']} | {r['backend']} | {r['precision']} | {fmt(r['top1'])} | "
+            f"{fmt(r['top1_change'])} | {fmt(r['throughput_ips'], 0)} | {fmt(r['vs_eager_fp32'], 1)} |"
+        )
     lines += original_study_table(df, big)
     lines += kept_table(df[df["batch"] == big], big)
     lines += half_width_table(df)
-    lines += ["", f"## Batch {big} (throughput)", "",
-              "| checkpoint | method | backend | precision | top-1 | change | MACs (M) | theoretical speedup | "
-              "measured speedup (95% CI) | measured / theoretical | img/s (95% CI half-width) | x eager fp32 | compression |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [
+        "",
+        f"## Batch {big} (throughput)",
+        "",
+        "| checkpoint | method | backend | precision | top-1 | change | MACs (M) | theoretical speedup | "
+        "measured speedup (95% CI) | measured / theoretical | img/s (95% CI half-width) | x eager fp32 | compression |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for _, r in df[df["batch"] == big].sort_values(["backend", "vs_eager_fp32"], ascending=[True, False]).iterrows():
-        lines.append(f"| {r['name']} | {r['method']} | {r['backend']} | {r['precision']} | {fmt(r['top1'])} | "
-                     f"{fmt(r['top1_change'])} | {fmt(r['effective_macs'] / 1e6, 1)} | {fmt(r['theoretical_speedup'])} | "
-                     f"{speedup_with_ci(r)} | {fmt(r['kept_of_theoretical'])} | "
-                     f"{with_half_width(r, 'throughput_ips', 0)} | {fmt(r['vs_eager_fp32'])} | "
-                     f"{fmt(r['compression_ratio'], 1, 'x')} |")
-    lines += ["", "## Batch 1 (latency, ms)", "",
-              "| checkpoint | method | backend | precision | p50 (95% CI half-width) | p95 (half-width) | p99 | "
-              "measured speedup (95% CI) | "
-              "measured / theoretical |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        lines.append(
+            f"| {r['name']} | {r['method']} | {r['backend']} | {r['precision']} | {fmt(r['top1'])} | "
+            f"{fmt(r['top1_change'])} | {fmt(r['effective_macs'] / 1e6, 1)} | {fmt(r['theoretical_speedup'])} | "
+            f"{speedup_with_ci(r)} | {fmt(r['kept_of_theoretical'])} | "
+            f"{with_half_width(r, 'throughput_ips', 0)} | {fmt(r['vs_eager_fp32'])} | "
+            f"{fmt(r['compression_ratio'], 1, 'x')} |"
+        )
+    lines += [
+        "",
+        "## Batch 1 (latency, ms)",
+        "",
+        "| checkpoint | method | backend | precision | p50 (95% CI half-width) | p95 (half-width) | p99 | "
+        "measured speedup (95% CI) | "
+        "measured / theoretical |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for _, r in df[df["batch"] == 1].sort_values(["backend", "latency_p50_ms"]).iterrows():
-        lines.append(f"| {r['name']} | {r['method']} | {r['backend']} | {r['precision']} | "
-                     f"{with_half_width(r, 'latency_p50_ms', 3)} | {with_half_width(r, 'latency_p95_ms', 3)} | "
-                     f"{fmt(r['latency_p99_ms'], 3)} | {speedup_with_ci(r)} | "
-                     f"{fmt(r['kept_of_theoretical'])} |")
+        lines.append(
+            f"| {r['name']} | {r['method']} | {r['backend']} | {r['precision']} | "
+            f"{with_half_width(r, 'latency_p50_ms', 3)} | {with_half_width(r, 'latency_p95_ms', 3)} | "
+            f"{fmt(r['latency_p99_ms'], 3)} | {speedup_with_ci(r)} | "
+            f"{fmt(r['kept_of_theoretical'])} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -55,34 +55,64 @@ def main(argv=None):
     runtimes = sorted({k for e in found for k in speed.get(e.sha256, {})})
     rows, base_macs = [], macs_of(base)
     for e in found:
-        rows.append({"checkpoint": shown(e.path), "method": e.method,
-                     "settings": (f"target {e.info.get('target_macs'):g}, round to {e.info.get('round_to', 1)}"
-                                  if e.method == "fisher" else e.meta.get("lineage", {}).get("parent", "").rsplit("/", 1)[-1]),
-                     "macs_kept": macs_of(e) / base_macs, "widths": stage_widths(e.spec),
-                     "x16_blocks": sum(m % 16 == 0 for m in e.spec["mids"]), "blocks": len(e.spec["mids"]),
-                     "top1": e.top1, "change": e.top1 - base.top1 if None not in (e.top1, base.top1) else None,
-                     "test_data": e.test_data,
-                     **{f"speedup {k}": speed.get(e.sha256, {}).get(k) for k in runtimes}})
+        rows.append(
+            {
+                "checkpoint": shown(e.path),
+                "method": e.method,
+                "settings": (
+                    f"target {e.info.get('target_macs'):g}, round to {e.info.get('round_to', 1)}"
+                    if e.method == "fisher"
+                    else e.meta.get("lineage", {}).get("parent", "").rsplit("/", 1)[-1]
+                ),
+                "macs_kept": macs_of(e) / base_macs,
+                "widths": stage_widths(e.spec),
+                "x16_blocks": sum(m % 16 == 0 for m in e.spec["mids"]),
+                "blocks": len(e.spec["mids"]),
+                "top1": e.top1,
+                "change": e.top1 - base.top1 if None not in (e.top1, base.top1) else None,
+                "test_data": e.test_data,
+                **{f"speedup {k}": speed.get(e.sha256, {}).get(k) for k in runtimes},
+            }
+        )
     rows.sort(key=lambda r: (-round(r["macs_kept"], 2), r["method"], r["checkpoint"]))
-    columns = [("checkpoint", lambda r: f"`{r['checkpoint']}`"), ("method", lambda r: r["method"]),
-               ("settings", lambda r: r["settings"]), ("MACs kept", lambda r: fmt(r["macs_kept"], 3)),
-               ("widths per stage", lambda r: r["widths"]), ("x16 widths", lambda r: f"{r['x16_blocks']}/{r['blocks']}"),
-               ("top-1", lambda r: fmt(r["top1"])), ("change", lambda r: fmt(r["change"], signed=True))]
+    columns = [
+        ("checkpoint", lambda r: f"`{r['checkpoint']}`"),
+        ("method", lambda r: r["method"]),
+        ("settings", lambda r: r["settings"]),
+        ("MACs kept", lambda r: fmt(r["macs_kept"], 3)),
+        ("widths per stage", lambda r: r["widths"]),
+        ("x16 widths", lambda r: f"{r['x16_blocks']}/{r['blocks']}"),
+        ("top-1", lambda r: fmt(r["top1"])),
+        ("change", lambda r: fmt(r["change"], signed=True)),
+    ]
     columns += [(f"speedup {k}", lambda r, k=k: fmt(r[f"speedup {k}"])) for k in runtimes]
     # The budget is the fine-tune itself; Fisher's pruning events ("steps") are part of the method, not the budget.
     budgets = {tuple(e.recipe.get(k) for k in BUDGET_KEYS) for e in found}
     recipes = sorted({describe_recipe({"recipe": {k: v for k, v in e.recipe.items() if k != "steps"}}) for e in found})
-    intro = [generated_by("pruning_fisher.report", argv),
-             f"Top-1 (%) on {'; '.join(sorted({r['test_data'] for r in rows} - {''})) or 'the recorded data'}, one "
-             f"seed; change against the baseline `{shown(base.path)}` ({fmt(base.top1)}), fine-tuned alike. "
-             f"Fine-tune: {'; '.join(recipes)}" + (" (the budgets differ: compare rows of one budget only)."
-                                                   if len(budgets) > 1 else ".") +
-             f" Measured speedup at batch {args.speed_batch} over the baseline on the same runtime"
-             + (f", from `{shown(args.benchmark)}`, measured on {benchmark_machine(args.benchmark)}; speeds hold for "
-                "that CPU only." if args.benchmark else " (no --benchmark given).")]
+    intro = [
+        generated_by("pruning_fisher.report", argv),
+        f"Top-1 (%) on {'; '.join(sorted({r['test_data'] for r in rows} - {''})) or 'the recorded data'}, one "
+        f"seed; change against the baseline `{shown(base.path)}` ({fmt(base.top1)}), fine-tuned alike. "
+        f"Fine-tune: {'; '.join(recipes)}"
+        + (" (the budgets differ: compare rows of one budget only)." if len(budgets) > 1 else ".")
+        + f" Measured speedup at batch {args.speed_batch} over the baseline on the same runtime"
+        + (
+            f", from `{shown(args.benchmark)}`, measured on {benchmark_machine(args.benchmark)}; speeds hold for "
+            "that CPU only."
+            if args.benchmark
+            else " (no --benchmark given)."
+        ),
+    ]
     csv_rows = [dict(r) for r in rows]
-    write_report(args.out, "Fisher pruning vs L1 filter pruning at equal MAC cuts", intro, columns, rows,
-                 csv_rows=csv_rows, inputs=report_inputs(args))
+    write_report(
+        args.out,
+        "Fisher pruning vs L1 filter pruning at equal MAC cuts",
+        intro,
+        columns,
+        rows,
+        csv_rows=csv_rows,
+        inputs=report_inputs(args),
+    )
 
 
 if __name__ == "__main__":

@@ -57,7 +57,9 @@ def main(argv=None):
              "Top-1 (%) as each checkpoint's metadata records it: before fine-tune = right after pruning (for the "
              "baseline: the unpruned model on the same data); fine-tuned = at the end of the fine-tune.",
              f"Recipe: {describe_recipe(base.meta)} (training data: {base.meta.get('data', {}).get('train', '?')})."]
-    write_report(args.out, "L1 filter pruning: top-1 after an equal fine-tune", intro, columns, rows, inputs=report_inputs(args))
+    write_report(
+        args.out, "L1 filter pruning: top-1 after an equal fine-tune", intro, columns, rows, inputs=report_inputs(args)
+    )
 
 
 if __name__ == "__main__":

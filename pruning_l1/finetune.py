@@ -38,7 +38,9 @@ class L1Finetune(Method):
         if not args.scratch:
             return model, spec, info
         if ctx.parent["meta"].get("method") != "l1" or "macs_before" not in info:
-            raise UserError(f"{args.checkpoint}: not written by pruning_l1.prune (no L1 record), so no scratch baseline")
+            raise UserError(
+                f"{args.checkpoint}: not written by pruning_l1.prune (no L1 record), so no scratch baseline"
+            )
         cli.seed_everything(args.seed)
         model = build_model(spec).train()  # same architecture, fresh weights
         if args.scratch == "B":

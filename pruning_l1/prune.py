@@ -49,10 +49,19 @@ class L1Prune(Method):
         print(f"pruned {len(widths)} of {len(spec['mids'])} block convs: "
               + ", ".join(f"{2 * i + 2}:{int(spec['mids'][i])}->{w}" for i, w in sorted(widths.items())))
         for key in ("params", "macs"):
-            print(f"{key:>6}: {before[key]:.4g} -> {after[key]:.4g} ({100 * (1 - after[key] / before[key]):.1f}% fewer)")
-        info = {"variant": args.variant or "", "ratios": ratios, "skip": skip, "round_to": args.round_to or 0,
-                "mids_before": [int(m) for m in spec["mids"]], "kept": kept, "params_before": before["params"],
-                "macs_before": before["macs"]}
+            print(
+                f"{key:>6}: {before[key]:.4g} -> {after[key]:.4g} ({100 * (1 - after[key] / before[key]):.1f}% fewer)"
+            )
+        info = {
+            "variant": args.variant or "",
+            "ratios": ratios,
+            "skip": skip,
+            "round_to": args.round_to or 0,
+            "mids_before": [int(m) for m in spec["mids"]],
+            "kept": kept,
+            "params_before": before["params"],
+            "macs_before": before["macs"],
+        }
         return pruned, new_spec, info
 
 

@@ -166,22 +166,23 @@ def load_sparse(path):
             shape, dtype = tuple(int(s) for s in e["shape"]), _TORCH_DTYPES[e["dtype"]]
             n = int(np.prod(shape))
             elements += n
-            if min(shape, default=1) < 0 or elements * 4 > MAX_UNPACKED_BYTES:  # a hostile header's sizes, before allocating
+            # a hostile header's sizes, refused before anything is allocated
+            if min(shape, default=1) < 0 or elements * 4 > MAX_UNPACKED_BYTES:
                 raise ValueError(f"tensor sizes in the header exceed {MAX_UNPACKED_BYTES >> 20} MiB")
             if e["kind"] == "dense":
                 at = dense_at.get(e["dtype"], 0)
-                arr = arrays[f"dense_{e['dtype']}"][at:at + n]
+                arr = arrays[f"dense_{e['dtype']}"][at : at + n]
                 if arr.size != n:
                     raise ValueError(f"dense data of {e['name']} is truncated")
                 dense_at[e["dtype"]] = at + n
                 t = torch.from_numpy(arr.copy())
                 state[e["name"]] = (t.view(torch.bfloat16) if dtype == torch.bfloat16 else t).reshape(shape)
                 continue
-            keep = keep_all[bit:bit + n]
+            keep = keep_all[bit : bit + n]
             nnz = int(keep.sum())
             if nnz != e["nnz"]:
                 raise ValueError(f"mask of {e['name']} has {nnz} ones, header says {e['nnz']}")
-            vals = vals_all[val:val + nnz]
+            vals = vals_all[val : val + nnz]
             if vals.size != nnz:
                 raise ValueError(f"values of {e['name']} are truncated")
             if kind == "int8":
@@ -244,13 +245,20 @@ def main(argv=None):
     model, ckpt = load_model(args.source)
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     meta = dict(ckpt["meta"])
-    meta["artifacts"] = dict(meta.get("artifacts", {}), sparse_export={"source": os.path.abspath(args.source),
-                                                                       "values": args.values})
+    meta["artifacts"] = dict(
+        meta.get("artifacts", {}), sparse_export={"source": os.path.abspath(args.source), "values": args.values}
+    )
     size = write_sparse(out, ckpt["spec"], state, meta, args.values)
     dense = state_dict_bytes(model)
-    result = {"checkpoint": args.source, "sparse_file": out, "values": args.values, "sparse_bytes": size,
-              "dense_fp32_bytes": dense, "checkpoint_file_bytes": os.path.getsize(args.source),
-              "compression_ratio": dense / size}
+    result = {
+        "checkpoint": args.source,
+        "sparse_file": out,
+        "values": args.values,
+        "sparse_bytes": size,
+        "dense_fp32_bytes": dense,
+        "checkpoint_file_bytes": os.path.getsize(args.source),
+        "compression_ratio": dense / size,
+    }
     if args.check:
         reloaded, _ = load_sparse_model(out)
         expected = encode(ckpt["spec"], state, meta, args.values)[1]  # what the chosen value type can hold
@@ -263,11 +271,15 @@ def main(argv=None):
     if args.json:
         print(to_json(result))
         return
-    print(f"wrote {out}: {size} bytes; dense fp32 {dense} bytes -> {dense / size:.2f}x smaller "
-          f"(checkpoint file {result['checkpoint_file_bytes']} bytes)")
+    print(
+        f"wrote {out}: {size} bytes; dense fp32 {dense} bytes -> {dense / size:.2f}x smaller "
+        f"(checkpoint file {result['checkpoint_file_bytes']} bytes)"
+    )
     if args.check:
-        print(f"check: weights reload exactly: {result['weights_exact']}; outputs identical to the checkpoint: "
-              f"{result['outputs_identical']} (max |logit diff| {result['max_abs_logit_diff']:.3g})")
+        print(
+            f"check: weights reload exactly: {result['weights_exact']}; outputs identical to the checkpoint: "
+            f"{result['outputs_identical']} (max |logit diff| {result['max_abs_logit_diff']:.3g})"
+        )
 
 
 if __name__ == "__main__":

@@ -72,14 +72,26 @@ class WeightPrune(Method):
             done = RunFolder(args.run_dir).restore(model) * steps if args.resume else 0
             if done:  # the run state's zeros are the mask it had reached; only later events remain
                 masks, schedule = masks_from_zeros(weights), [(i, s) for i, s in schedule if i > done]
-                print(f"resuming the masked fine-tune after iteration {done} at {sparsity_report(model, masks)[1]:.2f}%")
+                print(
+                    f"resuming the masked fine-tune after iteration {done} at {sparsity_report(model, masks)[1]:.2f}%"
+                )
             else:
                 masks = magnitude_masks(weights, first, args.scope)
-                print(f"pruned to {first:.2f}% before fine-tuning; later events (iteration, %): "
-                      + (", ".join(f"({i}, {s:.1f})" for i, s in schedule) or "none"))
+                print(
+                    f"pruned to {first:.2f}% before fine-tuning; later events (iteration, %): "
+                    + (", ".join(f"({i}, {s:.1f})" for i, s in schedule) or "none")
+                )
             self.keeper = MaskKeeper(model, weights, masks, args.scope, schedule, iteration=done)
-        return model, spec, {"percent": args.percent, "scope": args.scope, "steps": args.steps,
-                             "include_classifier": args.include_classifier}
+        return (
+            model,
+            spec,
+            {
+                "percent": args.percent,
+                "scope": args.scope,
+                "steps": args.steps,
+                "include_classifier": args.include_classifier,
+            },
+        )
 
     def hooks(self, model, ctx):
         return {"after_step": self.keeper.after_step, "loss_fn": self.loss_fn}
@@ -101,8 +113,15 @@ class WeightPrune(Method):
         path, dense = sparse_path(ctx.args.out), meta["metrics"]["dense_fp32_bytes"]
         size = write_sparse(path, spec, model.state_dict(), meta, values="fp32")
         print(f"wrote {path}: {size} bytes, {dense / size:.2f}x smaller than dense fp32")
-        return {"sparse_file": {"path": os.path.abspath(path), "name": os.path.basename(path), "bytes": size,
-                                "values": "fp32", "compression_ratio": dense / size}}, {}
+        return {
+            "sparse_file": {
+                "path": os.path.abspath(path),
+                "name": os.path.basename(path),
+                "bytes": size,
+                "values": "fp32",
+                "compression_ratio": dense / size,
+            }
+        }, {}
 
 
 def main(argv=None):

@@ -68,58 +68,97 @@ def main(argv=None):
             dense = state_dict_bytes(model)
             sizes = storage(model, ck, tmp)
             top1 = meta["metrics"].get("top1")
-            rows.append({
-                "checkpoint": path, "parent": meta["lineage"].get("parent", ""), "percent": info["percent"],
-                "scope": info["scope"], "include_classifier": info.get("include_classifier", False),
-                "steps": info["steps"], "finetune_loss": loss_of(meta.get("recipe", {})),
-                "conv_sparsity_pct": round(info["sparsity"], 3),
-                "nonzero_params": meta["metrics"]["nonzero_params"], "params": meta["metrics"]["params"],
-                "theoretical_speedup": round(meta["metrics"]["macs"] / meta["metrics"]["effective_macs"], 2),
-                "top1": top1, "dense_ft_top1": base_top1,
-                "delta_vs_dense_ft": None if top1 is None else round(top1 - base_top1, 2),
-                "data": meta.get("data", {}).get("test", ""), "recipe": describe_recipe(meta), "baseline": args.baseline,
-                "dense_fp32_bytes": dense, "checkpoint_file_bytes": os.path.getsize(path),
-                "sparse_fp32_bytes": sizes["fp32"][0], "ratio_fp32": round(dense / sizes["fp32"][0], 2),
-                "fp32_reload_identical_outputs": sizes["fp32"][2],
-                "sparse_fp16_bytes": sizes["fp16"][0], "ratio_fp16": round(dense / sizes["fp16"][0], 2),
-                "sparse_int8_bytes": sizes["int8"][0], "ratio_int8": round(dense / sizes["int8"][0], 2),
-                "sparse_file": meta["artifacts"].get("sparse_file", {}).get("path", ""),
-            })
-            print(f"{path}: {info['sparsity']:.1f}% sparse, top-1 {top1}, fp32 sparse file {sizes['fp32'][0]} bytes "
-                  f"({dense / sizes['fp32'][0]:.2f}x), identical outputs {sizes['fp32'][2]}")
+            rows.append(
+                {
+                    "checkpoint": path,
+                    "parent": meta["lineage"].get("parent", ""),
+                    "percent": info["percent"],
+                    "scope": info["scope"],
+                    "include_classifier": info.get("include_classifier", False),
+                    "steps": info["steps"],
+                    "finetune_loss": loss_of(meta.get("recipe", {})),
+                    "conv_sparsity_pct": round(info["sparsity"], 3),
+                    "nonzero_params": meta["metrics"]["nonzero_params"],
+                    "params": meta["metrics"]["params"],
+                    "theoretical_speedup": round(meta["metrics"]["macs"] / meta["metrics"]["effective_macs"], 2),
+                    "top1": top1,
+                    "dense_ft_top1": base_top1,
+                    "delta_vs_dense_ft": None if top1 is None else round(top1 - base_top1, 2),
+                    "data": meta.get("data", {}).get("test", ""),
+                    "recipe": describe_recipe(meta),
+                    "baseline": args.baseline,
+                    "dense_fp32_bytes": dense,
+                    "checkpoint_file_bytes": os.path.getsize(path),
+                    "sparse_fp32_bytes": sizes["fp32"][0],
+                    "ratio_fp32": round(dense / sizes["fp32"][0], 2),
+                    "fp32_reload_identical_outputs": sizes["fp32"][2],
+                    "sparse_fp16_bytes": sizes["fp16"][0],
+                    "ratio_fp16": round(dense / sizes["fp16"][0], 2),
+                    "sparse_int8_bytes": sizes["int8"][0],
+                    "ratio_int8": round(dense / sizes["int8"][0], 2),
+                    "sparse_file": meta["artifacts"].get("sparse_file", {}).get("path", ""),
+                }
+            )
+            print(
+                f"{path}: {info['sparsity']:.1f}% sparse, top-1 {top1}, fp32 sparse file {sizes['fp32'][0]} bytes "
+                f"({dense / sizes['fp32'][0]:.2f}x), identical outputs {sizes['fp32'][2]}"
+            )
     rows.sort(key=lambda r: (r["percent"], r["steps"], r["finetune_loss"]))
     datas = sorted({r["data"] for r in rows})
     recipes = sorted({r["recipe"] for r in rows})
     parents = sorted({f"`{shown(r['parent'])}`" for r in rows if r["parent"]}) or ["unknown"]
-    scopes = sorted({SCOPE_TEXT[r["scope"]] + (" (classifier too)" if r["include_classifier"] else " (classifier dense)")
-                     for r in rows})
-    intro = [generated_by("pruning_weight.report", argv),
-             f"Parent: {', '.join(parents)}. Prune: {'; '.join(scopes)}, then masked fine-tune. "
-             f"Top-1 (%) on: {'; '.join(datas)}. Recipe: {'; '.join(recipes)}. Dense baseline fine-tuned with the same "
-             f"recipe: `{shown(args.baseline)}`, top-1 {base_top1:.2f}%.",
-             "Sizes are measured from files: dense fp32 = 4 bytes per float parameter/buffer "
-             f"({rows[0]['dense_fp32_bytes']:,} bytes); sparse = `pruning_weight.export` .npz (bitmask + nonzero values, "
-             "deflate; BN and other dense tensors as is). fp32 values are lossless (reloaded outputs identical); "
-             "fp16/int8 values are lossy.",
-             "Speed: the theoretical speedup counts only multiplications by nonzero weights; with dense kernels a "
-             "weight-pruned model runs at about 1.0x (zeros are multiplied like any other weight): see the benchmark."]
+    scopes = sorted(
+        {
+            SCOPE_TEXT[r["scope"]] + (" (classifier too)" if r["include_classifier"] else " (classifier dense)")
+            for r in rows
+        }
+    )
+    intro = [
+        generated_by("pruning_weight.report", argv),
+        f"Parent: {', '.join(parents)}. Prune: {'; '.join(scopes)}, then masked fine-tune. "
+        f"Top-1 (%) on: {'; '.join(datas)}. Recipe: {'; '.join(recipes)}. Dense baseline fine-tuned with the same "
+        f"recipe: `{shown(args.baseline)}`, top-1 {base_top1:.2f}%.",
+        "Sizes are measured from files: dense fp32 = 4 bytes per float parameter/buffer "
+        f"({rows[0]['dense_fp32_bytes']:,} bytes); sparse = `pruning_weight.export` .npz (bitmask + nonzero values, "
+        "deflate; BN and other dense tensors as is). fp32 values are lossless (reloaded outputs identical); "
+        "fp16/int8 values are lossy.",
+        "Speed: the theoretical speedup counts only multiplications by nonzero weights; with dense kernels a "
+        "weight-pruned model runs at about 1.0x (zeros are multiplied like any other weight): see the benchmark.",
+    ]
     size = lambda kind: lambda r: f"{r[f'sparse_{kind}_bytes']:,} ({r[f'ratio_{kind}']:.2f}x)"  # noqa: E731
-    columns = [("sparsity (conv)", lambda r: f"{r['conv_sparsity_pct']:.1f}%"), ("pruning steps", lambda r: r["steps"]),
-               ("fine-tune loss", lambda r: r["finetune_loss"]), ("nonzero params", lambda r: f"{r['nonzero_params']:,}"),
-               ("top-1", lambda r: fmt(r["top1"])), ("vs dense ft", lambda r: fmt(r["delta_vs_dense_ft"], signed=True)),
-               ("theor. speedup", lambda r: f"{r['theoretical_speedup']:.2f}x"), ("sparse fp32 bytes", size("fp32")),
-               ("identical reload", lambda r: "yes" if r["fp32_reload_identical_outputs"] else "NO"),
-               ("fp16 bytes", size("fp16")), ("int8 bytes", size("int8")),
-               ("checkpoint", lambda r: f"`{shown(r['checkpoint'])}`")]
+    columns = [
+        ("sparsity (conv)", lambda r: f"{r['conv_sparsity_pct']:.1f}%"),
+        ("pruning steps", lambda r: r["steps"]),
+        ("fine-tune loss", lambda r: r["finetune_loss"]),
+        ("nonzero params", lambda r: f"{r['nonzero_params']:,}"),
+        ("top-1", lambda r: fmt(r["top1"])),
+        ("vs dense ft", lambda r: fmt(r["delta_vs_dense_ft"], signed=True)),
+        ("theor. speedup", lambda r: f"{r['theoretical_speedup']:.2f}x"),
+        ("sparse fp32 bytes", size("fp32")),
+        ("identical reload", lambda r: "yes" if r["fp32_reload_identical_outputs"] else "NO"),
+        ("fp16 bytes", size("fp16")),
+        ("int8 bytes", size("int8")),
+        ("checkpoint", lambda r: f"`{shown(r['checkpoint'])}`"),
+    ]
     notes = []
     scored = [r for r in rows if r["top1"] is not None]
     for pct in sorted({r["percent"] for r in scored}):
         best = max((r for r in scored if r["percent"] == pct), key=lambda r: r["top1"])
         verdict = "within 1 point" if best["delta_vs_dense_ft"] >= -1 else "more than 1 point below"
-        notes.append(f"- {pct:g}%: best {best['top1']:.2f}% ({best['steps']} pruning step(s), {best['finetune_loss']}) "
-                     f"vs dense {base_top1:.2f}% ({best['delta_vs_dense_ft']:+.2f}): {verdict} the dense model")
-    write_report(args.out, "Magnitude weight pruning (Han et al. 2015)", intro, columns, rows, csv_rows=rows,
-                 notes=["\n".join(notes)] if notes else [], inputs=report_inputs(args))
+        notes.append(
+            f"- {pct:g}%: best {best['top1']:.2f}% ({best['steps']} pruning step(s), {best['finetune_loss']}) "
+            f"vs dense {base_top1:.2f}% ({best['delta_vs_dense_ft']:+.2f}): {verdict} the dense model"
+        )
+    write_report(
+        args.out,
+        "Magnitude weight pruning (Han et al. 2015)",
+        intro,
+        columns,
+        rows,
+        csv_rows=rows,
+        notes=["\n".join(notes)] if notes else [],
+        inputs=report_inputs(args),
+    )
 
 
 if __name__ == "__main__":

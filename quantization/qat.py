@@ -35,7 +35,9 @@ def quantize_model(model, spec, weight_bits, act_bits):
     qmodel = build_model(qspec)
     missing, unexpected = qmodel.load_state_dict(model.state_dict(), strict=False)
     if unexpected or any(".act_quant." not in f".{k}" for k in missing):
-        raise UserError(f"quantised model does not match its parent (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise UserError(
+            f"quantised model does not match its parent (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     return qmodel.eval(), qspec
 
 
@@ -75,12 +77,18 @@ class FakeQuant(Method):
         calib, desc = cli.calibration_batches(args, ctx.normalization, ctx.device)
         qmodel.to(ctx.device)
         calibrate(qmodel, calib)
-        info = {"weight_bits": args.weight_bits, "act_bits": args.act_bits, "calib_images": len(calib.images),
-                "calibration_data": desc}
+        info = {
+            "weight_bits": args.weight_bits,
+            "act_bits": args.act_bits,
+            "calib_images": len(calib.images),
+            "calibration_data": desc,
+        }
         if ctx.test_batches is not None:
             info["post_training_top1"] = self.score(qmodel, ctx.test_batches, ctx)
-            print(f"W{args.weight_bits}A{args.act_bits}: post-training top-1 {info['post_training_top1']:.2f}% "
-                  f"(calibrated on {len(calib.images)} training images, no fine-tune)")
+            print(
+                f"W{args.weight_bits}A{args.act_bits}: post-training top-1 {info['post_training_top1']:.2f}% "
+                f"(calibrated on {len(calib.images)} training images, no fine-tune)"
+            )
         return qmodel, qspec, info
 
 

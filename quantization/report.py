@@ -36,22 +36,43 @@ def main(argv=None):
                      "qat_vs_fp32_ft": qat - ref.top1 if qat is not None and ref and ref.top1 is not None else None,
                      "parent": shown(e.lineage.get("parent", "")), "checkpoint": shown(e.path)})
     rows.sort(key=lambda r: (r["model"], -r["weight_bits"], -r["act_bits"], r["qat_top1"] is None))
-    columns = [("model", lambda r: r["model"]), ("bits", lambda r: r["bits"]), ("fp32 top-1", lambda r: fmt(r["fp32_top1"])),
-               ("post-training top-1", lambda r: fmt(r["post_training_top1"])),
-               ("change", lambda r: fmt(None if r["post_training_top1"] is None or r["fp32_top1"] is None
-                                        else r["post_training_top1"] - r["fp32_top1"], signed=True)),
-               ("QAT top-1", lambda r: fmt(r["qat_top1"])),
-               ("QAT vs fp32 fine-tuned alike", lambda r: fmt(r["qat_vs_fp32_ft"], signed=True)),
-               ("checkpoint", lambda r: f"`{r['checkpoint']}`")]
-    intro = [generated_by("quantization.report", argv),
-             "Per-output-channel symmetric weights, per-tensor asymmetric activations (inputs of every conv and of the "
-             "classifier), min/max ranges averaged over calibration batches, straight-through estimator "
-             "(`models/quant_layers.py`). Fake quantisation runs float kernels: accuracy only, no speed.",
-             f"Top-1 (%) on {'; '.join(sorted({r['data'] for r in rows} - {''})) or 'no test data'}; QAT recipe: "
-             f"{'; '.join(sorted({r['qat_recipe'] for r in rows if r['qat_top1'] is not None})) or 'none'}; "
-             f"fp32 references fine-tuned alike: {', '.join(f'{shown(e.path)} ({fmt(e.top1)})' for e in refs.values()) or 'none'}."]
-    write_report(args.out, "Simulated n-bit quantisation: post-training and QAT top-1", intro, columns, rows,
-                 csv_rows=rows, inputs=report_inputs(args))
+    columns = [
+        ("model", lambda r: r["model"]),
+        ("bits", lambda r: r["bits"]),
+        ("fp32 top-1", lambda r: fmt(r["fp32_top1"])),
+        ("post-training top-1", lambda r: fmt(r["post_training_top1"])),
+        (
+            "change",
+            lambda r: fmt(
+                None
+                if r["post_training_top1"] is None or r["fp32_top1"] is None
+                else r["post_training_top1"] - r["fp32_top1"],
+                signed=True,
+            ),
+        ),
+        ("QAT top-1", lambda r: fmt(r["qat_top1"])),
+        ("QAT vs fp32 fine-tuned alike", lambda r: fmt(r["qat_vs_fp32_ft"], signed=True)),
+        ("checkpoint", lambda r: f"`{r['checkpoint']}`"),
+    ]
+    intro = [
+        generated_by("quantization.report", argv),
+        "Per-output-channel symmetric weights, per-tensor asymmetric activations (inputs of every conv and of the "
+        "classifier), min/max ranges averaged over calibration batches, straight-through estimator "
+        "(`models/quant_layers.py`). Fake quantisation runs float kernels: accuracy only, no speed.",
+        f"Top-1 (%) on {'; '.join(sorted({r['data'] for r in rows} - {''})) or 'no test data'}; QAT recipe: "
+        f"{'; '.join(sorted({r['qat_recipe'] for r in rows if r['qat_top1'] is not None})) or 'none'}; "
+        "fp32 references fine-tuned alike: "
+        f"{', '.join(f'{shown(e.path)} ({fmt(e.top1)})' for e in refs.values()) or 'none'}.",
+    ]
+    write_report(
+        args.out,
+        "Simulated n-bit quantisation: post-training and QAT top-1",
+        intro,
+        columns,
+        rows,
+        csv_rows=rows,
+        inputs=report_inputs(args),
+    )
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
     python -m scripts.external_models torch-pruning runs/study-quick/base/r56.pt --macs 0.5 --out runs/external/r56-tp
         -> r56-tp.onnx (what a Torch-Pruning user exports) and r56-tp.pth (its state_dict, for models.convert)
-    python -m scripts.external_models nncf runs/external/r56-tp.onnx --data-dir $CIFAR10_DIR --out runs/external/r56-tp-int8
+    python -m scripts.external_models nncf runs/external/r56-tp.onnx --data-dir $CIFAR10_DIR \
+        --out runs/external/r56-tp-int8
         -> r56-tp-int8.xml/.bin: NNCF post-training int8 of an ONNX model, saved as an OpenVINO IR
     python -m scripts.external_models export runs/study-quick/base/r20.pt --out runs/external/r20
         -> r20.pt2: torch.export of a plain PyTorch module (normalisation in the archive's extra files)
@@ -10,6 +11,7 @@
 Each writes the input normalisation into the file's metadata (ONNX metadata_props, OpenVINO rt_info, torch.export
 extra_files: "mean" and "std"), so benchmark.run needs no --mean/--std for them.
 """
+
 import argparse
 import os
 
@@ -34,21 +36,31 @@ def torch_pruning(args):
     import onnx
     import torch_pruning as tp
     from models.export import onnx_bytes
+
     model, _ = load_model(args.model)
     x = torch.randn(1, 3, 32, 32)
     base_macs, _ = tp.utils.count_ops_and_params(model, x)
     inner = [m for n, m in model.named_modules() if n.startswith("layer") and n.endswith(".conv1")]
     ignored = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) and m not in inner]
-    pruner = tp.pruner.MetaPruner(model, x, importance=tp.importance.GroupMagnitudeImportance(p=2),
-                                  pruning_ratio=0.9, global_pruning=True, ignored_layers=ignored, iterative_steps=90)
+    pruner = tp.pruner.MetaPruner(
+        model,
+        x,
+        importance=tp.importance.GroupMagnitudeImportance(p=2),
+        pruning_ratio=0.9,
+        global_pruning=True,
+        ignored_layers=ignored,
+        iterative_steps=90,
+    )
     macs = base_macs
     for _ in range(90):  # one step of 1% of the channels at a time, until the MAC target is met
         if macs <= args.macs * base_macs:
             break
         pruner.step()
         macs, _ = tp.utils.count_ops_and_params(model, x)
-    print(f"Torch-Pruning: {base_macs / 1e6:.1f}M -> {macs / 1e6:.1f}M MACs ({base_macs / macs:.2f}x fewer); block "
-          f"widths {[m.out_channels for m in inner]}")
+    print(
+        f"Torch-Pruning: {base_macs / 1e6:.1f}M -> {macs / 1e6:.1f}M MACs ({base_macs / macs:.2f}x fewer); block "
+        f"widths {[m.out_channels for m in inner]}"
+    )
     mean, std = normalization_of(args.model)
     graph = onnx.load_from_string(onnx_bytes(model))
     onnx.helper.set_model_props(graph, {"mean": mean, "std": std, "producer": "torch-pruning"})
@@ -63,9 +75,10 @@ def nncf_int8(args):
     import nncf
     import openvino as ov
     from benchmark.external import ExternalModel
+
     source = ExternalModel(args.model)  # the same checks and metadata as benchmark.run
     images, _, _ = load_cifar10(args.data_dir, True, subset=args.calib_images)
-    batches = [source.normalize(images[i:i + 1]).numpy() for i in range(len(images))]
+    batches = [source.normalize(images[i : i + 1]).numpy() for i in range(len(images))]
     quantized = nncf.quantize(source.ov_model, nncf.Dataset(batches), subset_size=len(batches))
     quantized.set_rt_info(",".join(f"{v:g}" for v in source.norm["mean"]), ["mean"])
     quantized.set_rt_info(",".join(f"{v:g}" for v in source.norm["std"]), ["std"])

@@ -201,10 +201,12 @@ def test_concurrent_appends_lose_and_duplicate_nothing(tmp_path):
     keys = [r["checkpoint_sha256"] for r in rows]
     assert len(keys) == len(set(keys)) == 8 * 20 + 1
     assert {f"w{w}-{i}" for w in range(8) for i in range(20)} <= set(keys)
-    assert all(r["top1"] == float(r["checkpoint_sha256"].split("-")[1]) for r in rows if r["checkpoint_sha256"] != "shared")
+    assert all(r["top1"] == float(r["checkpoint_sha256"].split("-")[1])
+               for r in rows if r["checkpoint_sha256"] != "shared")
 
 
 # ---------------------------------------------------------------- BatchNorm folding
+
 
 def _calibrated(model):
     """Random-init model with realistic BN statistics and affine parameters (one train-mode pass)."""
@@ -226,11 +228,14 @@ def _max_diff(model, folded):
         return (model(x) - folded(x)).abs().max().item()
 
 
-@pytest.mark.parametrize("name, expect_folded, expect_left", [
-    ("resnet20", 19, 0),         # stem + 2 per block, all post-activation
-    ("resnet56", 55, 0),
-    ("preresnet56", 27, 28),     # bn2 after conv1 folds; bn1 (after the add) and bn_final cannot
-])
+@pytest.mark.parametrize(
+    "name, expect_folded, expect_left",
+    [
+        ("resnet20", 19, 0),  # stem + 2 per block, all post-activation
+        ("resnet56", 55, 0),
+        ("preresnet56", 27, 28),  # bn2 after conv1 folds; bn1 (after the add) and bn_final cannot
+    ],
+)
 def test_fold_batchnorm_keeps_outputs(name, expect_folded, expect_left):
     model = _calibrated(build_model(make_spec(name)))
     folded = fold_batchnorm(model)
@@ -245,8 +250,13 @@ def test_fold_batchnorm_pruned_widths_and_factorised_conv():
     spec["mids"] = [max(1, m // 2 - i % 3) for i, m in enumerate(spec["mids"])]  # filter-pruned block widths
     model = build_model(spec)
     # A factorised conv is an nn.Sequential whose last module is a conv: its BN folds into that last conv.
-    replace_module(model, "layer1.0.conv1", nn.Sequential(nn.Conv2d(16, 4, (3, 1), padding=(1, 0), bias=False),
-                                                          nn.Conv2d(4, spec["mids"][0], (1, 3), padding=(0, 1))))
+    replace_module(
+        model,
+        "layer1.0.conv1",
+        nn.Sequential(
+            nn.Conv2d(16, 4, (3, 1), padding=(1, 0), bias=False), nn.Conv2d(4, spec["mids"][0], (1, 3), padding=(0, 1))
+        ),
+    )
     model = _calibrated(model)
     assert ("layer1.0.conv1.1", "layer1.0.bn1") in conv_bn_pairs(model)
     folded = fold_batchnorm(model)
@@ -261,9 +271,11 @@ def test_fold_batchnorm_published_resnet56(r56_converted):
 
 # ---------------------------------------------------------------- CLI
 
+
 def _cli(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "benchmark.run", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "benchmark.run", *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error path of a machine without a GPU")
@@ -277,10 +289,12 @@ def test_cuda_without_gpu_is_one_line_error(tmp_path):
 
 def test_bad_input_is_one_line_error(tmp_path, capsys):
     out = tmp_path / "bench.csv"
-    for args, words in (((tmp_path / "missing.pt",), "no such file"),
-                        (("x.pt", "--precision", "fp16"), "fp16"),
-                        (("x.pt", "--backends", "eager,tvm"), "tvm"),
-                        (("x.pt", "--batch-sizes", "1,a"), "batch-sizes")):
+    for args, words in (
+        ((tmp_path / "missing.pt",), "no such file"),
+        (("x.pt", "--precision", "fp16"), "fp16"),
+        (("x.pt", "--backends", "eager,tvm"), "tvm"),
+        (("x.pt", "--batch-sizes", "1,a"), "batch-sizes"),
+    ):
         with pytest.raises(SystemExit) as exit:
             run_cli(bench.main, [*map(str, args), "--test-dir", str(tmp_path), "--out", str(out)])
         err = capsys.readouterr().err
@@ -291,14 +305,38 @@ def test_bad_input_is_one_line_error(tmp_path, capsys):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_path_runs(tiny):
     out = tiny["dir"] / "cuda.csv"
-    bench.main([str(tiny["base"]), "--test-dir", str(tiny["data"]), "--device", "cuda", "--backends", "eager",
-                "--batch-sizes", "1,4", "--iterations", "5", "--warmup", "1", "--warmup-seconds", "0", "--min-seconds", "0", "--repeat", "2", "--out", str(out),
-                "--no-progress"])
+    bench.main(
+        [
+            str(tiny["base"]),
+            "--test-dir",
+            str(tiny["data"]),
+            "--device",
+            "cuda",
+            "--backends",
+            "eager",
+            "--batch-sizes",
+            "1,4",
+            "--iterations",
+            "5",
+            "--warmup",
+            "1",
+            "--warmup-seconds",
+            "0",
+            "--min-seconds",
+            "0",
+            "--repeat",
+            "2",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     rows = read_rows(out)
     assert len(rows) == 2 and all(r["device"] == "cuda" and r["gpu"] and r["throughput_ips"] > 0 for r in rows)
 
 
 # ---------------------------------------------------------------- end to end
+
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
@@ -320,19 +358,58 @@ def tiny(tmp_path_factory):
     save_checkpoint(base, spec, model.state_dict(), make_meta("baseline", normalization=norm))
     pruned_spec = dict(spec, mids=[8, 16, 32])
     pruned = root / "pruned.pt"
-    save_checkpoint(pruned, pruned_spec, build_model(pruned_spec).state_dict(),
-                    make_meta("pruning", lineage=lineage(base), normalization=norm))
+    save_checkpoint(
+        pruned,
+        pruned_spec,
+        build_model(pruned_spec).state_dict(),
+        make_meta("pruning", lineage=lineage(base), normalization=norm),
+    )
     int8 = root / "int8.pt"
-    save_checkpoint(int8, spec, model.state_dict(), make_meta("quant", lineage=lineage(base), normalization=norm,
-                                                              precision="int8", artifacts={"int8": {"engine": "onnxruntime"}}),
-                    onnx=bytes_to_tensor(onnx_bytes(model)))
+    save_checkpoint(
+        int8,
+        spec,
+        model.state_dict(),
+        make_meta(
+            "quant",
+            lineage=lineage(base),
+            normalization=norm,
+            precision="int8",
+            artifacts={"int8": {"engine": "onnxruntime"}},
+        ),
+        onnx=bytes_to_tensor(onnx_bytes(model)),
+    )
     return {"dir": root, "data": data, "base": base, "pruned": pruned, "int8": int8}
 
 
 def _bench(tiny, out, *ckpts, backends="eager,onnx"):
-    bench.main([*map(str, ckpts), "--test-dir", str(tiny["data"]), "--backends", backends, "--batch-sizes", "1,4",
-                "--iterations", "6", "--warmup", "1", "--warmup-seconds", "0", "--min-seconds", "0", "--repeat", "2", "--slices", "2", "--threads", "1", "--out", str(out),
-                "--no-progress"])
+    bench.main(
+        [
+            *map(str, ckpts),
+            "--test-dir",
+            str(tiny["data"]),
+            "--backends",
+            backends,
+            "--batch-sizes",
+            "1,4",
+            "--iterations",
+            "6",
+            "--warmup",
+            "1",
+            "--warmup-seconds",
+            "0",
+            "--min-seconds",
+            "0",
+            "--repeat",
+            "2",
+            "--slices",
+            "2",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     return read_rows(out)
 
 
@@ -342,13 +419,21 @@ def test_end_to_end_rows_baselines_and_speedups(tiny, capsys):
     assert len(rows) == 4  # (eager, onnx) x (batch 1, 4)
     for r in rows:
         assert r["data"] == "synthetic test" and r["test_images"] == 96 and 0 <= r["top1"] <= 100
-        assert r["repeats"] == 2 and r["slices"] == 2 and r["iterations"] == 6 and r["threads"] == 1 and r["cores"] == os.cpu_count()
+        assert (
+            r["repeats"] == 2
+            and r["slices"] == 2
+            and r["iterations"] == 6
+            and r["threads"] == 1
+            and r["cores"] == os.cpu_count()
+        )
         assert r["cpu"] == cpu_name() and r["cpu"]
         assert r["latency_p50_ms"] <= r["latency_p90_ms"] <= r["latency_p95_ms"] <= r["latency_p99_ms"]
         assert r["throughput_min_ips"] <= r["throughput_ips"] <= r["throughput_max_ips"]
-        for low, value, high in (("latency_p50_ci_low", "latency_p50_ms", "latency_p50_ci_high"),
-                                 ("latency_p95_ci_low", "latency_p95_ms", "latency_p95_ci_high"),
-                                 ("throughput_ci_low", "throughput_ips", "throughput_ci_high")):
+        for low, value, high in (
+            ("latency_p50_ci_low", "latency_p50_ms", "latency_p50_ci_high"),
+            ("latency_p95_ci_low", "latency_p95_ms", "latency_p95_ci_high"),
+            ("throughput_ci_low", "throughput_ips", "throughput_ci_high"),
+        ):
             assert r[low] <= r[value] <= r[high], (value, r[low], r[value], r[high])
         assert r["estimate"] == "pooled"
         assert r["gflops"] == pytest.approx(2 * r["macs"] * r["throughput_ips"] / 1e9)
@@ -382,8 +467,9 @@ def test_end_to_end_rows_baselines_and_speedups(tiny, capsys):
     assert all(r["measured_speedup"] > 0 for r in q) and len(rows) == 6
     # the deployable int8 graph, not the file that also keeps the fp32 weights
     graph = tensor_to_bytes(torch.load(tiny["int8"], weights_only=True)["onnx"])
-    assert all(r["compressed_kind"] == "zlib int8 graph" and r["compressed_bytes"] == len(zlib.compress(graph, 9))
-               for r in q)
+    assert all(
+        r["compressed_kind"] == "zlib int8 graph" and r["compressed_bytes"] == len(zlib.compress(graph, 9)) for r in q
+    )
 
     # Size columns can be recomputed in place without timing anything again; timings stay as they were.
     before = read_rows(fresh)
@@ -391,16 +477,33 @@ def test_end_to_end_rows_baselines_and_speedups(tiny, capsys):
     merge_rows(fresh, stale)
     assert sizes.refresh(str(fresh)) == (len(before), 0)
     after = read_rows(fresh)
-    assert [(r["compressed_bytes"], r["compressed_kind"], r["throughput_ips"]) for r in after] == \
-        [(r["compressed_bytes"], r["compressed_kind"], r["throughput_ips"]) for r in before]
+    assert [(r["compressed_bytes"], r["compressed_kind"], r["throughput_ips"]) for r in after] == [
+        (r["compressed_bytes"], r["compressed_kind"], r["throughput_ips"]) for r in before
+    ]
 
 
 def test_drift_series_and_summary(tiny, tmp_path, capsys):
     from benchmark import drift
+
     assert drift.summarize([1.0, 1.02, 0.99, 2.0]) == (0.99, pytest.approx(1.01), 2.0, 0.75)
     out = tmp_path / "drift.csv"
-    drift.main([str(tiny["base"]), "--backend", "eager", "--threads", "1", "--seconds", "0.3", "--window", "0.05",
-                "--warmup-seconds", "0", "--out", str(out)])
+    drift.main(
+        [
+            str(tiny["base"]),
+            "--backend",
+            "eager",
+            "--threads",
+            "1",
+            "--seconds",
+            "0.3",
+            "--window",
+            "0.05",
+            "--warmup-seconds",
+            "0",
+            "--out",
+            str(out),
+        ]
+    )
     with open(out) as f:
         rows = list(csv.DictReader(f))
     assert len(rows) >= 4 and all(float(r["p50_ms"]) > 0 and int(r["iterations"]) >= 1 for r in rows)
@@ -416,8 +519,10 @@ def test_drift_series_and_summary(tiny, tmp_path, capsys):
 
 # ---------------------------------------------------------------- deployment runtimes
 
+
 def test_openvino_fp32_matches_eager_fp32_logits(tiny):
     from models.runtimes import TorchRunner, make_runner
+
     model, ckpt = load_model(tiny["base"])
     x = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(4))
     eager = TorchRunner(model, "eager", torch.device("cpu"), torch.float32)
@@ -425,13 +530,17 @@ def test_openvino_fp32_matches_eager_fp32_logits(tiny):
     assert "inference precision f32" in ov.config  # never the CPU plugin's silent bf16 default
     ref, got = eager.logits(eager.prepare(x)), ov.logits(ov.prepare(x))
     assert (got - ref).abs().max() < 1e-3
-    assert torch.equal(ov.logits(ov.prepare(x[:1])), got[:1]) or (ov.logits(ov.prepare(x[:1])) - got[:1]).abs().max() < 1e-4
+    assert (
+        torch.equal(ov.logits(ov.prepare(x[:1])), got[:1])
+        or (ov.logits(ov.prepare(x[:1])) - got[:1]).abs().max() < 1e-4
+    )
 
 
 def test_openvino_fp32_top1_equals_eager_on_the_lossless_images(r56_converted, cifar_dir):
     from benchmark.runners import accuracy
     from models.runtimes import TorchRunner, make_runner
     from common.data import load_cifar10, normalizer
+
     model, ckpt = load_model(r56_converted)
     norm = normalizer(ckpt["meta"]["normalization"]["mean"], ckpt["meta"]["normalization"]["std"])
     images, labels, _ = load_cifar10(cifar_dir / "lossless-test1000", False)
@@ -459,9 +568,33 @@ def test_skip_measured_reuses_only_this_machines_rows(tiny, tmp_path, capsys):
 
 
 def _bench_skip(tiny, out, *ckpts):
-    bench.main([*map(str, ckpts), "--test-dir", str(tiny["data"]), "--backends", "eager", "--batch-sizes", "1,4",
-                "--iterations", "4", "--warmup", "1", "--warmup-seconds", "0", "--min-seconds", "0", "--repeat", "1",
-                "--threads", "1", "--skip-measured", "--out", str(out), "--no-progress"])
+    bench.main(
+        [
+            *map(str, ckpts),
+            "--test-dir",
+            str(tiny["data"]),
+            "--backends",
+            "eager",
+            "--batch-sizes",
+            "1,4",
+            "--iterations",
+            "4",
+            "--warmup",
+            "1",
+            "--warmup-seconds",
+            "0",
+            "--min-seconds",
+            "0",
+            "--repeat",
+            "1",
+            "--threads",
+            "1",
+            "--skip-measured",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     return read_rows(out)
 
 
@@ -471,24 +604,42 @@ def test_every_runtime_and_int8_engine_in_one_run(tiny, tmp_path):
     from common.data import write_synthetic_layout
     from common.machine import cpu_features
     from quantization.ptq import main as ptq_main
+
     data = tmp_path / "calib"
     write_synthetic_layout(str(data), n_train=64, n_test=32)
     int8 = {}
     for engine in ("onnxruntime", "openvino", "pt2e"):
         int8[engine] = tmp_path / f"int8-{engine}.pt"
-        ptq_main([str(tiny["base"]), "--engine", engine, "--calib-images", "64", "--data-dir", str(data),
-                  "--out", str(int8[engine])])
+        ptq_main(
+            [
+                str(tiny["base"]),
+                "--engine",
+                engine,
+                "--calib-images",
+                "64",
+                "--data-dir",
+                str(data),
+                "--out",
+                str(int8[engine]),
+            ]
+        )
     out = tmp_path / "all.csv"
     rows = _bench(tiny, out, tiny["base"], *int8.values(), backends="eager,compile,onnx,openvino")
     got = {(r["method"], r["backend"], r["precision"]) for r in rows}
     assert got == {("baseline", b, "fp32") for b in ("eager", "compile", "onnx", "openvino")} | {
-        ("int8", "onnx", "int8"), ("int8", "openvino", "int8"), ("int8", "compile", "int8")}
+        ("int8", "onnx", "int8"),
+        ("int8", "openvino", "int8"),
+        ("int8", "compile", "int8"),
+    }
     for r in rows:
         assert r["cpu_features"] == cpu_features() and r["openvino"] and r["torchao"] and r["runtime_config"]
         assert r["measured_speedup"] > 0
         # 95% intervals: bootstrapped over the 2 x 2 slices; the speedup's paired with the baseline's slices
         assert 0 < r["measured_speedup_ci_low"] <= r["measured_speedup_ci_high"]
-        assert 0 < r["throughput_ci_low"] <= r["throughput_ci_high"] and r["latency_p50_ci_low"] <= r["latency_p50_ci_high"]
+        assert (
+            0 < r["throughput_ci_low"] <= r["throughput_ci_high"]
+            and r["latency_p50_ci_low"] <= r["latency_p50_ci_high"]
+        )
     ov = [r for r in rows if r["backend"] == "openvino"]
     assert all("LATENCY hint, 1 stream, 1 threads" in r["runtime_config"] for r in ov)
 
@@ -497,16 +648,43 @@ def test_progress_written_to_a_file_is_not_a_wall_of_carriage_returns(tiny, tmp_
     """A log file gets no tqdm bar (its updates would pile up in one line): progress shows on a terminal only."""
     log = tmp_path / "log.txt"
     with open(log, "w") as f:
-        r = subprocess.run([sys.executable, "-m", "benchmark.run", str(tiny["base"]), "--test-dir", str(tiny["data"]),
-                            "--backends", "eager", "--batch-sizes", "1", "--iterations", "50", "--repeat", "2",
-                            "--slices", "8", "--warmup-seconds", "0", "--min-seconds", "0", "--out",
-                            str(tmp_path / "b.csv")], cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, timeout=300)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "benchmark.run",
+                str(tiny["base"]),
+                "--test-dir",
+                str(tiny["data"]),
+                "--backends",
+                "eager",
+                "--batch-sizes",
+                "1",
+                "--iterations",
+                "50",
+                "--repeat",
+                "2",
+                "--slices",
+                "8",
+                "--warmup-seconds",
+                "0",
+                "--min-seconds",
+                "0",
+                "--out",
+                str(tmp_path / "b.csv"),
+            ],
+            cwd=ROOT,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            timeout=300,
+        )
     text = log.read_text()
     assert r.returncode == 0, text
     assert max(line.count("\r") for line in text.splitlines()) <= 3
 
 
 # ---------------------------------------------------------------- confidence intervals
+
 
 def test_bootstrap_interval_of_two_units_is_their_range():
     # The mean of 2 units resampled with replacement is a (p 1/4), (a+b)/2 (p 1/2) or b (p 1/4): the 2.5th and
@@ -542,6 +720,7 @@ def test_interval_brackets_the_estimate_and_narrows_with_more_slices():
 
     def units(n):
         return [(rng.normal(0.010, 0.001, 20).clip(0.005), 0.2) for _ in range(n)]
+
     few, many = timing.interval_columns(units(6), 1), timing.interval_columns(units(96), 1)
     for cols in (few, many):
         assert cols["latency_p50_ci_low"] < 10.0 < cols["latency_p50_ci_high"]
@@ -559,8 +738,7 @@ def test_paired_speedup_interval_cancels_drift_shared_by_both():
         assert timing.paired_speedup_ci(mine, base, batch) == pytest.approx((2.0, 2.0))
     # unpaired (each side resampled on its own), the same slices give a wide interval around 2
     rng = np.random.default_rng(1)
-    spi = [(float(np.median(base[i][0])), float(np.median(mine[j][0])))
-           for i, j in rng.integers(0, 6, (2000, 2))]
+    spi = [(float(np.median(base[i][0])), float(np.median(mine[j][0]))) for i, j in rng.integers(0, 6, (2000, 2))]
     unpaired = np.percentile([b / m for b, m in spi], [2.5, 97.5])
     assert unpaired[1] - unpaired[0] > 2.0
     with pytest.raises(ValueError):

@@ -88,12 +88,16 @@ def test_budget_rows_pair_each_budget_with_its_own_baseline(tmp_path):
     again = _csv(tmp_path / "again.csv", [_row("runs/x/r56-ft.pt", "bx", "bx", 80.0),
                                           _row("runs/x/r56-B-ft.pt", "lx", "bx", 70.0)])
     twice = budget_table([(2.0, e2), (2.0, again)])
-    assert twice[(twice.configuration == "r56-B-ft") & (twice.seed == 0)]["top1_change"].tolist() == [pytest.approx(-0.5)]
+    assert twice[(twice.configuration == "r56-B-ft") & (twice.seed == 0)]["top1_change"].tolist() == [
+        pytest.approx(-0.5)
+    ]
 
 
 def test_budget_cli_writes_the_table_and_figure_and_refuses_bad_runs(tmp_path, capsys):
-    e8 = _csv(tmp_path / "e8.csv", [_row("runs/ft-e8/r56-ft.pt", "b8", "b8", 90.0),
-                                    _row("runs/ft-e8/r20-kd.pt", "k8", "b8", 89.1)])
+    e8 = _csv(
+        tmp_path / "e8.csv",
+        [_row("runs/ft-e8/r56-ft.pt", "b8", "b8", 90.0), _row("runs/ft-e8/r20-kd.pt", "k8", "b8", 89.1)],
+    )
     budget_main(["--run", f"8={e8}", "--out", str(tmp_path / "budget.csv"), "--imgs", str(tmp_path / "imgs")])
     assert os.path.getsize(tmp_path / "imgs" / "change_vs_budget.png") > 10_000
     written = pd.read_csv(tmp_path / "budget.csv")
@@ -106,6 +110,9 @@ def test_budget_cli_writes_the_table_and_figure_and_refuses_bad_runs(tmp_path, c
 
 
 def test_configurations_name_int8_models_after_their_parent():
-    assert configuration("r32-kd-int8-openvino") == ("r32-kd-int8-openvino", "ResNet-32 student, Hinton KD -> int8 OpenVINO")
+    assert configuration("r32-kd-int8-openvino") == (
+        "r32-kd-int8-openvino",
+        "ResNet-32 student, Hinton KD -> int8 OpenVINO",
+    )
     assert configuration("student-kd-int8-onnxruntime")[0] == "r20-kd-int8-onnxruntime"
     assert configuration("r56-p90") is None  # 90% without KD is not a configuration of the budget study

@@ -49,7 +49,9 @@ def test_kd_loss_matches_hand_computed_value():
     kl = ce = 0.0
     for srow, trow, label in zip(s.tolist(), t.tolist(), y.tolist()):
         ps, pt = softmax([v / T for v in srow]), softmax([v / T for v in trow])
-        kl += sum(q * (math.log(q) - math.log(p)) for p, q in zip(ps, pt))  # KL(teacher || student), summed over classes
+        kl += sum(
+            q * (math.log(q) - math.log(p)) for p, q in zip(ps, pt)
+        )  # KL(teacher || student), summed over classes
         ce += -math.log(softmax(srow)[label])
     expected = alpha * T * T * kl / 2 + (1 - alpha) * ce / 2  # batch mean: divided by the 2 examples, not 6 elements
     assert kd_loss(s, t, y, T, alpha).item() == pytest.approx(expected, rel=1e-6)
@@ -80,6 +82,7 @@ def test_kd_gradient_reaches_student_only():
 
 # ---------------------------------------------------------------- frozen teacher inside the shared loop
 
+
 def test_teacher_gets_no_gradients_and_is_not_updated(tmp_path, teacher_ckpt):
     teacher_model, _ = load_model(teacher_ckpt)
     before = {k: v.clone() for k, v in teacher_model.state_dict().items()}
@@ -89,8 +92,15 @@ def test_teacher_gets_no_gradients_and_is_not_updated(tmp_path, teacher_ckpt):
     student = build_model(make_spec("resnet1"))
     student_before = {k: v.clone() for k, v in student.state_dict().items()}
     batches = tiny_batches(64, 32)
-    fit(student, batches, None, TrainConfig(epochs=2, lr=0.1, run_dir=str(tmp_path / "run"), progress=False),
-        spec=make_spec("resnet1"), meta={}, loss_fn=make_kd_loss_fn(teacher, 4.0, 0.9))
+    fit(
+        student,
+        batches,
+        None,
+        TrainConfig(epochs=2, lr=0.1, run_dir=str(tmp_path / "run"), progress=False),
+        spec=make_spec("resnet1"),
+        meta={},
+        loss_fn=make_kd_loss_fn(teacher, 4.0, 0.9),
+    )
     assert calls == [32] * 4  # once per batch, nothing more
     assert not teacher_model.training
     assert all(p.grad is None and not p.requires_grad for p in teacher_model.parameters())
@@ -102,6 +112,7 @@ def test_teacher_gets_no_gradients_and_is_not_updated(tmp_path, teacher_ckpt):
 
 
 # ---------------------------------------------------------------- FitNets stage 1
+
 
 def test_lower_parameters_stop_at_the_guided_layer():
     model = build_model(make_spec("resnet10"))
@@ -123,9 +134,16 @@ def test_stage1_updates_only_lower_layers_and_the_regressor(tmp_path, teacher_ck
     regressor = Regressor(feature_shape(student, "layer2"), feature_shape(teacher_model, "layer2"))
     reg_before = {k: v.clone() for k, v in regressor.state_dict().items()}
     before = {k: v.clone() for k, v in student.state_dict().items()}
-    fit(student, tiny_batches(64, 32), None, TrainConfig(epochs=1, lr=0.1, run_dir=str(tmp_path / "run"), progress=False),
-        spec=make_spec("resnet10"), meta={}, loss_fn=hint_loss_fn(teacher_model, "layer2", "layer2", regressor),
-        extra=regressor)
+    fit(
+        student,
+        tiny_batches(64, 32),
+        None,
+        TrainConfig(epochs=1, lr=0.1, run_dir=str(tmp_path / "run"), progress=False),
+        spec=make_spec("resnet10"),
+        meta={},
+        loss_fn=hint_loss_fn(teacher_model, "layer2", "layer2", regressor),
+        extra=regressor,
+    )
     after = student.state_dict()
     for k, v in after.items():
         upper = k.startswith(("layer3", "linear", "bn_final"))
@@ -143,15 +161,18 @@ def test_regressor_matches_channels_and_spatial_size():
     reg = Regressor(feature_shape(student, "layer1"), feature_shape(teacher, "layer3"))  # 16x32x32 -> 64x8x8
     assert reg(torch.zeros(2, 16, 32, 32)).shape == (2, 64, 8, 8)
     from common.errors import UserError
+
     with pytest.raises(UserError):
         Regressor(feature_shape(student, "layer3"), feature_shape(teacher, "layer1"))
 
 
 # ---------------------------------------------------------------- end to end through the CLIs
 
+
 def run(main, argv):
     with pytest.raises(SystemExit) as e:
         from common.errors import run_cli
+
         run_cli(main, argv)
     return e.value.code
 
@@ -161,9 +182,12 @@ TINY = ["--synthetic", "64", "--batch-size", "32", "--epochs", "1", "--lr", "0.0
 
 def test_kd_cli_writes_a_loadable_checkpoint_with_teacher_meta(tmp_path, teacher_ckpt):
     from distillation.train import main
+
     out = tmp_path / "kd.pt"
-    assert run(main, ["resnet1", "--teacher", str(teacher_ckpt), "-T", "3", "--alpha", "0.8",
-                      "--out", str(out)] + TINY) == 0
+    assert (
+        run(main, ["resnet1", "--teacher", str(teacher_ckpt), "-T", "3", "--alpha", "0.8", "--out", str(out)] + TINY)
+        == 0
+    )
     model, ckpt = load_model(out)
     meta = ckpt["meta"]
     assert meta["method"] == "kd" and ckpt["spec"]["name"] == "resnet1"
@@ -174,8 +198,7 @@ def test_kd_cli_writes_a_loadable_checkpoint_with_teacher_meta(tmp_path, teacher
     torch.load(out, weights_only=True)
     # the no-teacher twin starts from the identical initialisation
     base = tmp_path / "base.pt"
-    assert run(main, ["resnet1", "--teacher", str(teacher_ckpt), "--no-teacher",
-                      "--out", str(base)] + TINY) == 0
+    assert run(main, ["resnet1", "--teacher", str(teacher_ckpt), "--no-teacher", "--out", str(base)] + TINY) == 0
     twin = load_model(base)[1]["meta"]
     assert twin["method"] == "no-teacher" and "teacher" not in twin["lineage"] and twin["recipe"].get("teacher") is None
     assert twin["lineage"]["baseline"] == os.path.abspath(teacher_ckpt)
@@ -186,6 +209,7 @@ def test_student_init_is_identical_for_kd_and_no_teacher():
 
     from distillation.train import Distill
     from models.method import load_input
+
     args = SimpleNamespace(checkpoint="resnet20", seed=7)
     a = load_input(args, Distill())[0]
     torch.randn(100)  # whatever ran in between (e.g. loading a teacher) must not matter
@@ -196,6 +220,7 @@ def test_student_init_is_identical_for_kd_and_no_teacher():
 @pytest.mark.parametrize("single", [False, True])
 def test_fitnets_cli_end_to_end(tmp_path, teacher_ckpt, single):
     from fitnets.train import main
+
     out = tmp_path / "fit.pt"
     argv = ["resnet1", "--teacher", str(teacher_ckpt), "--out", str(out)] + TINY
     assert run(main, argv + (["--single-stage"] if single else [])) == 0
@@ -209,12 +234,15 @@ def test_fitnets_cli_end_to_end(tmp_path, teacher_ckpt, single):
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, teacher_ckpt, capsys):
     from distillation.train import main as kd_main
     from fitnets.train import main as fit_main
+
     out = tmp_path / "x.pt"
     assert run(kd_main, ["resnet1", "--teacher", str(tmp_path / "missing.pt"), "--out", str(out)] + TINY) == 2
     assert run(kd_main, ["resnet1", "--teacher", str(teacher_ckpt), "--alpha", "1.5", "--out", str(out)] + TINY) == 2
     assert run(kd_main, ["nonsense", "--teacher", str(teacher_ckpt), "--out", str(out)] + TINY) == 2
-    assert run(fit_main, ["resnet1", "--teacher", str(teacher_ckpt), "--guided-layer", "layer9",
-                          "--out", str(out)] + TINY) == 2
+    assert (
+        run(fit_main, ["resnet1", "--teacher", str(teacher_ckpt), "--guided-layer", "layer9", "--out", str(out)] + TINY)
+        == 2
+    )
     assert not out.exists()
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.count("error:") == 4
@@ -226,6 +254,7 @@ def test_a_teacher_with_other_statistics_sees_the_same_images_renormalised(tmp_p
     from common.data import normalizer
     from distillation.train import main
     from models.method import load_teacher
+
     model, ckpt = load_model(teacher_ckpt)
     student_norm = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
     own = ckpt["meta"]["normalization"]
@@ -241,11 +270,13 @@ def test_a_teacher_with_other_statistics_sees_the_same_images_renormalised(tmp_p
     assert run(main, [str(student), "--teacher", str(teacher_ckpt), "--out", str(tmp_path / "x.pt")] + TINY) == 0
     assert load_model(tmp_path / "x.pt")[1]["meta"]["normalization"] == student_norm  # the student keeps its own
 
+
 def test_report_over_seeds_pairs_each_student_with_its_twin_and_fitnets_with_kd(tmp_path, capsys):
     """Three seeds of a no-teacher twin, KD and two-stage FitNets with known top-1s: the report's over-seeds tables
     hold the hand-computed means, sds, paired intervals and verdicts."""
     from common.stats import T975
     from distillation.report import main
+
     spec = make_spec("resnet1")
     state = build_model(spec).state_dict()
     metrics = {"params": 1000, "macs": 1e6}
@@ -258,11 +289,22 @@ def test_report_over_seeds_pairs_each_student_with_its_twin_and_fitnets_with_kd(
     for method, values in top1.items():
         info = {} if method == "no-teacher" else fit_info if method == "fitnets" else kd_info
         for seed, value in enumerate(values):
-            recipe = {"epochs": 4, "lr": 0.1, "schedule": "cosine", "batch_size": 128, "weight_decay": 5e-4,
-                      "subset": None, "seed": seed}
+            recipe = {
+                "epochs": 4,
+                "lr": 0.1,
+                "schedule": "cosine",
+                "batch_size": 128,
+                "weight_decay": 5e-4,
+                "subset": None,
+                "seed": seed,
+            }
             path = tmp_path / f"{method}-s{seed}.pt"
-            save_checkpoint(path, spec, state, make_meta(method, method_info=info, recipe=recipe,
-                                                         metrics={**metrics, "top1": value}))
+            save_checkpoint(
+                path,
+                spec,
+                state,
+                make_meta(method, method_info=info, recipe=recipe, metrics={**metrics, "top1": value}),
+            )
             paths.append(str(path))
     out = tmp_path / "report"
     assert main(paths + ["--teacher", str(teacher), "--out", str(out)]) is None
@@ -288,26 +330,47 @@ def test_report_groups_seeds_from_their_own_folders_and_names_a_stand_in_kd(tmp_
     (another path): the seeds still form one configuration. FitNets' stage 2 (alpha 0.9) has no KD twin here (the
     KD run used alpha 0.5): that KD run stands in, named as such."""
     from distillation.report import main
+
     spec = make_spec("resnet1")
     state = build_model(spec).state_dict()
     metrics = {"params": 1000, "macs": 1e6}
     teacher = tmp_path / "teacher.pt"
     save_checkpoint(teacher, spec, state, make_meta("baseline", metrics={**metrics, "top1": 90.0, "macs": 4e6}))
-    infos = {"no-teacher": {}, "kd": {"temperature": 4.0, "alpha": 0.5},
-             "fitnets": {"temperature": 4.0, "alpha": 0.9, "hint_layer": "layer2", "guided_layer": "layer2",
-                         "hint_epochs": 1, "hint_lr": 0.01}}
+    infos = {
+        "no-teacher": {},
+        "kd": {"temperature": 4.0, "alpha": 0.5},
+        "fitnets": {
+            "temperature": 4.0,
+            "alpha": 0.9,
+            "hint_layer": "layer2",
+            "guided_layer": "layer2",
+            "hint_epochs": 1,
+            "hint_lr": 0.01,
+        },
+    }
     top1 = {"no-teacher": [60.0, 61.0, 62.0], "kd": [61.0, 62.0, 63.0], "fitnets": [61.5, 62.0, 63.5]}
     paths = []
     for seed in range(3):
         folder = tmp_path / f"seed{seed}"
         folder.mkdir()
         for method, values in top1.items():
-            recipe = {"epochs": 2, "lr": 0.01, "schedule": "cosine", "batch_size": 128, "weight_decay": 1e-4,
-                      "subset": None, "seed": seed}
+            recipe = {
+                "epochs": 2,
+                "lr": 0.01,
+                "schedule": "cosine",
+                "batch_size": 128,
+                "weight_decay": 1e-4,
+                "subset": None,
+                "seed": seed,
+            }
             info = {**infos[method], "student_init": str(folder / "r1.pt")}
             path = folder / f"{method}.pt"
-            save_checkpoint(path, spec, state, make_meta(method, method_info=info, recipe=recipe,
-                                                         metrics={**metrics, "top1": values[seed]}))
+            save_checkpoint(
+                path,
+                spec,
+                state,
+                make_meta(method, method_info=info, recipe=recipe, metrics={**metrics, "top1": values[seed]}),
+            )
             paths.append(str(path))
     main(paths + ["--teacher", str(teacher), "--out", str(tmp_path / "report")])
     over = (tmp_path / "report.md").read_text().split("## Over seeds", 1)[1]

@@ -156,7 +156,6 @@ def _hostile(d):
     """Each a file benchmark.run must refuse; returns {name: (path, extra argv, pattern)}."""
     import onnx
     from torch import nn
-    model = load_model(d / "r8.pt")[0]
     cases = {}
     wide = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10)).eval()
     graph = onnx.load_from_string(_export_shape(wide, (2, 3, 64, 64)))

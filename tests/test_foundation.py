@@ -89,7 +89,12 @@ def test_checkpoint_roundtrip_weights_only(tmp_path):
     spec = make_spec("resnet20")
     model = build_model(spec).eval()
     path = tmp_path / "m.pt"
-    save_checkpoint(path, spec, model.state_dict(), make_meta("baseline", recipe={"epochs": 1}, normalization={"mean": [0.5] * 3, "std": [0.2] * 3}))
+    save_checkpoint(
+        path,
+        spec,
+        model.state_dict(),
+        make_meta("baseline", recipe={"epochs": 1}, normalization={"mean": [0.5] * 3, "std": [0.2] * 3}),
+    )
     raw = torch.load(path, weights_only=True)
     assert raw["meta"]["environment"]["torch"] == str(torch.__version__)
     loaded, ckpt = load_model(path)
@@ -99,8 +104,10 @@ def test_checkpoint_roundtrip_weights_only(tmp_path):
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")]  # no temp file left behind
 
 
-@pytest.mark.parametrize("content,match", [(b"", "empty"), (b"not a zip", "unreadable|refused"),
-                                           (pickle.dumps({"a": 1}), "unreadable|refused|not a")])
+@pytest.mark.parametrize(
+    "content,match",
+    [(b"", "empty"), (b"not a zip", "unreadable|refused"), (pickle.dumps({"a": 1}), "unreadable|refused|not a")],
+)
 def test_bad_checkpoints_raise_clear_errors(tmp_path, content, match):
     path = tmp_path / "bad.pt"
     path.write_bytes(content)
@@ -129,12 +136,14 @@ def test_weights_that_do_not_fit_the_spec_are_refused(tmp_path):
 
 # ---------------------------------------------------------------- conversion
 
+
 def _rethinking_reference(model_state, x, n):
     """Independent forward of the rethinking-network-pruning CIFAR ResNet (2x2 avg-pool shortcut, zeros appended)."""
     s = model_state
 
     def bn(t, p):
         return F.batch_norm(t, s[p + ".running_mean"], s[p + ".running_var"], s[p + ".weight"], s[p + ".bias"], False)
+
     out = F.relu(bn(F.conv2d(x, s["conv1.weight"], padding=1), "bn1"))
     for stage in (1, 2, 3):
         for b in range(n):
@@ -183,12 +192,14 @@ def test_published_weights_reach_published_accuracy_on_lossless_1000(request, ci
     r = run(["models.evaluate", str(path), "--data-dir", str(cifar_dir / "lossless-test1000"), "--json"])
     assert r.returncode == 0, r.stderr
     import json
+
     result = json.loads(r.stdout)
     assert result["data"] == "CIFAR-10 test[:1000] (lossless)" and result["images"] == 1000
     assert result["top1"] >= minimum
 
 
 # ---------------------------------------------------------------- data
+
 
 def _write_batch(path, data, labels):
     with open(path, "wb") as f:
@@ -228,6 +239,7 @@ def test_loader_refuses_code_in_pickles(tmp_path):
     class Evil:
         def __reduce__(self):
             return (os.system, (f"touch {marker}",))
+
     (root / "test_batch").write_bytes(pickle.dumps({b"data": Evil(), b"labels": []}))
     with pytest.raises(DataError):
         load_cifar10(tmp_path, train=False)
@@ -243,7 +255,7 @@ def test_augment_is_a_padded_crop_and_flip():
     dy, dx = torch.randint(0, 9, (64,), generator=g), torch.randint(0, 9, (64,), generator=g)
     flip = torch.rand(64, generator=g) < 0.5
     for i in range(64):
-        crop = padded[i, :, dy[i]:dy[i] + 32, dx[i]:dx[i] + 32]
+        crop = padded[i, :, dy[i] : dy[i] + 32, dx[i] : dx[i] + 32]
         assert torch.equal(out[i], crop.flip(-1) if flip[i] else crop)
     assert 10 < int(flip.sum()) < 54
 
@@ -255,6 +267,7 @@ def test_real_data_layout(cifar_dir):
 
 
 # ---------------------------------------------------------------- training loop
+
 
 def test_lr_schedules():
     assert lr_at("step", 0.1, 0.49) == 0.1 and lr_at("step", 0.1, 0.5) == pytest.approx(0.01)
@@ -275,8 +288,22 @@ def test_warmup_runs_the_first_iterations_at_a_tenth_of_the_schedule():
 def test_training_learns_synthetic_data(tmp_path):
     out = tmp_path / "m.pt"
     # progress left on: its output is a pipe, not a terminal, so no bar may pile up carriage returns in it
-    r = run(["models.train", "resnet1", "--synthetic", "512", "--epochs", "3", "--lr", "0.05",
-             "--out", str(out), "--threads", "1"])
+    r = run(
+        [
+            "models.train",
+            "resnet1",
+            "--synthetic",
+            "512",
+            "--epochs",
+            "3",
+            "--lr",
+            "0.05",
+            "--out",
+            str(out),
+            "--threads",
+            "1",
+        ]
+    )
     assert r.returncode == 0, r.stderr
     assert max(line.count("\r") for line in (r.stdout + r.stderr).splitlines()) <= 3
     ckpt = torch.load(out, weights_only=True)
@@ -295,6 +322,7 @@ def test_cpu_bf16_is_opt_in_and_refused_without_native_support(monkeypatch):
 
     def args(**kw):
         return argparse.Namespace(threads=None, seed=0, device="cpu", amp=True, cpu_bf16=False, **kw)
+
     a = args()
     cli.setup(a)
     assert a.amp is False  # the CUDA default (AMP on) does not carry over to a CPU
@@ -316,8 +344,24 @@ def test_cpu_bf16_is_opt_in_and_refused_without_native_support(monkeypatch):
 @pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="this CPU has no native bf16")
 def test_cpu_bf16_training_learns(tmp_path):
     out = tmp_path / "m.pt"
-    r = run(["models.train", "resnet1", "--synthetic", "512", "--epochs", "3", "--lr", "0.05", "--cpu-bf16",
-             "--out", str(out), "--threads", "1", "--no-progress"])
+    r = run(
+        [
+            "models.train",
+            "resnet1",
+            "--synthetic",
+            "512",
+            "--epochs",
+            "3",
+            "--lr",
+            "0.05",
+            "--cpu-bf16",
+            "--out",
+            str(out),
+            "--threads",
+            "1",
+            "--no-progress",
+        ]
+    )
     assert r.returncode == 0, r.stderr
     ckpt = torch.load(out, weights_only=True)
     assert ckpt["meta"]["metrics"]["top1"] > 30 and ckpt["meta"]["recipe"]["cpu_bf16"] is True
@@ -326,8 +370,21 @@ def test_cpu_bf16_training_learns(tmp_path):
 
 
 def test_killed_run_resumes_to_the_same_weights(tmp_path):
-    base = ["models.train", "resnet1", "--synthetic", "1536", "--epochs", "3", "--lr", "0.05",
-            "--threads", "1", "--no-progress", "--batch-size", "32"]
+    base = [
+        "models.train",
+        "resnet1",
+        "--synthetic",
+        "1536",
+        "--epochs",
+        "3",
+        "--lr",
+        "0.05",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--batch-size",
+        "32",
+    ]
     r = run(base + ["--out", str(tmp_path / "full.pt")])
     assert r.returncode == 0, r.stderr
     out = tmp_path / "killed.pt"
@@ -350,9 +407,32 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
 
 def test_torchrun_two_process_cpu_ddp(tmp_path):
     out = tmp_path / "ddp.pt"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "models.train",
-           "resnet1", "--synthetic", "256", "--epochs", "1", "--lr", "0.05", "--device", "cpu",
-           "--threads", "1", "--out", str(out), "--no-progress", "--batch-size", "64"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "models.train",
+        "resnet1",
+        "--synthetic",
+        "256",
+        "--epochs",
+        "1",
+        "--lr",
+        "0.05",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--batch-size",
+        "64",
+    ]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     model, ckpt = load_model(out)
@@ -361,11 +441,14 @@ def test_torchrun_two_process_cpu_ddp(tmp_path):
 
 
 def test_cli_errors_are_one_line(tmp_path):
-    for args in (["models.evaluate", str(tmp_path / "missing.pt")],
-                 ["models.train", "resnet20", "--synthetic", "64", "--epochs", "0", "--out", str(tmp_path / "x.pt")],
-                 ["models.train", "resnet20", "--data-dir", str(tmp_path / "nodata"), "--out", str(tmp_path / "x.pt")],
-                 ["models.train", "resnet20", "--synthetic", "64", "--device", "cuda:0", "--out", str(tmp_path / "x.pt")]
-                 if not torch.cuda.is_available() else ["models.evaluate", str(tmp_path)]):
+    for args in (
+        ["models.evaluate", str(tmp_path / "missing.pt")],
+        ["models.train", "resnet20", "--synthetic", "64", "--epochs", "0", "--out", str(tmp_path / "x.pt")],
+        ["models.train", "resnet20", "--data-dir", str(tmp_path / "nodata"), "--out", str(tmp_path / "x.pt")],
+        ["models.train", "resnet20", "--synthetic", "64", "--device", "cuda:0", "--out", str(tmp_path / "x.pt")]
+        if not torch.cuda.is_available()
+        else ["models.evaluate", str(tmp_path)],
+    ):
         r = run(args)
         assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "x.pt").exists()
@@ -374,7 +457,21 @@ def test_cli_errors_are_one_line(tmp_path):
 @pytest.mark.slow
 def test_one_epoch_finetune_raises_jpeg_accuracy(cifar_dir, r56_converted, tmp_path):
     out = tmp_path / "ft.pt"
-    r = run(["models.train", str(r56_converted), "--recipe", "quick", "--subset", "10000",
-             "--data-dir", str(cifar_dir), "--out", str(out), "--no-progress"], timeout=1800)
+    r = run(
+        [
+            "models.train",
+            str(r56_converted),
+            "--recipe",
+            "quick",
+            "--subset",
+            "10000",
+            "--data-dir",
+            str(cifar_dir),
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+        timeout=1800,
+    )
     assert r.returncode == 0, r.stderr
     assert torch.load(out, weights_only=True)["meta"]["metrics"]["top1"] > 83.2

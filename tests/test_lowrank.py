@@ -125,23 +125,29 @@ def test_allocation_hits_the_budget_and_rounds_ranks(tiny_ckpt):
     _, model = tiny_ckpt
     layers = decomposition.candidate_layers(model)
     dense = {n: conv_macs(c.in_channels, c.out_channels, 3, c.stride[0], 1, h, w) for n, c, h, w in layers}
-    choices = [LayerChoice("svd", decomposition.base_entry("svd", c), c.weight, h, w, dense[n], 8) for n, c, h, w in layers]
+    choices = [LayerChoice("svd", decomposition.base_entry("svd", c), c.weight, h, w, dense[n], 8)
+               for n, c, h, w in layers]
     budget = 0.5 * sum(dense.values())
     assert allocate(choices, budget)
     assert sum(c.cost() for c in choices) <= budget
     assert all(c.dense or c.ranks[0] % 8 == 0 for c in choices)
-    assert not allocate([LayerChoice("svd", decomposition.base_entry("svd", c), c.weight, h, w, dense[n], 8)
-                         for n, c, h, w in layers], 1000)
+    assert not allocate(
+        [LayerChoice("svd", decomposition.base_entry("svd", c), c.weight, h, w, dense[n], 8) for n, c, h, w in layers],
+        1000,
+    )
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--scheme", "svd", "--rank", "40"], "exceeds the largest svd rank"),
-    (["--scheme", "tucker2", "--rank", "17"], "exceeds the largest tucker2 rank 16"),
-    (["--scheme", "svd", "--energy", "1.5"], "--energy must be in (0, 1]"),
-    (["--scheme", "spatial", "--energy", "0"], "--energy must be in (0, 1]"),
-    (["--scheme", "svd", "--rank-ratio", "-0.1"], "--rank-ratio must be in (0, 1]"),
-    (["--scheme", "svd", "--target-flops", "0.01"], "below what svd can reach"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--scheme", "svd", "--rank", "40"], "exceeds the largest svd rank"),
+        (["--scheme", "tucker2", "--rank", "17"], "exceeds the largest tucker2 rank 16"),
+        (["--scheme", "svd", "--energy", "1.5"], "--energy must be in (0, 1]"),
+        (["--scheme", "spatial", "--energy", "0"], "--energy must be in (0, 1]"),
+        (["--scheme", "svd", "--rank-ratio", "-0.1"], "--rank-ratio must be in (0, 1]"),
+        (["--scheme", "svd", "--target-flops", "0.01"], "below what svd can reach"),
+    ],
+)
 def test_cli_errors_are_one_line(tiny_ckpt, tmp_path, capsys, args, message):
     src, _ = tiny_ckpt
     out = tmp_path / "bad.pt"
@@ -168,5 +174,5 @@ def test_a_corrupt_rank_in_a_checkpoint_is_a_checkpoint_error(tiny_ckpt, tmp_pat
 def test_spectrum_matches_reshape(tiny_ckpt):
     _, model = tiny_ckpt
     w = model.layer2[0].conv2.weight
-    s, = spectrum("svd", w)
-    assert len(s) == 32 and torch.allclose((s ** 2).sum(), (w.double() ** 2).sum())
+    (s,) = spectrum("svd", w)
+    assert len(s) == 32 and torch.allclose((s**2).sum(), (w.double() ** 2).sum())

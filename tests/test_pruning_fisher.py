@@ -106,20 +106,39 @@ def test_cli_prunes_to_the_target_and_writes_a_smaller_model(tmp_path, capsys):
     torch.manual_seed(0)
     spec = make_spec("resnet8")
     src = tmp_path / "r8.pt"
-    save_checkpoint(src, spec, build_model(spec).state_dict(), make_meta("baseline", normalization=default_normalization()))
+    save_checkpoint(
+        src, spec, build_model(spec).state_dict(), make_meta("baseline", normalization=default_normalization())
+    )
     out = tmp_path / "f.pt"
-    common = ["--synthetic", "128", "--epochs", "1", "--batch-size", "16", "--lr", "0.02", "--threads", "1", "--no-progress"]
+    common = [
+        "--synthetic",
+        "128",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--lr",
+        "0.02",
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
     with pytest.raises(SystemExit) as e:
-        run_cli(prune.main, [str(src), "--target-macs", "0.7", "--prune-every", "2", "--round-to", "8", "--out", str(out)]
-                + common)
+        run_cli(
+            prune.main,
+            [str(src), "--target-macs", "0.7", "--prune-every", "2", "--round-to", "8", "--out", str(out)] + common,
+        )
     assert e.value.code in (0, None)
     model, ckpt = load_model(out)
     m, dense = ckpt["meta"], count_macs(build_model(spec))[0]
     assert m["method"] == "fisher" and m["recipe"]["epochs"] == 1 and m["method_info"]["removed"]
     assert m["metrics"]["macs"] == count_macs(model)[0] <= 0.7 * dense
     assert all(w % 8 == 0 for w in ckpt["spec"]["mids"]) and ckpt["spec"]["mids"] != spec["mids"]
-    for argv, message in ((["--target-macs", "0.01"], "below what removing"), (["--target-macs", "1.5"], "(0, 1)"),
-                          (["--target-macs", "0.5", "--round-to", "3"], "multiples")):
+    for argv, message in (
+        (["--target-macs", "0.01"], "below what removing"),
+        (["--target-macs", "1.5"], "(0, 1)"),
+        (["--target-macs", "0.5", "--round-to", "3"], "multiples"),
+    ):
         with pytest.raises(SystemExit) as e:
             run_cli(prune.main, [str(src), *argv, "--out", str(tmp_path / "x.pt")] + common)
         err = capsys.readouterr().err
@@ -129,11 +148,32 @@ def test_cli_prunes_to_the_target_and_writes_a_smaller_model(tmp_path, capsys):
     import pandas as pd
     from common.checkpoint import file_sha256
     from pruning_fisher import report
+
     bench = tmp_path / "bench.csv"
-    machine = {"device": "cpu", "cpu": "Some CPU", "cpu_features": "avx2 avx512_vnni", "threads": 2, "torch": "2.x",
-               "onnxruntime": "1.x", "openvino": "", "nncf": "", "torchao": ""}
-    pd.DataFrame([{"checkpoint_sha256": file_sha256(out), "batch": 64, "backend": "onnx", "precision": "fp32",
-                   "measured_speedup": 1.25, "throughput_ips": 1000.0, **machine}]).to_csv(bench, index=False)
+    machine = {
+        "device": "cpu",
+        "cpu": "Some CPU",
+        "cpu_features": "avx2 avx512_vnni",
+        "threads": 2,
+        "torch": "2.x",
+        "onnxruntime": "1.x",
+        "openvino": "",
+        "nncf": "",
+        "torchao": "",
+    }
+    pd.DataFrame(
+        [
+            {
+                "checkpoint_sha256": file_sha256(out),
+                "batch": 64,
+                "backend": "onnx",
+                "precision": "fp32",
+                "measured_speedup": 1.25,
+                "throughput_ips": 1000.0,
+                **machine,
+            }
+        ]
+    ).to_csv(bench, index=False)
     report.main([str(out), "--baseline", str(src), "--benchmark", str(bench), "--out", str(tmp_path / "table")])
     text = (tmp_path / "table.md").read_text()
     assert "| 1.25 |" in text and "speedup onnx fp32" in text and "Some CPU [avx2 avx512_vnni], 2 threads" in text

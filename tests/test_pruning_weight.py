@@ -123,8 +123,14 @@ def test_pruned_weights_stay_exactly_zero_through_finetuning(tmp_path, one_threa
     zeros = {n: (w.detach() == 0).clone() for n, w in weights.items()}
     images, labels, _ = synthetic_cifar(64, seed=0)
     batches = Batches(images, labels, 32, NORM, True, torch.device("cpu"), 0)
-    fit(model, batches, None, TrainConfig(epochs=2, lr=0.2, momentum=0.9, weight_decay=5e-3, run_dir=str(tmp_path / "run"),
-                                          progress=False), spec=spec, meta={})
+    fit(
+        model,
+        batches,
+        None,
+        TrainConfig(epochs=2, lr=0.2, momentum=0.9, weight_decay=5e-3, run_dir=str(tmp_path / "run"), progress=False),
+        spec=spec,
+        meta={},
+    )
     params = dict(model.named_parameters())
     for n, z in zeros.items():
         assert torch.count_nonzero(params[n].detach()[z]) == 0, n
@@ -145,8 +151,26 @@ def test_gradual_schedule_reaches_target_and_never_unprunes(tmp_path, one_thread
     assert all(a[1] < b[1] for a, b in zip(events, events[1:]))
     ckpt = tiny_checkpoint(tmp_path / "m.pt")
     out = tmp_path / "p.pt"
-    r = run("pruning_weight.prune", str(ckpt), "--percent", "75", "--out", str(out), "--finetune", "--steps", "3",
-            "--synthetic", "256", "--epochs", "1", "--lr", "0.05", "--threads", "1", "--no-progress")
+    r = run(
+        "pruning_weight.prune",
+        str(ckpt),
+        "--percent",
+        "75",
+        "--out",
+        str(out),
+        "--finetune",
+        "--steps",
+        "3",
+        "--synthetic",
+        "256",
+        "--epochs",
+        "1",
+        "--lr",
+        "0.05",
+        "--threads",
+        "1",
+        "--no-progress",
+    )
     assert r.returncode == 0, r.stderr
     model, ck = load_model(out)
     assert ck["meta"]["method"] == "weight_prune"
@@ -184,7 +208,9 @@ def test_export_round_trip(values, tmp_path):
 def test_export_cli_check_and_unpack_are_exact(tmp_path):
     ckpt = tiny_checkpoint(tmp_path / "m.pt")
     pruned = tmp_path / "p.pt"
-    assert run("pruning_weight.prune", str(ckpt), "--percent", "90", "--out", str(pruned), "--no-export").returncode == 0
+    assert (
+        run("pruning_weight.prune", str(ckpt), "--percent", "90", "--out", str(pruned), "--no-export").returncode == 0
+    )
     sparse = tmp_path / "p.npz"
     r = run("pruning_weight.export", str(pruned), "--out", str(sparse), "--check", "--json")
     assert r.returncode == 0, r.stderr
@@ -221,20 +247,38 @@ def test_real_r56_90_percent_sparse_file_is_8x_smaller(r56_converted, tmp_path):
 
 def test_report_table_from_checkpoints(tmp_path):
     from pruning_weight import report
+
     base = tiny_checkpoint(tmp_path / "base.pt")
     model, ck = load_model(base)
     meta = dict(ck["meta"], metrics={"top1": 80.0})
     save_checkpoint(base, ck["spec"], model.state_dict(), meta)
     for scope in ("global", "lamp"):
-        r = run("pruning_weight.prune", str(base), "--percent", "80", "--scope", scope, "--out", str(tmp_path / f"{scope}.pt"))
+        r = run(
+            "pruning_weight.prune",
+            str(base),
+            "--percent",
+            "80",
+            "--scope",
+            scope,
+            "--out",
+            str(tmp_path / f"{scope}.pt"),
+        )
         assert r.returncode == 0, r.stderr
         m, c = load_model(tmp_path / f"{scope}.pt")
         c["meta"]["metrics"]["top1"] = 78.5
         save_checkpoint(tmp_path / f"{scope}.pt", c["spec"], m.state_dict(), c["meta"])
-    report.main([str(tmp_path / "global.pt"), str(tmp_path / "lamp.pt"), "--baseline", str(base),
-                 "--out", str(tmp_path / "table")])
+    report.main(
+        [
+            str(tmp_path / "global.pt"),
+            str(tmp_path / "lamp.pt"),
+            "--baseline",
+            str(base),
+            "--out",
+            str(tmp_path / "table"),
+        ]
+    )
     text = (tmp_path / "table.md").read_text()
-    assert f"Parent: `{base}`" in text                                  # from meta, not a fixed path
+    assert f"Parent: `{base}`" in text  # from meta, not a fixed path
     assert "one global magnitude threshold" in text and "LAMP" in text  # both scopes described
     rows = (tmp_path / "table.csv").read_text().splitlines()
     assert len(rows) == 3 and rows[0].startswith("checkpoint,parent,percent,scope")
@@ -249,8 +293,28 @@ def test_killed_gradual_prune_resumes_to_the_same_weights(tmp_path, one_thread, 
     """A gradual masked fine-tune killed mid-epoch continues with --resume: the mask is read back from the run
     state's zeros, only the later pruning events remain, and the weights end bit-identical to an unbroken run."""
     ckpt = tiny_checkpoint(tmp_path / "m.pt")
-    args = [str(ckpt), "--percent", "80", "--finetune", "--steps", "6", "--ramp", "0.8", "--synthetic", "256",
-            "--batch-size", "32", "--epochs", "3", "--lr", "0.05", "--threads", "1", "--no-progress", "--no-export"]
+    args = [
+        str(ckpt),
+        "--percent",
+        "80",
+        "--finetune",
+        "--steps",
+        "6",
+        "--ramp",
+        "0.8",
+        "--synthetic",
+        "256",
+        "--batch-size",
+        "32",
+        "--epochs",
+        "3",
+        "--lr",
+        "0.05",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--no-export",
+    ]
     # 8 steps per epoch, events at iterations 0, 3, 6, 10, 13, 16; the kill lands after the event at 10,
     # the state is that of epoch 1 (iteration 8), so the resumed run must redo the events at 10, 13 and 16
     assert [i for i, _ in masks.gradual_schedule(80, 6, 24, 0.8)] == [0, 3, 6, 10, 13, 16]
@@ -266,6 +330,7 @@ def test_killed_gradual_prune_resumes_to_the_same_weights(tmp_path, one_thread, 
             count[0] += 1
             if count[0] == 11:
                 raise Killed
+
         return real_fit(*a, after_step=step, **kw)
 
     monkeypatch.setattr(driver, "fit", fit_killed_at_step_11)
@@ -288,11 +353,37 @@ def test_masked_finetune_with_a_teacher(tmp_path, one_thread):
     ckpt = tiny_checkpoint(tmp_path / "m.pt")
     teacher = tiny_checkpoint(tmp_path / "t.pt", seed=1)
     before = torch.load(teacher, weights_only=True)["state_dict"]
-    common_args = [str(ckpt), "--percent", "75", "--finetune", "--steps", "2", "--synthetic", "256", "--epochs", "1",
-                   "--lr", "0.05", "--threads", "1", "--no-progress", "--no-export"]
+    common_args = [
+        str(ckpt),
+        "--percent",
+        "75",
+        "--finetune",
+        "--steps",
+        "2",
+        "--synthetic",
+        "256",
+        "--epochs",
+        "1",
+        "--lr",
+        "0.05",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--no-export",
+    ]
     assert run("pruning_weight.prune", *common_args, "--out", str(tmp_path / "ce.pt")).returncode == 0
-    r = run("pruning_weight.prune", *common_args, "--teacher", str(teacher), "--temperature", "4", "--alpha", "0.9",
-            "--out", str(tmp_path / "kd.pt"))
+    r = run(
+        "pruning_weight.prune",
+        *common_args,
+        "--teacher",
+        str(teacher),
+        "--temperature",
+        "4",
+        "--alpha",
+        "0.9",
+        "--out",
+        str(tmp_path / "kd.pt"),
+    )
     assert r.returncode == 0, r.stderr
     ce, kd = load_model(tmp_path / "ce.pt")[0], load_model(tmp_path / "kd.pt")
     kd, kd_ckpt = kd
@@ -302,9 +393,15 @@ def test_masked_finetune_with_a_teacher(tmp_path, one_thread):
     assert not all(torch.equal(a, b) for a, b in zip(ce.state_dict().values(), kd.state_dict().values()))
     after = torch.load(teacher, weights_only=True)["state_dict"]
     assert all(torch.equal(before[k], after[k]) for k in before)
-    r = run("pruning_weight.prune", str(ckpt), "--percent", "75", "--teacher", str(teacher), "--out", str(tmp_path / "x.pt"))
+    r = run(
+        "pruning_weight.prune", str(ckpt), "--percent", "75", "--teacher", str(teacher), "--out", str(tmp_path / "x.pt")
+    )
     assert r.returncode == 2 and "add --finetune" in r.stderr
-    r = run("pruning_weight.prune", *common_args, "--teacher", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x.pt"))
+    r = run(
+        "pruning_weight.prune", *common_args, "--teacher", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x.pt")
+    )
     assert r.returncode == 2 and "no such file" in r.stderr
-    r = run("pruning_weight.prune", *common_args, "--teacher", str(teacher), "--alpha", "2", "--out", str(tmp_path / "x.pt"))
+    r = run(
+        "pruning_weight.prune", *common_args, "--teacher", str(teacher), "--alpha", "2", "--out", str(tmp_path / "x.pt")
+    )
     assert r.returncode == 2 and "--alpha" in r.stderr

@@ -113,30 +113,50 @@ CASES = [
     ("models.evaluate", ["{d}/evil.pt"], "refused"),
     ("models.evaluate", ["{d}/evil.pkl"], "refused"),
     ("models.evaluate", ["{d}/expanded.pt"], "expanded or overlapping view"),
-    *[("benchmark.run", ["{d}/meta-%s.pt" % name, "--test-dir", "{d}/data", "--out", "{d}/out.csv"], "metadata")
-      for name in MALFORMED],
+    *[
+        ("benchmark.run", ["{d}/meta-%s.pt" % name, "--test-dir", "{d}/data", "--out", "{d}/out.csv"], "metadata")
+        for name in MALFORMED
+    ],
     ("quantization.ptq", ["{d}/meta-recipe-list.pt", "--data-dir", "{d}/data", "--out", "{d}/q.pt"], "metadata"),
     ("models.evaluate", ["{d}/meta-norm-5.pt"], "metadata normalization.mean"),
     ("plots.summary", ["--results", "{d}/inf.csv", "--out", "{d}/summary.md"], "not a finite number"),
     # numeric flags whose typo would ask for gigabytes, hours, or silently use something else
     ("models.train", ["resnet8", "--synthetic", "-5", "--out", "{d}/out.pt"], "--synthetic must be in 1..100000"),
     ("models.train", ["resnet8", "--synthetic", "10000000000", "--out", "{d}/out.pt"], "--synthetic must be in"),
-    ("benchmark.train_speed", ["--models", "resnet20", "--steps", "1000000000", "--data-dir", "{d}/data", "--out",
-                               "{d}/speed.csv"], "--steps must be in 1..100000"),
-    ("quantization.ptq", ["{d}/good.pt", "--calib-images", "1000000000000", "--data-dir", "{d}/data", "--out",
-                          "{d}/q.pt"], "--calib-images must be in 1..50000"),
-    ("benchmark.run", ["{d}/good.pt", "--test-dir", "{d}/data", "--warmup", "100000", "--out", "{d}/out.csv"],
-     "--warmup must be in 0..1000"),
-    ("benchmark.run", ["{d}/good.pt", "--test-dir", "{d}/data", "--test-subset", "100000000000000000000", "--out",
-                       "{d}/out.csv"], "--test-subset must be in 1..10000"),
+    (
+        "benchmark.train_speed",
+        ["--models", "resnet20", "--steps", "1000000000", "--data-dir", "{d}/data", "--out", "{d}/speed.csv"],
+        "--steps must be in 1..100000",
+    ),
+    (
+        "quantization.ptq",
+        ["{d}/good.pt", "--calib-images", "1000000000000", "--data-dir", "{d}/data", "--out", "{d}/q.pt"],
+        "--calib-images must be in 1..50000",
+    ),
+    (
+        "benchmark.run",
+        ["{d}/good.pt", "--test-dir", "{d}/data", "--warmup", "100000", "--out", "{d}/out.csv"],
+        "--warmup must be in 0..1000",
+    ),
+    (
+        "benchmark.run",
+        ["{d}/good.pt", "--test-dir", "{d}/data", "--test-subset", "100000000000000000000", "--out", "{d}/out.csv"],
+        "--test-subset must be in 1..10000",
+    ),
     ("plots.original", ["{d}/inf.csv", "--batch", "0", "--out", "{d}/original.md"], "--batch must be in 1..65536"),
     ("plots.make", ["--results", "{d}/inf.csv", "--out", "{d}/imgs"], "not a finite number"),
     ("models.evaluate", ["{d}/bomb.pt"], "expanded or overlapping view"),
     ("benchmark.run", ["{d}/bomb.pt", "--test-dir", "{d}/data", "--out", "{d}/out.csv"], "expanded or overlapping"),
-    ("benchmark.drift", ["{d}/good.pt", "--backend", "eager", "--seconds", "1", "--window", "0.5", "--out",
-                         "{d}/text.pt"], "not this command's CSV"),
-    ("benchmark.train_speed", ["--models", "resnet20", "--data-dir", "{d}/data", "--out", "{d}/text.pt"],
-     "not this command's CSV"),
+    (
+        "benchmark.drift",
+        ["{d}/good.pt", "--backend", "eager", "--seconds", "1", "--window", "0.5", "--out", "{d}/text.pt"],
+        "not this command's CSV",
+    ),
+    (
+        "benchmark.train_speed",
+        ["--models", "resnet20", "--data-dir", "{d}/data", "--out", "{d}/text.pt"],
+        "not this command's CSV",
+    ),
     ("models.evaluate", ["{d}/external.pt"], "models.convert"),
     ("models.evaluate", ["{d}/other.pt"], "not a cifar-compress"),
     ("models.evaluate", ["{d}/good.pt", "--data-dir", "{d}/nowhere"], "not found"),
@@ -160,16 +180,29 @@ CASES = [
     ("lowrank.decompose", ["{d}/good.pt", "--scheme", "svd", "--rank", "100000", "--out", "{d}/out.pt"], "rank"),
     ("lowrank.decompose", ["{d}/good.pt", "--scheme", "svd", "--energy", "1.5", "--out", "{d}/out.pt"], "energy"),
     ("lowrank.decompose", ["{d}/evil.pt", "--scheme", "svd", "--energy", "0.9", "--out", "{d}/out.pt"], "refused"),
-    ("quantization.qat", ["{d}/good.pt", "--weight-bits", "9", "--data-dir", "{d}/data", "--out", "{d}/out.pt"], "bits"),
+    (
+        "quantization.qat",
+        ["{d}/good.pt", "--weight-bits", "9", "--data-dir", "{d}/data", "--out", "{d}/out.pt"],
+        "bits",
+    ),
     ("quantization.qat", ["{d}/good.pt", "--act-bits", "1", "--data-dir", "{d}/data", "--out", "{d}/out.pt"], "bits"),
     ("quantization.ptq", ["{d}/evil.pt", "--data-dir", "{d}/data", "--out", "{d}/out.pt"], "refused"),
     ("quantization.ptq", ["{d}/good.pt", "--data-dir", "{d}/nowhere", "--out", "{d}/out.pt"], "not found"),
-    ("distillation.train", ["resnet20", "--teacher", "{d}/evil.pt", "--data-dir", "{d}/data",
-                            "--out", "{d}/out.pt"], "refused"),
-    ("distillation.train", ["{d}/missing.pt", "--teacher", "{d}/good.pt", "--data-dir", "{d}/data",
-                            "--out", "{d}/out.pt"], "neither an architecture"),
-    ("fitnets.train", ["resnet20", "--teacher", "{d}/trunc.pt", "--data-dir", "{d}/data",
-                       "--out", "{d}/out.pt"], "unreadable|truncated"),
+    (
+        "distillation.train",
+        ["resnet20", "--teacher", "{d}/evil.pt", "--data-dir", "{d}/data", "--out", "{d}/out.pt"],
+        "refused",
+    ),
+    (
+        "distillation.train",
+        ["{d}/missing.pt", "--teacher", "{d}/good.pt", "--data-dir", "{d}/data", "--out", "{d}/out.pt"],
+        "neither an architecture",
+    ),
+    (
+        "fitnets.train",
+        ["resnet20", "--teacher", "{d}/trunc.pt", "--data-dir", "{d}/data", "--out", "{d}/out.pt"],
+        "unreadable|truncated",
+    ),
     ("benchmark.run", ["{d}/evil.pt", "--test-dir", "{d}/data", "--out", "{d}/out.csv"], "refused"),
     ("benchmark.run", ["{d}/good.pt", "--test-dir", "{d}/data", "--batch-sizes", "0", "--out", "{d}/out.csv"], "batch"),
     ("benchmark.run", ["{d}/good.pt", "--test-dir", "{d}/nowhere", "--out", "{d}/out.csv"], "not found"),
@@ -177,16 +210,29 @@ CASES = [
     ("pruning_weight.prune", ["{d}/evil.pt", "--percent", "50", "--out", "{d}/out.pt"], "refused"),
     ("pruning_l1.finetune", ["{d}/evil.pt", "--data-dir", "{d}/data", "--out", "{d}/out.pt"], "refused"),
     ("quantization.qat", ["{d}/evil.pt", "--data-dir", "{d}/data", "--out", "{d}/out.pt"], "refused"),
-    ("fitnets.train", ["resnet20", "--teacher", "{d}/evil.pt", "--data-dir", "{d}/data",
-                       "--out", "{d}/out.pt"], "refused"),
-    ("distillation.train", ["{d}/evil.pt", "--teacher", "{d}/good.pt", "--data-dir", "{d}/data",
-                            "--out", "{d}/out.pt"], "refused"),
-    ("benchmark.run", ["{d}/good.pt", "--baseline", "{d}/evil.pt", "--test-dir", "{d}/data", "--out", "{d}/out.csv"], "refused"),
+    (
+        "fitnets.train",
+        ["resnet20", "--teacher", "{d}/evil.pt", "--data-dir", "{d}/data", "--out", "{d}/out.pt"],
+        "refused",
+    ),
+    (
+        "distillation.train",
+        ["{d}/evil.pt", "--teacher", "{d}/good.pt", "--data-dir", "{d}/data", "--out", "{d}/out.pt"],
+        "refused",
+    ),
+    (
+        "benchmark.run",
+        ["{d}/good.pt", "--baseline", "{d}/evil.pt", "--test-dir", "{d}/data", "--out", "{d}/out.csv"],
+        "refused",
+    ),
     ("benchmark.sizes", ["{d}/nowhere.csv"], "no such results CSV"),
     ("pruning_l1.prune", ["{d}/good.pt", "--ratio", "0.5", "--out", "{d}/good.pt"], "is an input"),
     ("models.train", ["{d}/good.pt", "--data-dir", "{d}/data", "--out", "{d}/good.pt"], "is an input"),
-    ("quantization.ptq", ["{d}/good.pt", "--engine", "openvino", "--per-tensor", "--data-dir", "{d}/data",
-                          "--out", "{d}/out.pt"], "per-tensor"),
+    (
+        "quantization.ptq",
+        ["{d}/good.pt", "--engine", "openvino", "--per-tensor", "--data-dir", "{d}/data", "--out", "{d}/out.pt"],
+        "per-tensor",
+    ),
     ("benchmark.drift", ["{d}/evil.pt", "--seconds", "0.1", "--window", "0.05"], "refused"),
     ("benchmark.drift", ["{d}/trunc.pt", "--seconds", "0.1", "--window", "0.05"], "unreadable|truncated"),
     ("benchmark.drift", ["{d}/good.pt", "--seconds", "0"], "positive"),
@@ -195,13 +241,18 @@ CASES = [
 if not HAS_CUDA:
     CASES += [
         ("models.train", ["resnet20", "--data-dir", "{d}/data", "--device", "cuda", "--out", "{d}/out.pt"], "CUDA|GPU"),
-        ("benchmark.run", ["{d}/good.pt", "--test-dir", "{d}/data", "--device", "cuda", "--out", "{d}/out.csv"], "CUDA|GPU"),
+        (
+            "benchmark.run",
+            ["{d}/good.pt", "--test-dir", "{d}/data", "--device", "cuda", "--out", "{d}/out.csv"],
+            "CUDA|GPU",
+        ),
     ]
 
 
 def snapshot(folder):
     """{relative path: (size, sha256)} of every file under `folder`: what a refused command must leave unchanged."""
     import hashlib
+
     found = {}
     for path in sorted(folder.rglob("*")):
         if path.is_file() and not path.is_symlink():
@@ -214,6 +265,7 @@ def snapshot(folder):
 @pytest.mark.parametrize("module,argv,pattern", CASES, ids=[f"{m}:{i}" for i, (m, _, _) in enumerate(CASES)])
 def test_bad_input_is_one_line_exit_2_and_leaves_nothing(files, capsys, module, argv, pattern):
     import re
+
     argv = [a.format(d=files) for a in argv]
     before = snapshot(files)
     with pytest.raises(SystemExit) as exit_info:
@@ -233,10 +285,12 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(files, capsys, module, 
 # Run in a child whose address space is capped (as the hostile-user round ran them): a bomb that were allocated
 # before being refused would end in a MemoryError traceback there instead of the one line.
 ADDRESS_SPACE_CAP = 6 << 30
-CAPPED = [("models.evaluate", ["{d}/bomb.pt"]),
-          ("benchmark.run", ["{d}/bomb.pt", "--test-dir", "{d}/data", "--out", "{d}/out.csv"]),
-          ("benchmark.run", ["{d}/meta-pt2e-huge-observer.pt", "--test-dir", "{d}/data", "--out", "{d}/out.csv"]),
-          ("models.train", ["resnet8", "--synthetic", "10000000000", "--out", "{d}/out.pt"])]
+CAPPED = [
+    ("models.evaluate", ["{d}/bomb.pt"]),
+    ("benchmark.run", ["{d}/bomb.pt", "--test-dir", "{d}/data", "--out", "{d}/out.csv"]),
+    ("benchmark.run", ["{d}/meta-pt2e-huge-observer.pt", "--test-dir", "{d}/data", "--out", "{d}/out.csv"]),
+    ("models.train", ["resnet8", "--synthetic", "10000000000", "--out", "{d}/out.pt"]),
+]
 
 
 @pytest.mark.skipif(not hasattr(os, "fork") or not os.path.exists("/proc/self/status"), reason="needs Linux")
@@ -248,9 +302,16 @@ def test_memory_bombs_are_refused_before_allocation_under_an_address_space_cap(f
 
     def cap():
         resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_CAP, ADDRESS_SPACE_CAP))
+
     before = snapshot(files)
-    r = subprocess.run([sys.executable, "-m", module, *[a.format(d=files) for a in argv]], cwd=ROOT,
-                       preexec_fn=cap, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", module, *[a.format(d=files) for a in argv]],
+        cwd=ROOT,
+        preexec_fn=cap,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 2, r.stderr[-2000:]
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert snapshot(files) == before
@@ -276,15 +337,20 @@ def test_random_bytes_only_raise_checkpoint_error(tmp_path, data):
         load_model(path)
 
 
-plain = st.recursive(st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=False) | st.text(max_size=8),
-                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
-                     max_leaves=12)
+plain = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=12,
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.dictionaries(st.sampled_from(["format", "spec", "state_dict", "meta", "cfg", "best_prec1", "x"]), plain,
-                       max_size=5),
-       st.booleans())
+@given(
+    st.dictionaries(
+        st.sampled_from(["format", "spec", "state_dict", "meta", "cfg", "best_prec1", "x"]), plain, max_size=5
+    ),
+    st.booleans(),
+)
 def test_random_dicts_only_raise_checkpoint_error(tmp_path, content, claim_format):
     if claim_format:  # format /1 goes through the migration, /2 straight to the checks
         content["format"] = "cifar-compress/1" if len(content) % 2 else "cifar-compress/2"
@@ -305,13 +371,24 @@ def int8_pair(tmp_path_factory):
         spec = make_spec("resnet8")
         save_checkpoint(d / f"{name}.pt", spec, build_model(spec).state_dict(), meta)
         importlib.import_module("quantization.ptq").main(
-            [str(d / f"{name}.pt"), "--engine", "onnxruntime", "--data-dir", str(d / "data"), "--calib-images", "32",
-             "--out", str(d / f"{name}-int8.pt")])
+            [
+                str(d / f"{name}.pt"),
+                "--engine",
+                "onnxruntime",
+                "--data-dir",
+                str(d / "data"),
+                "--calib-images",
+                "32",
+                "--out",
+                str(d / f"{name}-int8.pt"),
+            ]
+        )
     return d
 
 
 def _evaluate_json(path, data, capsys):
     import json
+
     capsys.readouterr()
     importlib.import_module("models.evaluate").main([str(path), "--data-dir", str(data), "--json"])
     return json.loads(capsys.readouterr().out)
@@ -319,14 +396,19 @@ def _evaluate_json(path, data, capsys):
 
 def test_an_int8_graph_is_tied_to_the_weights_it_was_made_from(int8_pair, capsys):
     import json
+
     d = int8_pair
     a, b = torch.load(d / "a-int8.pt", weights_only=True), torch.load(d / "b-int8.pt", weights_only=True)
     assert {"weights_sha256", "graph_sha256"} <= set(a["meta"]["artifacts"]["int8"])
     swapped = dict(a, onnx=b["onnx"])  # b's graph inside a's checkpoint
     torch.save(swapped, d / "swapped.pt")
-    for module, argv in (("models.evaluate", [str(d / "swapped.pt"), "--data-dir", str(d / "data")]),
-                         ("benchmark.run", [str(d / "swapped.pt"), "--test-dir", str(d / "data"), "--quick",
-                                            "--out", str(d / "swapped.csv")])):
+    for module, argv in (
+        ("models.evaluate", [str(d / "swapped.pt"), "--data-dir", str(d / "data")]),
+        (
+            "benchmark.run",
+            [str(d / "swapped.pt"), "--test-dir", str(d / "data"), "--quick", "--out", str(d / "swapped.csv")],
+        ),
+    ):
         with pytest.raises(SystemExit) as e:
             run_cli(importlib.import_module(module).main, argv)
         err = capsys.readouterr().err.strip()
@@ -346,6 +428,7 @@ def test_an_int8_graph_is_tied_to_the_weights_it_was_made_from(int8_pair, capsys
 def test_fetching_the_published_weights_fails_in_one_line_without_hanging(tmp_path, case):
     import subprocess
     import sys
+
     mirror, cache = tmp_path / "mirror", tmp_path / "cache"
     mirror.mkdir()
     target = mirror / "resnet20-12fca82f.th"
@@ -359,8 +442,14 @@ def test_fetching_the_published_weights_fails_in_one_line_without_hanging(tmp_pa
     if case == "ftp":
         url = "ftp://127.0.0.1/x"
     env = dict(os.environ, XDG_CACHE_HOME=str(cache), PRETRAINED=str(tmp_path / "none"), PRETRAINED_URL=url)
-    r = subprocess.run([sys.executable, "-m", "models.pretrained", "resnet20"], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "models.pretrained", "resnet20"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and r.stdout == ""
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
     assert not list((cache / "cifar-compress" / "pretrained").glob("*.th")) if cache.exists() else True
@@ -370,6 +459,7 @@ def test_the_benchmark_keeps_only_the_timed_shapes_compiled():
     """Every OpenVINO compiled model holds threads and address space while the benchmark keeps all its runners
     alive; shapes compiled only to score accuracy are released."""
     from models.runtimes import OpenVinoRunner, make_runner, openvino_reason
+
     model = build_model(make_spec("resnet8")).eval()
     runner = make_runner("openvino", "fp32", model, {}, torch.device("cpu"), 1)
     for batch in (64, 16, 1):  # scoring (64 and the remainder 16), then the timed batch sizes 1 and 64
@@ -378,6 +468,8 @@ def test_the_benchmark_keeps_only_the_timed_shapes_compiled():
     runner.keep_batches([1, 64])
     assert set(runner.built) == {1, 64}
     assert runner(runner.prepare(torch.randn(1, 3, 32, 32))).shape == (1, 10)
-    error = RuntimeError("Exception from src/inference/src/cpp/core.cpp:117:\n"
-                         "Exception from src/inference/src/dev/plugin.cpp:54:\nResource temporarily unavailable\n\n")
+    error = RuntimeError(
+        "Exception from src/inference/src/cpp/core.cpp:117:\n"
+        "Exception from src/inference/src/dev/plugin.cpp:54:\nResource temporarily unavailable\n\n"
+    )
     assert openvino_reason(error) == "Resource temporarily unavailable"

@@ -46,8 +46,22 @@ def _write_batch(folder, name, data, labels):
 def _int8(d, name, engine, seed=0):
     from quantization import ptq
     with pytest.raises(SystemExit) as e:
-        run_cli(ptq.main, [str(d / "good.pt"), "--engine", engine, "--data-dir", str(d / "data"), "--calib-images", "64",
-                           "--seed", str(seed), "--out", str(d / name)])
+        run_cli(
+            ptq.main,
+            [
+                str(d / "good.pt"),
+                "--engine",
+                engine,
+                "--data-dir",
+                str(d / "data"),
+                "--calib-images",
+                "64",
+                "--seed",
+                str(seed),
+                "--out",
+                str(d / name),
+            ],
+        )
     assert e.value.code == 0
 
 
@@ -57,8 +71,9 @@ def files(tmp_path_factory):
     torch.manual_seed(0)
     spec = make_spec("resnet20")
     model = build_model(spec)
-    save_checkpoint(d / "good.pt", spec, model.state_dict(), make_meta("baseline", normalization=NORM,
-                                                                      data={"test": "synthetic"}))
+    save_checkpoint(
+        d / "good.pt", spec, model.state_dict(), make_meta("baseline", normalization=NORM, data={"test": "synthetic"})
+    )
     shutil.copy(d / "good.pt", d / "base.pt")
     os.symlink(d / "good.pt", d / "link.pt")
     os.link(d / "good.pt", d / "hardlink.pt")
@@ -71,12 +86,27 @@ def files(tmp_path_factory):
     state["linear.weight"][0, 0] = float("nan")
     _checkpoint(d / "nan.pt", spec, state)
     # Spec and tensor bombs, and type errors in checkpoints.
-    _checkpoint(d / "wide.pt", dict(spec, mids=[10 ** 6] * 9), {})
+    _checkpoint(d / "wide.pt", dict(spec, mids=[10**6] * 9), {})
     _checkpoint(d / "deep.pt", dict(spec, blocks=[100000] * 3, mids=[16] * 300000), {})
     _checkpoint(d / "layers_many.pt", dict(spec, layers={f"x{i}": {"type": "svd"} for i in range(100000)}), {})
-    _checkpoint(d / "svd_rank.pt", dict(spec, layers={"layer1.0.conv1": {"type": "svd", "in": 16, "out": 16, "kernel": 3,
-                                                                         "stride": 1, "padding": 1, "rank": 10 ** 8}}),
-                model.state_dict())
+    _checkpoint(
+        d / "svd_rank.pt",
+        dict(
+            spec,
+            layers={
+                "layer1.0.conv1": {
+                    "type": "svd",
+                    "in": 16,
+                    "out": 16,
+                    "kernel": 3,
+                    "stride": 1,
+                    "padding": 1,
+                    "rank": 10**8,
+                }
+            },
+        ),
+        model.state_dict(),
+    )
     _checkpoint(d / "negative.pt", dict(spec, mids=[-16] + spec["mids"][1:]), model.state_dict())
     _checkpoint(d / "infinite.pt", dict(spec, mids=[float("inf")] + spec["mids"][1:]), model.state_dict())
     _checkpoint(d / "intkey.pt", spec, {0: torch.zeros(1), **model.state_dict()})
@@ -110,14 +140,26 @@ def files(tmp_path_factory):
     # Results CSVs: one with text in a numeric column.
     header = ",".join(COLUMNS)
     row = {c: "" for c in COLUMNS}
-    row.update(checkpoint="x.pt", checkpoint_sha256="ab", backend="onnx", device="cpu", precision="fp32",
-               batch="sixty-four", top1="90.0")
+    row.update(
+        checkpoint="x.pt",
+        checkpoint_sha256="ab",
+        backend="onnx",
+        device="cpu",
+        precision="fp32",
+        batch="sixty-four",
+        top1="90.0",
+    )
     (d / "textbatch.csv").write_text(header + "\n" + ",".join(row[c] for c in COLUMNS) + "\n")
 
     # A run folder of another architecture, for --resume.
     spec8 = make_spec("resnet8")
-    save_checkpoint(d / "other.run" / "last.pt", spec8, build_model(spec8).state_dict(),
-                    make_meta("baseline", normalization=NORM), train_state={"optimizer": {}, "epoch": 1, "extra": {}})
+    save_checkpoint(
+        d / "other.run" / "last.pt",
+        spec8,
+        build_model(spec8).state_dict(),
+        make_meta("baseline", normalization=NORM),
+        train_state={"optimizer": {}, "epoch": 1, "extra": {}},
+    )
 
     # int8 checkpoints whose embedded graph is another model's.
     _int8(d, "int8.pt", "onnxruntime")
@@ -133,6 +175,7 @@ def files(tmp_path_factory):
     ck["onnx"] = bytes_to_tensor(b"not an onnx graph at all")
     torch.save(ck, d / "int8_garbage.pt")
     from models.int8 import openvino_from_module, openvino_to_entry
+
     ck = torch.load(d / "int8ov.pt", weights_only=True)
     ck["openvino"] = openvino_to_entry(openvino_from_module(fold_batchnorm(build_model(make_spec("resnet8")).eval())))
     torch.save(ck, d / "int8ov_other.pt")
@@ -142,10 +185,18 @@ def files(tmp_path_factory):
 def _huge_sparse(path):
     import json
     import numpy as np
-    header = {"format": "cifar-compress-sparse/1", "checkpoint_format": "cifar-compress/2", "spec": make_spec("resnet20"),
-              "meta": {}, "values": "fp32", "tensors": [{"name": "conv1.weight", "kind": "dense", "dtype": "float32", "shape": [10 ** 6, 10 ** 6]}]}
-    np.savez(path, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
-             dense_float32=np.zeros(4, np.float32))
+
+    header = {
+        "format": "cifar-compress-sparse/1",
+        "checkpoint_format": "cifar-compress/2",
+        "spec": make_spec("resnet20"),
+        "meta": {},
+        "values": "fp32",
+        "tensors": [{"name": "conv1.weight", "kind": "dense", "dtype": "float32", "shape": [10**6, 10**6]}],
+    }
+    np.savez(
+        path, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8), dense_float32=np.zeros(4, np.float32)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -157,8 +208,12 @@ def small_filesystems(tmp_path_factory):
     ro.mkdir()
     mounted = []
     for folder, options in ((full, "size=256k"), (ro, "ro,size=64k")):
-        if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
-                          capture_output=True).returncode == 0:
+        if (
+            subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True
+            ).returncode
+            == 0
+        ):
             mounted.append(folder)
     yield {"full": full if full in mounted else None, "ro": ro if ro in mounted else None}
     for folder in mounted:
@@ -174,15 +229,27 @@ CASES = [
     # 1. data loss: an --out that is an input (after following links), or an existing file of another kind
     ("data loss", "pruning_l1.prune", ["{d}/good.pt", "--ratio", "0.5", "--out", "{d}/good.pt"], "is an input"),
     ("data loss", "pruning_weight.prune", ["{d}/good.pt", "--percent", "50", "--out", "{d}/good.pt"], "is an input"),
-    ("data loss", "lowrank.decompose", ["{d}/good.pt", "--scheme", "svd", "--energy", "0.9", "--out", "{d}/good.pt"],
-     "is an input"),
+    (
+        "data loss",
+        "lowrank.decompose",
+        ["{d}/good.pt", "--scheme", "svd", "--energy", "0.9", "--out", "{d}/good.pt"],
+        "is an input",
+    ),
     ("data loss", "models.train", ["{d}/good.pt", *TRAIN, "--out", "{d}/good.pt"], "is an input"),
     ("data loss", "pruning_l1.prune", ["{d}/good.pt", "--ratio", "0.5", "--out", "{d}/link.pt"], "is an input"),
     ("data loss", "pruning_l1.prune", ["{d}/good.pt", "--ratio", "0.5", "--out", "{d}/hardlink.pt"], "is an input"),
-    ("data loss", "models.train", ["{d}/good.pt", *TRAIN, "--baseline", "{d}/base.pt", "--out", "{d}/base.pt"],
-     "is an input"),
-    ("data loss", "distillation.train", ["resnet8", "--teacher", "{d}/good.pt", *TRAIN, "--out", "{d}/link.pt"],
-     "is an input"),
+    (
+        "data loss",
+        "models.train",
+        ["{d}/good.pt", *TRAIN, "--baseline", "{d}/base.pt", "--out", "{d}/base.pt"],
+        "is an input",
+    ),
+    (
+        "data loss",
+        "distillation.train",
+        ["resnet8", "--teacher", "{d}/good.pt", *TRAIN, "--out", "{d}/link.pt"],
+        "is an input",
+    ),
     ("data loss", "benchmark.run", ["{d}/good.pt", *BENCH, "--out", "{d}/notes.txt"], "not a results CSV"),
     ("data loss", "benchmark.run", ["{d}/good.pt", *BENCH, "--out", "{d}/good.pt"], "is an input"),
     ("data loss", "benchmark.run", ["{d}/good.pt", *BENCH, "--out", "{d}/base.pt"], "not a results CSV"),
@@ -198,8 +265,12 @@ CASES = [
     ("bomb", "models.evaluate", ["{d}/deflate.pt"], "unpacks to 60[01] MiB"),
     ("bomb", "pruning_weight.export", ["--unpack", "{d}/huge.sparse.npz", "--out", "{d}/unpacked.pt"], "exceed"),
     ("bomb", "benchmark.run", ["{d}/good.pt", *BENCH, "--min-seconds", "inf", "--out", "{d}/b.csv"], "finite"),
-    ("bomb", "benchmark.run", ["{d}/good.pt", *BENCH[:4], "--batch-sizes", "100000", "--out", "{d}/b.csv"],
-     "batch-sizes must be in"),
+    (
+        "bomb",
+        "benchmark.run",
+        ["{d}/good.pt", *BENCH[:4], "--batch-sizes", "100000", "--out", "{d}/b.csv"],
+        "batch-sizes must be in",
+    ),
     ("bomb", "benchmark.run", ["{d}/good.pt", *BENCH, "--min-seconds", "1e9", "--out", "{d}/b.csv"], "min-seconds"),
     ("bomb", "benchmark.run", ["{d}/good.pt", *BENCH, "--repeat", "1000000", "--out", "{d}/b.csv"], "repeat"),
     # 3. silently wrong results: non-finite numbers, empty or malformed data
@@ -211,30 +282,54 @@ CASES = [
     ("non-finite", "models.evaluate", ["{d}/nan.pt"], "non-finite weights"),
     ("non-finite", "models.evaluate", ["{d}/nan.pt", "--json"], "non-finite weights"),
     ("non-finite", "benchmark.run", ["{d}/nan.pt", *BENCH, "--out", "{d}/b.csv"], "non-finite weights"),
-    ("non-finite", "benchmark.run", ["{d}/good.pt", *BENCH, "--warmup-seconds", "nan", "--out", "{d}/b.csv"],
-     "finite"),
+    ("non-finite", "benchmark.run", ["{d}/good.pt", *BENCH, "--warmup-seconds", "nan", "--out", "{d}/b.csv"], "finite"),
     ("non-finite", "pruning_weight.prune", ["{d}/good.pt", "--percent", "nan", "--out", "{d}/o.pt"], "finite"),
-    ("non-finite", "distillation.train", ["resnet8", "--teacher", "{d}/good.pt", *TRAIN, "--temperature", "inf",
-                                          "--out", "{d}/o.pt"], "finite"),
-    ("non-finite", "lowrank.decompose", ["{d}/good.pt", "--scheme", "svd", "--target-flops", "nan", "--out",
-                                         "{d}/o.pt"], "finite"),
+    (
+        "non-finite",
+        "distillation.train",
+        ["resnet8", "--teacher", "{d}/good.pt", *TRAIN, "--temperature", "inf", "--out", "{d}/o.pt"],
+        "finite",
+    ),
+    (
+        "non-finite",
+        "lowrank.decompose",
+        ["{d}/good.pt", "--scheme", "svd", "--target-flops", "nan", "--out", "{d}/o.pt"],
+        "finite",
+    ),
     ("non-finite", "models.evaluate", ["{d}/good.pt", "--data-dir", "{d}/empty"], "no images"),
     ("non-finite", "models.evaluate", ["{d}/good.pt", "--data-dir", "{d}/labels_float"], "labels must be integers"),
     ("non-finite", "models.evaluate", ["{d}/good.pt", "--data-dir", "{d}/data", "--test-subset", "0"], "test-subset"),
-    ("non-finite", "benchmark.run", ["{d}/good.pt", *BENCH, "--test-subset", "0", "--out", "{d}/b.csv"],
-     "test-subset"),
+    ("non-finite", "benchmark.run", ["{d}/good.pt", *BENCH, "--test-subset", "0", "--out", "{d}/b.csv"], "test-subset"),
     # 4. an embedded int8 graph that is not the checkpoint's model
-    ("int8 graph", "benchmark.run", ["{d}/int8_other.pt", *BENCH, "--out", "{d}/b.csv"], "not this model|not the one made with this checkpoint"),
-    ("int8 graph", "benchmark.run", ["{d}/int8_classes.pt", *BENCH, "--out", "{d}/b.csv"], "outputs .* classes|not this"),
+    (
+        "int8 graph",
+        "benchmark.run",
+        ["{d}/int8_other.pt", *BENCH, "--out", "{d}/b.csv"],
+        "not this model|not the one made with this checkpoint",
+    ),
+    (
+        "int8 graph",
+        "benchmark.run",
+        ["{d}/int8_classes.pt", *BENCH, "--out", "{d}/b.csv"],
+        "outputs .* classes|not this",
+    ),
     ("int8 graph", "benchmark.run", ["{d}/int8_garbage.pt", *BENCH, "--out", "{d}/b.csv"], "cannot load|ONNX"),
-    ("int8 graph", "benchmark.run", ["{d}/int8ov_other.pt", *BENCH[:2], "--backends", "openvino", *BENCH[4:],
-                                     "--out", "{d}/b.csv"], "not this model|not the one made with this checkpoint"),
+    (
+        "int8 graph",
+        "benchmark.run",
+        ["{d}/int8ov_other.pt", *BENCH[:2], "--backends", "openvino", *BENCH[4:], "--out", "{d}/b.csv"],
+        "not this model|not the one made with this checkpoint",
+    ),
     # 5. OS errors on writing, found before the work
     ("write error", "pruning_l1.prune", ["{d}/good.pt", "--ratio", "0.5", "--out", "{full}/out.pt"], "disk is full"),
     ("write error", "models.convert", ["{d}/external.th", "--out", "{ro}/out.pt"], "read-only"),
     ("write error", "benchmark.run", ["{d}/good.pt", *BENCH, "--out", "{ro}/b.csv"], "read-only"),
-    ("write error", "pruning_l1.prune", ["{d}/good.pt", "--ratio", "0.5", "--out", "{d}/notes.txt/out.pt"],
-     "not a folder"),
+    (
+        "write error",
+        "pruning_l1.prune",
+        ["{d}/good.pt", "--ratio", "0.5", "--out", "{d}/notes.txt/out.pt"],
+        "not a folder",
+    ),
     ("write error", "benchmark.run", ["{d}/good.pt", *BENCH, "--out", "{d}/notes.txt/b.csv"], "not a folder"),
     # 6. type errors in checkpoints, run folders, data and results CSVs
     ("type error", "models.evaluate", ["{d}/negative.pt"], "at least one filter"),
@@ -246,8 +341,12 @@ CASES = [
     ("type error", "models.evaluate", ["{d}/shape.pt"], "do not fit"),
     ("type error", "models.train", ["resnet8", *TRAIN, "--threads", "-1", "--out", "{d}/o.pt"], "threads"),
     ("type error", "benchmark.run", ["{d}/good.pt", *BENCH, "--threads", "-1", "--out", "{d}/b.csv"], "threads"),
-    ("type error", "models.train", ["resnet20", *TRAIN, "--run-dir", "{d}/other.run", "--resume", "--out",
-                                    "{d}/o.pt"], "different model"),
+    (
+        "type error",
+        "models.train",
+        ["resnet20", *TRAIN, "--run-dir", "{d}/other.run", "--resume", "--out", "{d}/o.pt"],
+        "different model",
+    ),
     ("type error", "models.evaluate", ["{d}/good.pt", "--data-dir", "{d}/labels_text"], "labels must be integers"),
     ("type error", "benchmark.run", ["{d}/good.pt", *BENCH, "--out", "{d}/textbatch.csv"], "not a number"),
     ("type error", "plots.make", ["--results", "{d}/textbatch.csv", "--out", "{d}/imgs"], "not a number"),
@@ -277,10 +376,12 @@ def _argv(argv, files, fs):
     return [a.format(d=files, **{k: fs[k] for k in needed}) for a in argv], [fs[k] for k in needed]
 
 
-@pytest.mark.parametrize("kind,module,argv,pattern", CASES,
-                         ids=[f"{k}:{m}:{i}" for i, (k, m, _, _) in enumerate(CASES)])
-def test_probe_case_is_one_line_exit_2_and_changes_nothing(files, small_filesystems, capsys, kind, module, argv,
-                                                           pattern):
+@pytest.mark.parametrize(
+    "kind,module,argv,pattern", CASES, ids=[f"{k}:{m}:{i}" for i, (k, m, _, _) in enumerate(CASES)]
+)
+def test_probe_case_is_one_line_exit_2_and_changes_nothing(
+    files, small_filesystems, capsys, kind, module, argv, pattern
+):
     argv, mounts = _argv(argv, files, small_filesystems)
     before = _snapshot(files)
     with pytest.raises(SystemExit) as exit_info:
@@ -321,8 +422,14 @@ run_cli(importlib.import_module(sys.argv[1]).main, sys.argv[2:])
 def test_bombs_stay_under_the_memory_bound(files, small_filesystems, tmp_path, kind, module, argv, pattern):
     argv, _ = _argv(argv, files, small_filesystems)
     rss = tmp_path / "rss"
-    proc = subprocess.run([sys.executable, "-c", WRAPPER, module, *argv], cwd=ROOT, capture_output=True, text=True,
-                          env=dict(os.environ, RSS_OUT=str(rss), PYTHONPATH=ROOT), timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", WRAPPER, module, *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, RSS_OUT=str(rss), PYTHONPATH=ROOT),
+        timeout=300,
+    )
     assert proc.returncode == 2, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     peak_mb = int(rss.read_text()) / 1024
@@ -355,9 +462,24 @@ def test_a_new_checkpoint_gets_the_umask_mode_not_0600(tmp_path):
 
 def test_the_legitimate_int8_checkpoints_still_benchmark(files, tmp_path, capsys):
     from benchmark import run
+
     with pytest.raises(SystemExit) as e:
-        run_cli(run.main, [str(files / "int8.pt"), "--test-dir", str(files / "data"), "--backends", "onnx",
-                           "--batch-sizes", "1", "--quick", "--no-progress", "--out", str(tmp_path / "b.csv")])
+        run_cli(
+            run.main,
+            [
+                str(files / "int8.pt"),
+                "--test-dir",
+                str(files / "data"),
+                "--backends",
+                "onnx",
+                "--batch-sizes",
+                "1",
+                "--quick",
+                "--no-progress",
+                "--out",
+                str(tmp_path / "b.csv"),
+            ],
+        )
     assert e.value.code == 0, capsys.readouterr().err
     rows = read_rows(tmp_path / "b.csv")
     assert [r["precision"] for r in rows if r["checkpoint"].endswith("int8.pt")] == ["int8"]

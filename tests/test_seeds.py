@@ -47,7 +47,9 @@ def test_seed_tables_pair_each_seed_with_its_own_baseline():
     accuracy = text.split("## Measured speedup")[0]
     line = {r.split("|")[1].strip(): r for r in accuracy.splitlines() if r.startswith("| r")}
     assert "| 3 | 89.07 +- 0.31 |" in line["r56-ft"] and line["r56-ft"].rstrip().endswith("| baseline |")
-    assert "-1.00 +- 0.00" in line["r56-B-ft"] and "-1.00 to -1.00" in line["r56-B-ft"] and "| loss |" in line["r56-B-ft"]
+    assert (
+        "-1.00 +- 0.00" in line["r56-B-ft"] and "-1.00 to -1.00" in line["r56-B-ft"] and "| loss |" in line["r56-B-ft"]
+    )
     assert "0.07 +- 0.25" in line["r32-kd"] and "| within noise |" in line["r32-kd"]
     assert "| r56-B-ft | l1 | onnx | fp32 | 3 | 1.21 +- 0.01 | 960 |" in text
     # the fastest configuration within 0.5 points by its mean change: the student, not the pruned model (-1.00)
@@ -58,6 +60,7 @@ def test_figures_draw_seeds_as_one_point_at_their_means_with_the_interval():
     """Three seeds of each configuration: one point per configuration at the mean, error bars the 95% t interval over
     the seeds, the Pareto front from the means; a single-seed row keeps its own benchmark interval."""
     from plots.make import figure_data, pareto
+
     rows = []
     for seed, base, student in ((0, 89.0, 89.3), (1, 89.4, 89.2), (2, 88.8, 88.9)):
         rows.append(_row("r56-ft", seed, f"b{seed}", f"b{seed}", base, 1.0, "baseline", 800))
@@ -73,6 +76,8 @@ def test_figures_draw_seeds_as_one_point_at_their_means_with_the_interval():
     assert kd["seeds"] == 3 and kd["x"] == pytest.approx(1.7) and kd["y"] == pytest.approx(0.0667, abs=1e-4)
     assert kd["y_ci"] == pytest.approx([0.066667 - half_y, 0.066667 + half_y], abs=1e-4)
     assert kd["x_ci"] == pytest.approx([1.7 - half_x, 1.7 + half_x], abs=1e-4)
-    assert points["r20-kd"]["seeds"] == 1 and points["r20-kd"]["x_ci"] == [2.4, 2.7] and points["r20-kd"]["y_ci"] is None
+    assert (
+        points["r20-kd"]["seeds"] == 1 and points["r20-kd"]["x_ci"] == [2.4, 2.7] and points["r20-kd"]["y_ci"] is None
+    )
     front = pareto([(p["x"], p["y"]) for p in data["accuracy_vs_speedup"]])
     assert any(x == pytest.approx(1.7) and y == kd["y"] for x, y in front)

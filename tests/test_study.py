@@ -107,7 +107,11 @@ def test_smoke_study_end_to_end(tmp_path):
 
 def test_study_without_data_stops_at_once_with_a_clear_message(tmp_path):
     env = dict(os.environ, CIFAR10_DIR=str(tmp_path / "none"), RUNS=str(tmp_path / "runs"), PATH=PATH)
-    r = subprocess.run(["bash", "scripts/study.sh", "quick"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        ["bash", "scripts/study.sh", "quick"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 2 and "CIFAR10_DIR" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    r = subprocess.run(["bash", "scripts/study.sh", "bogus"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        ["bash", "scripts/study.sh", "bogus"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 2 and "unknown preset" in r.stderr
