@@ -50,7 +50,13 @@ class Decompose(Method):
             raise UserError(f"--als-iters must be >= 0, got {args.als_iters}")
 
     def compress(self, model, spec, ctx):
-        model, spec, replaced, report, total_macs = decompose_model(model, spec, ctx.args)
+        args = ctx.args
+        try:  # the algorithm's ValueErrors name plain values; here they become the command's one-line error
+            model, spec, replaced, report, total_macs = decompose_model(
+                model, spec, args.scheme, energy=args.energy, rank_ratio=args.rank_ratio, rank=args.rank,
+                target_flops=args.target_flops, multiple=args.multiple, als_iters=args.als_iters)
+        except ValueError as e:
+            raise UserError(str(e)) from None
         macs = count_macs(model)[0]
         print(f"{'layer':<16} {'conv':<16} {'ranks':>7} {'MACs':>10} {'dense MACs':>11} {'rel.err':>8}")
         for r in report:

@@ -8,7 +8,6 @@ import math
 import torch
 import torch.nn as nn
 
-from common.errors import UserError
 from common.metrics import count_macs
 from common.progress import progress_bar
 from lowrank.factorize import (LayerChoice, allocate, energy_rank, factorise, reconstruct, relative_error,
@@ -47,50 +46,51 @@ def base_entry(scheme, conv):
             "stride": conv.stride[0], "padding": conv.padding[0], "bias": conv.bias is not None}
 
 
-def choose_ranks(args, layers):
-    """{path: ranks or None (keep dense)} for the selection rule the arguments give."""
-    scheme, m = args.scheme, args.multiple
+def choose_ranks(layers, scheme, multiple, energy=None, rank_ratio=None, rank=None):
+    """{path: ranks} for a per-layer selection rule: the ranks that keep `energy` of each spectrum, `rank_ratio` of
+    each layer's largest rank, or a fixed `rank`; each rounded up to a multiple of `multiple`."""
+    m = multiple
     chosen = {}
-    if args.target_flops is not None:
-        return None  # decided jointly by allocate()
     for name, conv, h, w in layers:
         cin, cout, k = conv.in_channels, conv.out_channels, conv.kernel_size[0]
         limits = max_ranks(scheme, cin, cout, k)
-        if args.energy is not None:
-            ranks = tuple(energy_rank(s, args.energy) for s in spectrum(scheme, conv.weight))
-        elif args.rank_ratio is not None:
-            ranks = tuple(math.ceil(args.rank_ratio * lim) for lim in limits)
+        if energy is not None:
+            ranks = tuple(energy_rank(s, energy) for s in spectrum(scheme, conv.weight))
+        elif rank_ratio is not None:
+            ranks = tuple(math.ceil(rank_ratio * lim) for lim in limits)
         else:
-            if args.rank > min(limits):
-                raise UserError(f"--rank {args.rank} exceeds the largest {scheme} rank {min(limits)} of {name} "
-                                f"({cin}->{cout}, {k}x{k})")
-            ranks = (args.rank,) * len(limits)
+            if rank > min(limits):
+                raise ValueError(f"rank {rank} exceeds the largest {scheme} rank {min(limits)} of {name} "
+                                 f"({cin}->{cout}, {k}x{k})")
+            ranks = (rank,) * len(limits)
         chosen[name] = tuple(round_up(r, m, lim) for r, lim in zip(ranks, limits))
     return chosen
 
 
-def decompose_model(model, spec, args):
-    """(model with factorised convs, its spec, {layer: ranks}, per-layer report rows, MACs before) for the
-    selection rule in `args` (scheme, energy | rank_ratio | rank | target_flops, multiple, als_iters)."""
-    scheme = args.scheme
+def decompose_model(model, spec, scheme, *, energy=None, rank_ratio=None, rank=None, target_flops=None, multiple=1,
+                    als_iters=0):
+    """(model with factorised convs, its spec, {layer: ranks}, per-layer report rows, MACs before): every dense k x k
+    conv factorised by `scheme` with ranks from one selection rule: `target_flops` (the fraction of the model's MACs
+    to keep, ranks allocated jointly), else `energy`, `rank_ratio` or `rank` per layer (choose_ranks); ranks are
+    multiples of `multiple`, Tucker-2 refined by `als_iters` ALS sweeps. A ValueError names an impossible request."""
     layers = candidate_layers(model)
     if not layers:
-        raise UserError("no dense k x k convs left to decompose")
+        raise ValueError("no dense k x k convs left to decompose")
     total_macs = count_macs(model)[0]
     dense = {name: conv_macs(c.in_channels, c.out_channels, c.kernel_size[0], c.stride[0], c.padding[0], h, w)
              for name, c, h, w in layers}
 
-    chosen = choose_ranks(args, layers)
+    chosen = None if target_flops is not None else choose_ranks(layers, scheme, multiple, energy, rank_ratio, rank)
     if chosen is None:
-        step = args.multiple
+        step = multiple
         choices = {name: LayerChoice(scheme, base_entry(scheme, c), c.weight, h, w, dense[name], step)
                    for name, c, h, w in layers}
         fixed = total_macs - sum(dense.values())
-        budget = args.target_flops * total_macs - fixed
+        budget = target_flops * total_macs - fixed
         floor = fixed + sum(c.cost() for c in choices.values())
         if not allocate(list(choices.values()), budget):
-            raise UserError(f"--target-flops {args.target_flops} is below what {scheme} can reach here "
-                            f"(at least {floor / total_macs:.3f} of the MACs with ranks of {step})")
+            raise ValueError(f"a MAC target of {target_flops} is below what {scheme} can reach here "
+                             f"(at least {floor / total_macs:.3f} of the MACs with ranks of {step})")
         chosen = {name: (None if c.dense else c.ranks) for name, c in choices.items()}
 
     replaced, report = {}, []
@@ -104,12 +104,12 @@ def decompose_model(model, spec, args):
             try:
                 entry_ranks(entry)
             except SpecError as e:
-                raise UserError(f"{name}: {e}") from None
+                raise ValueError(f"{name}: {e}") from None
             macs = factorised_macs(entry, h, w)
         if ranks is None or macs >= dense[name]:  # a factorisation that costs more is not worth having
             report.append({**row, "ranks": "dense", "macs": dense[name], "rel_error": 0.0})
             continue
-        parts = factorise(scheme, conv.weight, ranks, args.als_iters)
+        parts = factorise(scheme, conv.weight, ranks, als_iters)
         module = LAYER_BUILDERS[scheme](entry)
         for sub, weight in zip(module, parts):
             sub.weight.data.copy_(weight)

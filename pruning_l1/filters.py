@@ -8,7 +8,6 @@ Layer ids follow `models.resnet.conv_layer_ids` (Li et al.'s numbering): stem = 
 """
 import torch
 
-from common.errors import UserError
 from models.surgery import block_names, keep_channels
 
 # Li et al. 2017, Table 1 / Sec. 4.2: per (blocks per stage, variant) the skipped (sensitive) layer ids
@@ -23,37 +22,38 @@ DEPTH_OF_BLOCKS = {9: "ResNet-56", 18: "ResNet-110"}
 
 
 def variant_scheme(spec, variant):
-    """(ratios, skip) of a paper variant; a clear error when the model is not the depth it was defined for."""
+    """(ratios, skip) of a paper variant; a ValueError when the model is not the depth it was defined for."""
     n = spec["blocks"][0]
     if spec["arch"] != "resnet" or len(set(spec["blocks"])) != 1 or (n, variant) not in VARIANTS:
         known = ", ".join(f"{DEPTH_OF_BLOCKS[b]}-{v}" for b, v in VARIANTS)
         depth = 6 * n + 2 if len(set(spec["blocks"])) == 1 else spec["blocks"]
-        raise UserError(f"variant {variant} is defined for {known} only; this model is a {spec['arch']} of depth "
-                        f"{depth} (use --ratios/--skip or --ratio for a custom scheme)")
+        raise ValueError(f"variant {variant} is defined for {known} only; this model is a {spec['arch']} of depth "
+                         f"{depth} (give per-stage ratios for a custom scheme)")
     dense = [w for w, b in zip(spec["stage_widths"], spec["blocks"]) for _ in range(b)]
     if [int(m) for m in spec["mids"]] != dense:
-        raise UserError(f"variant {variant} expects an unpruned model, but its block widths are already {spec['mids']}")
+        raise ValueError(f"variant {variant} expects an unpruned model, but its block widths are already "
+                         f"{spec['mids']}")
     v = VARIANTS[(n, variant)]
     return list(v["ratios"]), list(v["skip"])
 
 
 def plan(spec, ratios, skip=(), round_to=None):
-    """{block index: kept width} for per-stage `ratios` and skipped layer ids; checks every input.
+    """{block index: kept width} for per-stage `ratios` and skipped layer ids; a ValueError names a bad input.
 
     Keeps int(C * (1 - p)) filters (Li et al.), then, with `round_to` N, the nearest multiple of N
     (at least N, at most C) so the pruned widths suit SIMD kernels."""
     if len(ratios) != 3:
-        raise UserError(f"give one prune ratio per stage (3), got {len(ratios)}")
+        raise ValueError(f"give one prune ratio per stage (3), got {len(ratios)}")
     for p in ratios:
         if not 0.0 <= p < 1.0:
-            raise UserError(f"prune ratios must lie in [0, 1), got {p:g}")
+            raise ValueError(f"prune ratios must lie in [0, 1), got {p:g}")
     if round_to is not None and round_to < 1:
-        raise UserError(f"--round-to must be at least 1, got {round_to}")
+        raise ValueError(f"round_to must be at least 1, got {round_to}")
     stage_of = [s for s, b in enumerate(spec["blocks"]) for _ in range(b)]
     prunable = {2 * i + 2: i for i in range(len(stage_of))}  # first conv of block i
     for lid in skip:
         if lid not in prunable:
-            raise UserError(f"layer id {lid} is not the first conv of a residual block; prunable ids are the even "
+            raise ValueError(f"layer id {lid} is not the first conv of a residual block; prunable ids are the even "
                             f"numbers 2..{2 * len(stage_of)} for this model")
     widths = {}
     for lid, i in prunable.items():
@@ -64,7 +64,7 @@ def plan(spec, ratios, skip=(), round_to=None):
         if round_to:
             keep = min(c, max(round_to, round_to * int(keep / round_to + 0.5)))
         if keep < 1:
-            raise UserError(f"layer id {lid} has {c} filters; prune ratio {p:g} would leave none")
+            raise ValueError(f"layer id {lid} has {c} filters; prune ratio {p:g} would leave none")
         if keep < c:
             widths[i] = keep
     return widths

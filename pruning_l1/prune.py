@@ -34,12 +34,15 @@ class L1Prune(Method):
 
     def compress(self, model, spec, ctx):
         args = ctx.args
-        if args.variant:
-            ratios, skip = variant_scheme(spec, args.variant)
-        else:
-            skip = cli.parse_list(args.skip, int, "--skip") if args.skip else []
-            ratios = [args.ratio] * 3 if args.ratio is not None else cli.parse_list(args.ratios, float, "--ratios")
-        widths = plan(spec, ratios, skip, args.round_to)
+        try:  # the algorithm's ValueErrors name plain values; here they become the command's one-line error
+            if args.variant:
+                ratios, skip = variant_scheme(spec, args.variant)
+            else:
+                skip = cli.parse_list(args.skip, int, "--skip") if args.skip else []
+                ratios = [args.ratio] * 3 if args.ratio is not None else cli.parse_list(args.ratios, float, "--ratios")
+            widths = plan(spec, ratios, skip, args.round_to)
+        except ValueError as e:
+            raise UserError(str(e)) from None
         if not widths:
             raise UserError("this scheme prunes no filter (all ratios 0 or all layers skipped)")
         new_spec, state, kept = prune_model(model, widths)
