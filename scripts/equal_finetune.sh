@@ -46,16 +46,16 @@ for item in $ONLY; do
     base) step "$OUT/r56-ft.pt" python -m models.train "$QUICK/base/r56.pt" "${FT[@]}" --out "$OUT/r56-ft.pt" ;;
     l1b)
       step "$OUT/r56-B.pt" python -m pruning_l1.prune "$QUICK/base/r56.pt" --variant B --out "$OUT/r56-B.pt"
-      step "$OUT/r56-B-ft.pt" python -m pruning_l1.finetune "$OUT/r56-B.pt" "${FT[@]}" --out "$OUT/r56-B-ft.pt" ;;
+      step "$OUT/r56-B-ft.pt" python -m models.train "$OUT/r56-B.pt" "${FT[@]}" --out "$OUT/r56-B-ft.pt" ;;
     l1r16)
       step "$OUT/r56-s0-50-75r16.pt" python -m pruning_l1.prune "$QUICK/base/r56.pt" --ratios 0,0.5,0.75 --round-to 16 \
         --out "$OUT/r56-s0-50-75r16.pt"
-      step "$OUT/r56-s0-50-75r16-ft.pt" python -m pruning_l1.finetune "$OUT/r56-s0-50-75r16.pt" "${FT[@]}" \
+      step "$OUT/r56-s0-50-75r16-ft.pt" python -m models.train "$OUT/r56-s0-50-75r16.pt" "${FT[@]}" \
         --out "$OUT/r56-s0-50-75r16-ft.pt" ;;
     l1u50)
       step "$OUT/r56-u50r8.pt" python -m pruning_l1.prune "$QUICK/base/r56.pt" --ratio 0.5 --round-to 8 \
         --out "$OUT/r56-u50r8.pt"
-      step "$OUT/r56-u50r8-ft.pt" python -m pruning_l1.finetune "$OUT/r56-u50r8.pt" "${FT[@]}" --out "$OUT/r56-u50r8-ft.pt" ;;
+      step "$OUT/r56-u50r8-ft.pt" python -m models.train "$OUT/r56-u50r8.pt" "${FT[@]}" --out "$OUT/r56-u50r8-ft.pt" ;;
     fisher72|fisher50|fisher72r16)  # Fisher pruning inside the same fine-tune, at L1-B's / uniform-50%'s MAC cut
       case $item in fisher72) args=(--target-macs 0.724) ;; fisher50) args=(--target-macs 0.502) ;;
                     fisher72r16) args=(--target-macs 0.724 --round-to 16) ;; esac

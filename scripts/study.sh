@@ -166,7 +166,7 @@ for scheme in "${L1_SCHEMES[@]}"; do
   # shellcheck disable=SC2086
   step "$RUNS/l1/r56-$name.pt" python -m pruning_l1.prune "$B/r56.pt" $args --test-dir "$DATA" --threads "$THREADS" \
     --out "$RUNS/l1/r56-$name.pt"
-  step "$RUNS/l1/r56-$name-ft.pt" python -m pruning_l1.finetune "$RUNS/l1/r56-$name.pt" "${FT[@]}" "${COMMON[@]}" \
+  step "$RUNS/l1/r56-$name-ft.pt" python -m models.train "$RUNS/l1/r56-$name.pt" "${FT[@]}" "${COMMON[@]}" \
     --out "$RUNS/l1/r56-$name-ft.pt"
   MEASURED+=("$RUNS/l1/r56-$name-ft.pt")
 done

@@ -40,7 +40,7 @@ step "$OUT/r110-ft.pt" python -m models.train "$OUT/r110.pt" "${FT[@]}" $BF16 --
 for v in A B; do
   step "$OUT/r110-$v.pt" python -m pruning_l1.prune "$OUT/r110.pt" --variant $v --out "$OUT/r110-$v.pt"
   # shellcheck disable=SC2086
-  step "$OUT/r110-$v-ft.pt" python -m pruning_l1.finetune "$OUT/r110-$v.pt" "${FT[@]}" $BF16 \
+  step "$OUT/r110-$v-ft.pt" python -m models.train "$OUT/r110-$v.pt" "${FT[@]}" $BF16 \
     --baseline "$OUT/r110-ft.pt" --out "$OUT/r110-$v-ft.pt"
 done
 # KD into the published ResNet-20 from each teacher, the student schedule of scripts/equal_finetune.sh's item kd

@@ -9,8 +9,8 @@ import torch
 from common.checkpoint import make_meta, save_checkpoint
 from common.errors import run_cli
 from common.metrics import model_metrics
-from models import build_model, load_model, make_spec
-from pruning_l1 import filters, finetune, prune
+from models import build_model, load_model, make_spec, train
+from pruning_l1 import filters, prune
 from tests.conftest import ROOT
 
 NORM = {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
@@ -166,8 +166,8 @@ def test_cli_subprocess_bad_variant(tmp_path):
 
 
 def test_scratch_b_epochs():
-    assert finetune.scratch_b_epochs(160, 1.255e8, 9.09e7) == 221  # Liu et al.: same training MACs
-    assert finetune.scratch_b_epochs(1, 2.0, 1.0) == 2
+    assert train.scratch_b_epochs(160, 1.255e8, 9.09e7) == 221  # Liu et al.: same training MACs
+    assert train.scratch_b_epochs(1, 2.0, 1.0) == 2
 
 
 def test_finetune_and_scratch_run_through_shared_loop(tmp_path):
@@ -178,7 +178,7 @@ def test_finetune_and_scratch_run_through_shared_loop(tmp_path):
     common = ["--synthetic", "64", "--batch-size", "32", "--recipe", "quick", "--no-progress", "--device", "cpu"]
     for extra, name in (([], "ft.pt"), (["--scratch", "B"], "sb.pt")):
         with pytest.raises(SystemExit) as e:
-            run_cli(finetune.main, [str(pruned), "--out", str(tmp_path / name)] + common + extra)
+            run_cli(train.main, [str(pruned), "--out", str(tmp_path / name)] + common + extra)
         assert e.value.code == 0
     ft, ft_ckpt = load_model(tmp_path / "ft.pt")
     sb, sb_ckpt = load_model(tmp_path / "sb.pt")

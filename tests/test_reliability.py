@@ -208,7 +208,7 @@ CASES = [
     ("benchmark.run", ["{d}/good.pt", "--test-dir", "{d}/nowhere", "--out", "{d}/out.csv"], "not found"),
     ("pruning_weight.export", ["{d}/evil.pt", "--out", "{d}/out.npz"], "refused"),
     ("pruning_weight.prune", ["{d}/evil.pt", "--percent", "50", "--out", "{d}/out.pt"], "refused"),
-    ("pruning_l1.finetune", ["{d}/evil.pt", "--data-dir", "{d}/data", "--out", "{d}/out.pt"], "refused"),
+    ("models.train", ["{d}/evil.pt", "--data-dir", "{d}/data", "--out", "{d}/out.pt"], "refused"),
     ("quantization.qat", ["{d}/evil.pt", "--data-dir", "{d}/data", "--out", "{d}/out.pt"], "refused"),
     (
         "fitnets.train",
