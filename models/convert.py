@@ -96,6 +96,17 @@ def spec_from_state_dict(state, shortcut, cfg, path):
     }
 
 
+def loaded(spec, state, src):
+    """(the model of `spec` holding `state`, the source file's sha256), or one CheckpointError."""
+    model = build_model(spec)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{src}: weights do not fit a {spec['name']} ({str(e).splitlines()[0][:200]})") from None
+    with open(src, "rb") as f:
+        return model, hashlib.sha256(f.read()).hexdigest()
+
+
 def convert(src, dst, fmt="auto", like=None, label=""):
     raw = safe_torch_load(src)
     kind = detect_format(raw, src) if fmt == "auto" else fmt
@@ -107,13 +118,7 @@ def convert(src, dst, fmt="auto", like=None, label=""):
     if kind == "rethinking":
         state = {("linear." + k[3:] if k.startswith("fc.") else k): v for k, v in state.items()}
     spec = spec_from_state_dict(state, FORMATS[kind]["shortcut"], raw.get("cfg"), src)
-    model = build_model(spec)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise CheckpointError(f"{src}: weights do not fit a {spec['name']} ({str(e).splitlines()[0][:200]})") from None
-    with open(src, "rb") as f:
-        sha = hashlib.sha256(f.read()).hexdigest()
+    model, sha = loaded(spec, state, src)
     published = raw.get("best_prec1")
     metrics = dict(model_metrics(model), **({"published_top1": float(published)} if published is not None else {}))
     meta = make_meta(
@@ -146,13 +151,7 @@ def import_pruned(src, dst, raw, like, label):
         )
     if len(label) > 100 or "\n" in label:
         raise CheckpointError("--label must be one short line")
-    model = build_model(spec)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise CheckpointError(f"{src}: weights do not fit a {spec['name']} ({str(e).splitlines()[0][:200]})") from None
-    with open(src, "rb") as f:
-        sha = hashlib.sha256(f.read()).hexdigest()
+    model, sha = loaded(spec, state, src)
     meta = make_meta(
         "imported",
         method_info={

@@ -24,6 +24,7 @@ import pandas as pd  # noqa: E402
 from common.errors import UserError, parser, run_cli  # noqa: E402
 from common.outputs import atomic_write, atomic_write_text  # noqa: E402
 from common.report import machine_context  # noqa: E402
+from common.results_schema import NUMERIC_COLUMNS  # noqa: E402
 from common.stats import paired_interval  # noqa: E402
 
 BACKEND_COLOURS = {"eager": "tab:blue", "compile": "tab:green", "onnx": "tab:orange", "openvino": "tab:purple"}
@@ -36,13 +37,13 @@ def method_marker(method):
     """The marker of a method: taken from the CSV's own method names, never a fixed list, so every method (a new one
     included) gets its own, different from the others'."""
     return _MARKER_OF.setdefault(method, MARKERS[len(_MARKER_OF) % len(MARKERS)])
+# The columns the figures read; their types are the schema's.
 REQUIRED = ["checkpoint", "checkpoint_sha256", "method", "baseline_sha256", "backend", "device", "precision", "batch",
             "top1", "data", "measured_speedup", "theoretical_speedup", "compressed_bytes", "latency_p50_ms",
             "latency_p90_ms", "latency_p95_ms", "latency_p99_ms", "throughput_ips"]
 
 
-NUMERIC = ["batch", "top1", "measured_speedup", "theoretical_speedup", "compressed_bytes", "latency_p50_ms",
-           "latency_p90_ms", "latency_p95_ms", "latency_p99_ms", "throughput_ips"]
+NUMERIC = [c for c in REQUIRED if c in NUMERIC_COLUMNS]  # the schema's types (common/results_schema.py)
 
 
 class PlotError(UserError):
