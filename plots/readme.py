@@ -6,8 +6,8 @@
 
 Kinds: answer LONG.csv SHORT.csv (the answer table at the longest budget with the shorter one beside, and the
 fastest configuration within 0.5 points), seeds CSV (changes over seeds with their paired 95% intervals), budget
-CSV (results/budget.csv as a table of changes per budget), backends CSV (one model on every runtime), macs CSV (each
-model's MAC cut against its measured speedups). A block's
+CSV (results/budget.csv as a table of changes per budget), backends CSV (one model on every runtime), macs CSV [NAMES]
+(each model's MAC cut against its measured speedups; NAMES: comma-separated file names to show). A block's
 text outside its table is generated too, so a sentence cannot drift from its numbers.
 """
 import re
@@ -249,12 +249,21 @@ def block_backends(csv):
     return "\n".join(lines) + "\n"
 
 
-def block_macs(csv):
+def label_stem(row):
+    """A row's file name without its extension (a model file's rows are named 'stem [label]')."""
+    return str(row["name"]).split(" [")[0]
+
+
+def block_macs(csv, names=""):
     """Each model's MAC cut against the time it saved on each runtime and precision: does a theoretical speedup
     become a measured one? Speedups against the baseline in fp32 on the same runtime; 'kept' against the dense model
-    at the row's own precision (the baseline's int8 twin for int8 rows), so int8's own gain is not counted."""
+    at the row's own precision (the baseline's int8 twin for int8 rows), so int8's own gain is not counted. `names`:
+    comma-separated file names (without .pt) to show, each with its int8 models; default every model."""
     df = prepared(csv)
     rows = df[(df["batch"] == 64) & ~((df["checkpoint_sha256"] == df["baseline_sha256"]) & (df["precision"] == "fp32"))]
+    if names:
+        wanted = {f"{n}{suffix}" for n in names.split(",") for suffix in ("", "-int8-onnxruntime", "-int8-openvino")}
+        rows = rows[[label_stem(r) in wanted for _, r in rows.iterrows()]]
     rows = rows.sort_values(["precision", "backend", "theoretical_speedup", "name"])
     base = df[df["checkpoint_sha256"] == df["baseline_sha256"]].iloc[0]
     lines = [
