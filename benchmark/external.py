@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from benchmark.runners import FLOAT_PRECISIONS
-from common.checkpoint import MAX_UNPACKED_BYTES
+from common.checkpoint import MAX_UNPACKED_BYTES, read_file_bytes
 from common.data import normalizer
 from common.errors import UserError
 
@@ -66,16 +66,7 @@ def external_sha256(path):
 
 
 def _read(path, limit=None):
-    limit = MAX_BYTES if limit is None else limit
-    if not os.path.isfile(path):
-        raise UserError(f"{path}: no such file" if not os.path.exists(path) else f"{path}: not a regular file")
-    with open(path, "rb") as f:
-        raw = f.read(limit + 1)
-    if not raw:
-        raise UserError(f"{path}: empty file")
-    if len(raw) > limit:
-        raise UserError(f"{path}: refused: larger than {limit >> 20} MiB")
-    return raw
+    return read_file_bytes(path, MAX_BYTES if limit is None else limit, "a model file")
 
 
 def _first_line(e):
@@ -225,9 +216,9 @@ def _ov_meta(model):
 
 
 def load_pt2(path):
-    """(ExportedProgram, {extra file: text}) after the safety checks: torch.export.load unpickles weights and
-    constants with weights_only=False and custom objects with pickle, so every pickled entry must load as plain
-    tensors first, custom objects are refused, and every operator of the graph must be aten."""
+    """(ExportedProgram, {extra file: text}, the file's bytes) after the safety checks: torch.export.load unpickles
+    weights and constants with weights_only=False and custom objects with pickle, so every pickled entry must load as
+    plain tensors first, custom objects are refused, and every operator of the graph must be aten."""
     raw = _read(path)
     try:
         archive = zipfile.ZipFile(io.BytesIO(raw))
@@ -285,7 +276,7 @@ def load_pt2(path):
             )
             if namespace not in TORCH_NAMESPACES and not str(node.target).startswith("<built-in function"):
                 raise UserError(f"{path}: refused: operator {node.target} is outside aten (a custom op is native code)")
-    return program, {k: v for k, v in extra.items() if v}
+    return program, {k: v for k, v in extra.items() if v}, raw
 
 
 def _pt2_io(program, path):
@@ -388,10 +379,9 @@ class ExternalModel:
             )
             identity = xml + weights
         else:
-            self.program, meta = load_pt2(path)
+            self.program, meta, identity = load_pt2(path)
             in_dims, out_dims = _pt2_io(self.program, path)
             self.precision = "fp32"
-            identity = _read(path)
         self.sha256 = hashlib.sha256(identity).hexdigest()
         self.file_bytes = len(identity)
         self.fixed_batch = check_contract(path, in_dims, out_dims)

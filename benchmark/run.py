@@ -252,8 +252,10 @@ def main(argv=None):
 
     images, labels, data_label = load_cifar10(args.test_dir, False, subset=args.test_subset)
     eval_batch = max(max(batch_sizes), 64)
-    # Distinct real test images, cycled through by the timed loop (4 batches' worth, wrapping if the set is small).
-    pool = images[torch.arange(max(max(batch_sizes) * 4, 64)) % len(images)]
+    def pool_for(batches):  # distinct real test images for the timed loop: 4 of the largest batch, wrapping around
+        return images[torch.arange(max(max(batches) * 4, 64)) % len(images)]
+
+    pool = pool_for(batch_sizes)
 
     # Build every runner, score its accuracy, and preprocess its timed inputs before any timing starts.
     configs = []  # (checkpoint, backend, precision, runner, top-1, {batch: inputs})
@@ -284,7 +286,7 @@ def main(argv=None):
             if precision == "int8" and ck.model is not None:  # a checkpoint's embedded graph must be its own model
                 check_int8_graph(runner, ck.model, ck.normalize(pool[:eval_batch]), ck.path)  # a shape it runs anyway
             top1 = accuracy(runner, ck.normalize, images, labels, score_batch)
-            inputs, xs = {}, ck.normalize(images[torch.arange(max(max(batches) * 4, 64)) % len(images)])
+            inputs, xs = {}, ck.normalize(pool_for(batches))
             for batch in batches:
                 inputs[batch] = [runner.prepare(xs[i : i + batch]) for i in range(0, len(xs) - batch + 1, batch)]
                 runner(inputs[batch][0])  # compiles this shape now (torch.compile, OpenVINO), not inside a measurement

@@ -254,25 +254,29 @@ def check_tensor_sizes(obj, path, limit=MAX_UNPACKED_BYTES):
                 )
 
 
-def read_checkpoint_bytes(path):
-    """The file's bytes, read once: a reader that hashes, sizes and loads these bytes describes exactly what it
-    loaded, even when the file is replaced or truncated while it runs."""
+def read_file_bytes(path, limit, what="a file"):
+    """The bytes of the regular, non-empty file at `path`, read once and at most `limit` of them: a reader that
+    hashes, sizes and loads these bytes describes exactly what it loaded, even when the file is replaced or truncated
+    while it runs. One CheckpointError otherwise (`what`: the kind of file, for the message)."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise CheckpointError(f"{path}: no such file")
     if os.path.isdir(path):
-        raise CheckpointError(f"{path}: is a directory, expected a checkpoint file")
+        raise CheckpointError(f"{path}: is a directory, expected {what}")
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: not a regular file")
     with open(path, "rb") as f:
-        raw = f.read(MAX_UNPACKED_BYTES + (1 << 20) + 1)
+        raw = f.read(limit + 1)
     if not raw:
         raise CheckpointError(f"{path}: empty file")
-    if len(raw) > MAX_UNPACKED_BYTES + (1 << 20):
-        raise CheckpointError(
-            f"{path}: refused: larger than the {MAX_UNPACKED_BYTES >> 20} MiB a checkpoint of this project can hold"
-        )
+    if len(raw) > limit:
+        raise CheckpointError(f"{path}: refused: larger than {limit >> 20} MiB, more than {what} can be")
     return raw
+
+
+def read_checkpoint_bytes(path):
+    """A checkpoint file's bytes (read_file_bytes): its tensors' bound plus 1 MiB of archive and metadata."""
+    return read_file_bytes(path, MAX_UNPACKED_BYTES + (1 << 20), "a checkpoint of this project")
 
 
 def safe_torch_load(path, raw=None):

@@ -10,6 +10,7 @@ CSV (results/budget.csv as a table of changes per budget), backends CSV (one mod
 (each model's MAC cut against its measured speedups; NAMES: comma-separated file names to show). A block's
 text outside its table is generated too, so a sentence cannot drift from its numbers.
 """
+import os
 import re
 import sys
 
@@ -250,8 +251,8 @@ def block_backends(csv):
 
 
 def label_stem(row):
-    """A row's file name without its extension (a model file's rows are named 'stem [label]')."""
-    return str(row["name"]).split(" [")[0]
+    """A row's file name without its extension."""
+    return os.path.splitext(os.path.basename(str(row["checkpoint"])))[0]
 
 
 def block_macs(csv, names=""):

@@ -17,15 +17,14 @@ import os
 
 import torch
 
-from common.checkpoint import load_checkpoint
 from common.data import load_cifar10
 from common.errors import UserError, run_cli
 from common.outputs import atomic_write, check_output
 from models import load_model
 
 
-def normalization_of(path):
-    norm = load_checkpoint(path)["meta"]["normalization"]
+def normalization_of(ckpt):
+    norm = ckpt["meta"]["normalization"]
     return ",".join(f"{v:g}" for v in norm["mean"]), ",".join(f"{v:g}" for v in norm["std"])
 
 
@@ -37,7 +36,7 @@ def torch_pruning(args):
     import torch_pruning as tp
     from models.export import onnx_bytes
 
-    model, _ = load_model(args.model)
+    model, ckpt = load_model(args.model)
     x = torch.randn(1, 3, 32, 32)
     base_macs, _ = tp.utils.count_ops_and_params(model, x)
     inner = [m for n, m in model.named_modules() if n.startswith("layer") and n.endswith(".conv1")]
@@ -61,7 +60,7 @@ def torch_pruning(args):
         f"Torch-Pruning: {base_macs / 1e6:.1f}M -> {macs / 1e6:.1f}M MACs ({base_macs / macs:.2f}x fewer); block "
         f"widths {[m.out_channels for m in inner]}"
     )
-    mean, std = normalization_of(args.model)
+    mean, std = normalization_of(ckpt)
     graph = onnx.load_from_string(onnx_bytes(model))
     onnx.helper.set_model_props(graph, {"mean": mean, "std": std, "producer": "torch-pruning"})
     atomic_write(args.out + ".onnx", lambda tmp: onnx.save(graph, tmp))
@@ -91,10 +90,10 @@ def nncf_int8(args):
 
 def export(args):
     """torch.export of the checkpoint's model as a plain PyTorch module, batch dimension dynamic."""
-    model, _ = load_model(args.model)
+    model, ckpt = load_model(args.model)
     batch = torch.export.Dim("batch", min=1, max=4096)
     program = torch.export.export(model.eval(), (torch.randn(2, 3, 32, 32),), dynamic_shapes=({0: batch},))
-    mean, std = normalization_of(args.model)
+    mean, std = normalization_of(ckpt)
     atomic_write(args.out + ".pt2", lambda tmp: torch.export.save(program, tmp, extra_files={"mean": mean, "std": std}))
     print(f"wrote {args.out}.pt2")
 
