@@ -59,7 +59,8 @@ def parser(doc):
 
 
 def run_cli(main, argv=None):
-    """Run `main(argv)`; bad input becomes `prog: error: message` on stderr and exit status 2."""
+    """Run `main(argv)`; bad input becomes `prog: error: message` on stderr and exit status 2. An int that main
+    returns is the exit status; anything else it returns (a method's metadata) is for Python callers, exit 0."""
     prog = sys.argv[0].rsplit("/", 1)[-1]
     if prog in ("__main__.py", "-m", "-c"):
         prog = "cli"
@@ -71,4 +72,4 @@ def run_cli(main, argv=None):
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         sys.exit(130)
-    sys.exit(result or 0)
+    sys.exit(result if isinstance(result, int) and not isinstance(result, bool) else 0)

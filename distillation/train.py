@@ -10,10 +10,11 @@ any project checkpoint (the converted published ResNet-56 included). Inputs are 
 normalisation, and fed to both networks. The student's speedups are measured against the teacher's baseline.
 """
 import os
+from dataclasses import replace
 
 from common.errors import run_cli
 from common.kd import make_kd_loss_fn
-from models.method import Student, adopt_teacher, run
+from models.method import Compressed, Student, adopt_teacher, run
 
 
 class Distill(Student):
@@ -27,21 +28,24 @@ class Distill(Student):
                             "normalisation and the reference")
 
     def prepare(self, ctx):
-        args = ctx.args
-        teacher = adopt_teacher(ctx)
-        if args.no_teacher:
-            self.name, self.loss_fn = "no-teacher", None
-            self.info = {"student_init": args.checkpoint, "compared_teacher": os.path.abspath(args.teacher)}
-        else:
-            ctx.teacher, self.loss_fn = args.teacher, make_kd_loss_fn(teacher, args.temperature, args.alpha)
-            ctx.recipe.update(teacher=os.path.abspath(args.teacher), temperature=args.temperature, alpha=args.alpha)
-            self.info = {"student_init": args.checkpoint, "temperature": args.temperature, "alpha": args.alpha}
+        args, setup = ctx.args, adopt_teacher(ctx)
+        if args.no_teacher:  # the teacher supplies the normalisation and the reference only
+            return replace(setup, name="no-teacher")
+        return replace(setup, teacher=args.teacher, recipe={
+            "teacher": os.path.abspath(args.teacher), "temperature": args.temperature, "alpha": args.alpha})
 
     def compress(self, model, spec, ctx):
-        return model, spec, self.info
+        args = ctx.args
+        if args.no_teacher:
+            return Compressed(model, spec, {"student_init": args.checkpoint,
+                                            "compared_teacher": os.path.abspath(args.teacher)})
+        return Compressed(model, spec, {"student_init": args.checkpoint, "temperature": args.temperature,
+                                        "alpha": args.alpha})
 
-    def hooks(self, model, ctx):
-        return {"loss_fn": self.loss_fn}
+    def hooks(self, out, ctx):
+        if ctx.args.no_teacher:
+            return {}
+        return {"loss_fn": make_kd_loss_fn(ctx.setup.teacher_model, ctx.args.temperature, ctx.args.alpha)}
 
 
 def main(argv=None):

@@ -11,15 +11,16 @@ Two stages (default), as in the paper:
 Layers are module paths (layer1, layer2, layer2.1, ...); the default pairs the middle stages (layer2 outputs).
 """
 import os
+from dataclasses import replace
 
 import torch
 
 from common.errors import UserError, run_cli
 from common.kd import add_kd_args, make_kd_loss_fn
-from common.training import TrainConfig, fit
+from common.training import fit
 from fitnets.hints import (Regressor, ce_hint_loss_fn, feature_shape, get_layer, hint_loss_fn,
                            lower_parameter_names)
-from models.method import Student, adopt_teacher, run
+from models.method import Compressed, Student, adopt_teacher, run, train_config
 
 
 class FitNets(Student):
@@ -46,45 +47,43 @@ class FitNets(Student):
 
     def prepare(self, ctx):
         args = ctx.args
-        self.teacher = adopt_teacher(ctx)
-        ctx.teacher = args.teacher
-        self.name = "fitnets-1stage" if args.single_stage else "fitnets"
-        ctx.recipe.update(teacher=os.path.abspath(args.teacher), temperature=args.temperature, alpha=args.alpha)
+        return replace(adopt_teacher(ctx), name="fitnets-1stage" if args.single_stage else "fitnets",
+                       teacher=args.teacher, recipe={"teacher": os.path.abspath(args.teacher),
+                                                     "temperature": args.temperature, "alpha": args.alpha})
 
     def compress(self, model, spec, ctx):
-        """Stage 1 (two-stage mode): the hint training, through the shared loop in its own run folder."""
-        args, teacher = ctx.args, self.teacher.model
+        """Stage 1 (two-stage mode): the hint training, through the shared loop in its own run folder. The
+        regressor travels to the hooks as the result's state."""
+        args, teacher = ctx.args, ctx.setup.teacher_model.model
         model.to(device=ctx.device, memory_format=torch.channels_last)
         get_layer(teacher, args.hint_layer, "hint"), get_layer(model, args.guided_layer, "guided")
-        self.regressor = Regressor(feature_shape(model, args.guided_layer), feature_shape(teacher, args.hint_layer))
-        self.regressor.to(device=ctx.device, memory_format=torch.channels_last)
+        regressor = Regressor(feature_shape(model, args.guided_layer), feature_shape(teacher, args.hint_layer))
+        regressor.to(device=ctx.device, memory_format=torch.channels_last)
         info = {"student_init": args.checkpoint, "hint_layer": args.hint_layer, "guided_layer": args.guided_layer,
-                "single_stage": args.single_stage, "regressor": {"student_shape": self.regressor.shapes[0],
-                                                                 "teacher_shape": self.regressor.shapes[1]}}
+                "single_stage": args.single_stage, "regressor": {"student_shape": regressor.shapes[0],
+                                                                 "teacher_shape": regressor.shapes[1]}}
         if args.single_stage:
-            return model, spec, dict(info, hint_weight=args.hint_weight)
+            return Compressed(model, spec, dict(info, hint_weight=args.hint_weight), state=regressor)
         lower = lower_parameter_names(model, args.guided_layer)
         for name, p in model.named_parameters():  # fit's optimizer takes only what requires grad
             p.requires_grad_(name in lower)
-        cfg = TrainConfig(epochs=args.hint_epochs, lr=args.hint_lr or args.lr, schedule=args.schedule,
-                          momentum=args.momentum, weight_decay=args.weight_decay, device=ctx.device, amp=args.amp,
-                          run_dir=os.path.join(args.run_dir, "stage1-hint"), resume=args.resume,
-                          progress=args.progress)
-        hint = fit(model, ctx.train_batches, None, cfg, spec=spec, meta={}, desc="hint", extra=self.regressor,
-                   loss_fn=hint_loss_fn(teacher, args.guided_layer, args.hint_layer, self.regressor))
+        cfg = train_config(args, ctx, epochs=args.hint_epochs, lr=args.hint_lr or args.lr,
+                           run_dir=os.path.join(args.run_dir, "stage1-hint"))
+        hint = fit(model, ctx.train_batches, None, cfg, spec=spec, meta={}, desc="hint", extra=regressor,
+                   loss_fn=hint_loss_fn(teacher, args.guided_layer, args.hint_layer, regressor))
         for p in model.parameters():
             p.requires_grad_(True)
-        return model, spec, dict(info, hint_epochs=args.hint_epochs, hint_lr=args.hint_lr or args.lr,
-                                 hint_mse=hint.get("train_loss", float("nan")), trained_in_stage1=len(lower),
-                                 stage1_seconds=hint["train_seconds"],
-                                 temperature=args.temperature, alpha=args.alpha)
+        return Compressed(model, spec, dict(info, hint_epochs=args.hint_epochs, hint_lr=args.hint_lr or args.lr,
+                                            hint_mse=hint.get("train_loss", float("nan")),
+                                            trained_in_stage1=len(lower), stage1_seconds=hint["train_seconds"],
+                                            temperature=args.temperature, alpha=args.alpha), state=regressor)
 
-    def hooks(self, model, ctx):
-        args = ctx.args
+    def hooks(self, out, ctx):
+        args, teacher = ctx.args, ctx.setup.teacher_model
         if args.single_stage:
-            return {"extra": self.regressor, "loss_fn": ce_hint_loss_fn(
-                self.teacher.model, args.guided_layer, args.hint_layer, self.regressor, args.hint_weight)}
-        return {"loss_fn": make_kd_loss_fn(self.teacher, args.temperature, args.alpha)}
+            return {"extra": out.state, "loss_fn": ce_hint_loss_fn(
+                teacher.model, args.guided_layer, args.hint_layer, out.state, args.hint_weight)}
+        return {"loss_fn": make_kd_loss_fn(teacher, args.temperature, args.alpha)}
 
 
 def main(argv=None):

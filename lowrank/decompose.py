@@ -19,7 +19,7 @@ from common.errors import UserError, run_cli
 from common.metrics import count_macs
 from lowrank.decomposition import decompose_model
 from models.lowrank_layers import SCHEMES
-from models.method import Method, run
+from models.method import Compressed, Method, run
 
 SELECTIONS = ("energy", "rank_ratio", "rank", "target_flops", "multiple")
 
@@ -76,7 +76,7 @@ class Decompose(Method):
             "macs_kept": macs / total_macs,
             "layers": report,
         }
-        return model, spec, info
+        return Compressed(model, spec, info)
 
 
 def main(argv=None):

@@ -1,21 +1,29 @@
 """The one method interface, and the driver that runs every method the same way.
 
-A method is a small `Method` subclass in its own folder: a name, its arguments, `compress(model, spec, ctx)` and,
-if it trains, optional hooks for the shared loop. `run(method)` does everything else for every method:
+A method is a small `Method` subclass in its own folder: a name, its arguments, and the hooks below. The driver,
+`run(method)`, calls them in this order, once each, and does everything else for every method:
 
-    command line   input positional (checkpoint, or an architecture name for methods that train from scratch),
-                   --out (the checkpoint written), --baseline (the equally fine-tuned reference), --data-dir
-                   (training / calibration data), --test-dir (evaluation data), the recipe (common/cli.py)
-    checks         output writable and not the input, normalisation present, arguments (method.check_args)
-    compress       the method itself; it returns (model, spec, method_info)
-    fine-tune      common.training.fit with the method's hooks, when the method trains (always, or with --finetune)
-    scoring        top-1 on the test data before and after, with the method's scorer (an int8 model scores itself)
-    save           metadata in schema cifar-compress/2 (common/checkpoint.py), written atomically
+    parse          add_args(parser), recipe_for(args), check_args(args)     the command line (common/cli.py)
+    checks         output writable and not the input; the input loaded (checkpoint, or an architecture name)
+    prepare        prepare(ctx) -> Setup            before data: a teacher, the normalisation, the record's name
+    data           training / calibration batches (--data-dir), test batches (--test-dir)
+    score before   score(model, batches, ctx)       top-1 of the input (checkpoints only)
+    compress       compress(model, spec, ctx) -> Compressed         the method itself
+    fine-tune      hooks(out, ctx) -> fit kwargs    common.training.fit, when the method trains (always, --finetune)
+    finish         after_training(out, ctx) -> Compressed           e.g. the masked model made physically smaller
+    score after    score(out.model, batches, ctx, out)              (an int8 method scores its int8 model)
+    save           artifacts(out, meta, ctx) -> (entries, tensors); metadata in schema cifar-compress/2
+                   (common/checkpoint.py), written atomically
 
+Methods hold no state: `ctx` (a frozen `Context`) is what the driver knows and methods only read; what a later hook
+needs, an earlier one returns (`Setup`, `Compressed`, its `state`). The driver checks both after every hook.
 A method's entry module is then a few lines: see docs/adding-a-method.md.
 """
+import argparse
+import dataclasses
 import os
-from types import SimpleNamespace
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -29,8 +37,60 @@ from common.training import TrainConfig, autocast_dtype, describe_device, evalua
 from models import DEPTH_NAMES, build_model, load_model, make_spec, non_finite_tensor
 
 
+class ReadOnlyArgs(argparse.Namespace):
+    """The parsed command line as methods see it: reading works as on any Namespace, assigning raises."""
+
+    def __init__(self, args):
+        self.__dict__.update(vars(args))
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"ctx.args is read-only (tried to set {name!r}); return the value from the hook instead")
+
+    __delattr__ = __setattr__
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What `prepare` returns: what the run takes from it before any data is loaded."""
+    name: str = ""                    # the record's method name when it is not Method.name (e.g. "no-teacher")
+    normalization: dict | None = None  # inputs normalised this way (a student from scratch takes its teacher's)
+    baseline: str = ""                # the reference when --baseline is not given (a student: its teacher's)
+    teacher: str = ""                 # the teacher recorded in the lineage
+    teacher_model: Any = None         # the frozen teacher, for compress and the training hooks
+    recipe: dict = field(default_factory=dict)  # extra entries of the training record (teacher, temperature, ...)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the driver knows about this run. Methods read it; it cannot be assigned to."""
+    args: ReadOnlyArgs
+    device: torch.device
+    rank: int
+    world: int
+    parent: dict | None               # the input checkpoint (None: an architecture name)
+    spec: dict                        # the input's spec
+    normalization: dict               # how every batch below is normalised
+    setup: Setup = Setup()            # what prepare returned
+    train_batches: Any = None         # training (or calibration) batches, when the run trains
+    test_batches: Any = None          # test batches, when the run has test data
+    data: dict = field(default_factory=dict)  # what the batches are ({"train": ..., "test": ...})
+
+
+@dataclass(frozen=True)
+class Compressed:
+    """What `compress` and `after_training` return."""
+    model: torch.nn.Module
+    spec: dict
+    info: dict                        # meta["method_info"]: the method's own record
+    precision: str = "fp32"           # meta["precision"] ("int8" for a real int8 model)
+    epochs: int | None = None         # training epochs when the method sets them (scratch-B), else --epochs
+    recipe: dict = field(default_factory=dict)  # extra entries of the training record known only now (events)
+    state: Any = None                 # what later hooks of this run need (a mask keeper, a pruner, an int8 runner)
+
+
 class Method:
-    """What a method folder provides. Override what the method needs; the defaults do nothing."""
+    """What a method folder provides. Override what the method needs; the defaults do nothing. Class attributes
+    only: an instance keeps no state (the driver checks)."""
     name = "method"          # meta["method"]
     trains = "optional"      # "never" (data-free), "optional" (fine-tune with --finetune), "always"
     recipe = "quick"         # training defaults (common.cli.RECIPES) when it trains
@@ -47,27 +107,29 @@ class Method:
         """Raise UserError for impossible settings, before any work."""
 
     def prepare(self, ctx):
-        """Before data is loaded: e.g. load a teacher and set ctx.normalization."""
+        """Before data is loaded: a Setup (e.g. a teacher and the normalisation it brings)."""
+        return Setup()
 
     def compress(self, model, spec, ctx):
-        """(model, spec, method_info): the compressed model, the spec that rebuilds it, the method's record."""
-        return model, spec, {}
+        """The method itself: a Compressed (the model, the spec that rebuilds it, the method's record)."""
+        return Compressed(model, spec, {})
 
-    def hooks(self, model, ctx):
+    def hooks(self, out, ctx):
         """Keyword arguments for common.training.fit: loss_fn, after_step, extra."""
         return {}
 
-    def after_training(self, model, spec, ctx, info):
-        """After the fine-tune (or right after compress when there is none): (model, spec), e.g. the masked model made
-        physically smaller; may add to info."""
-        return model, spec
+    def after_training(self, out, ctx):
+        """After the fine-tune (or right after compress when there is none): a Compressed, e.g. the masked model
+        made physically smaller, with more entries in its info."""
+        return out
 
-    def artifacts(self, model, spec, meta, ctx):
+    def artifacts(self, out, meta, ctx):
         """(meta["artifacts"] entries, extra top-level checkpoint entries) that travel with the checkpoint."""
         return {}, {}
 
-    def score(self, model, batches, ctx):
-        """Top-1 % of the model on `batches` (an int8 method scores its int8 model instead)."""
+    def score(self, model, batches, ctx, out=None):
+        """Top-1 % of the model on `batches`; `out` is None before compress (an int8 method then scores its int8
+        model instead)."""
         return evaluate(model, batches, ctx.device)[0]
 
 
@@ -116,18 +178,27 @@ def renormalizer(source, target):
 
 
 def adopt_teacher(ctx):
-    """Load --teacher for a student (distillation, FitNets): a student checkpoint keeps its own normalisation (the
-    teacher gets its inputs renormalised), a student from scratch takes the teacher's; the teacher's baseline becomes
-    the student's reference. Returns the frozen teacher."""
+    """The Setup of a student (distillation, FitNets) from --teacher: a student checkpoint keeps its own
+    normalisation (the teacher gets its inputs renormalised), a student from scratch takes the teacher's; the
+    teacher's baseline becomes the student's reference. The teacher is loaded (teacher_model) but recorded in the
+    lineage only when the method adds `teacher=` (a no-teacher twin uses it for the normalisation alone)."""
     args = ctx.args
     student_norm = (ctx.parent or {}).get("meta", {}).get("normalization") if ctx.parent else None
     teacher, ckpt = load_teacher(args.teacher, ctx.device, student_norm)
     classes = ctx.spec.get("num_classes")
     if ckpt["spec"].get("num_classes") != classes:
         raise UserError(f"teacher predicts {ckpt['spec'].get('num_classes')} classes, student {classes}")
-    ctx.normalization = student_norm or ckpt["meta"]["normalization"]
-    ctx.baseline = ckpt["meta"].get("lineage", {}).get("baseline") or args.teacher
-    return teacher
+    return Setup(normalization=student_norm or ckpt["meta"]["normalization"], teacher_model=teacher,
+                 baseline=ckpt["meta"].get("lineage", {}).get("baseline") or args.teacher)
+
+
+def train_config(args, ctx, epochs=None, lr=None, run_dir=None):
+    """The TrainConfig of this run's recipe: the fine-tune's, or a method's own stage (FitNets' hint stage) with
+    its epochs, learning rate and run folder."""
+    return TrainConfig(epochs=epochs or args.epochs, lr=lr or args.lr, schedule=args.schedule,
+                       momentum=args.momentum, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
+                       device=ctx.device, amp=args.amp, run_dir=run_dir or args.run_dir, resume=args.resume,
+                       rank=ctx.rank, world=ctx.world, progress=args.progress)
 
 
 def parse_args(method, description, argv=None):
@@ -168,71 +239,86 @@ def load_input(args, method):
     return model, ckpt["spec"], ckpt
 
 
-def recipe_of(args, device):
+def recipe_of(args, device, epochs):
     """The training the checkpoint records, with where it ran and in which autocast precision (the same seed on
     another device or precision is another model)."""
     return {"recipe": args.recipe or args.default_recipe, **{k: getattr(args, k, None) for k in (
         "epochs", "lr", "schedule", "weight_decay", "momentum", "batch_size", "subset", "seed", "cpu_bf16",
-        "warmup_steps")}, "device": describe_device(device),
+        "warmup_steps")}, "epochs": epochs, "device": describe_device(device),
         "autocast": {torch.bfloat16: "bf16", torch.float16: "fp16"}[autocast_dtype(device)] if args.amp else ""}
 
 
+def stateless(method, hook, value):
+    """`value`, after checking that the hook left nothing on the method object (state between hooks is returned,
+    never stored) and returned what the protocol says."""
+    if vars(method):
+        raise AssertionError(f"{type(method).__name__}.{hook} stored {sorted(vars(method))} on the method; "
+                             "return it from the hook instead (models/method.py)")
+    expected = {"prepare": Setup, "compress": Compressed, "after_training": Compressed}.get(hook)
+    if expected and not isinstance(value, expected):
+        raise TypeError(f"{type(method).__name__}.{hook} must return a {expected.__name__}, got {type(value).__name__}")
+    return value
+
+
 def run(method, description, argv=None):
-    """Parse, load, compress, fine-tune if asked, score, save. Returns the written checkpoint's metadata."""
-    args = parse_args(method, description, argv)
-    check_output(args.out, [args.checkpoint, args.baseline, getattr(args, "teacher", None)], kind="checkpoint")
-    if args.trains:
-        rank, world, device = cli.setup(args)
+    """Parse, load, prepare, compress, fine-tune if asked, finish, score, save, calling the method's hooks in the
+    order of the module docstring. Returns the written checkpoint's metadata."""
+    parsed = parse_args(method, description, argv)
+    check_output(parsed.out, [parsed.checkpoint, parsed.baseline, getattr(parsed, "teacher", None)],
+                 kind="checkpoint")
+    if parsed.trains:
+        rank, world, device = cli.setup(parsed)  # also settles --amp for the device
     else:
-        if args.threads:
-            torch.set_num_threads(args.threads)
+        if parsed.threads:
+            torch.set_num_threads(parsed.threads)
         rank, world, device = 0, 1, torch.device("cpu")
+    args = ReadOnlyArgs(parsed)
     model, spec, parent = load_input(args, method)
-    ctx = SimpleNamespace(args=args, device=device, rank=rank, world=world, parent=parent, spec=spec, teacher=None,
-                          baseline=None,
-                          normalization=(parent or {}).get("meta", {}).get("normalization") or
-                          (cli.default_normalization() if parent is None else {}),
-                          recipe={}, precision="fp32")
-    method.prepare(ctx)
-    if not ctx.normalization:
+    normalization = (parent or {}).get("meta", {}).get("normalization") or (
+        cli.default_normalization() if parent is None else {})
+    ctx = Context(args=args, device=device, rank=rank, world=world, parent=parent, spec=spec,
+                  normalization=normalization)
+    setup = stateless(method, "prepare", method.prepare(ctx))
+    normalization = setup.normalization or normalization
+    if not normalization:
         raise UserError(f"{args.checkpoint}: checkpoint carries no normalisation")
-    wants_test = args.trains or args.test_dir
-    train_b, test_b, ctx.data = cli.make_batches(args, ctx.normalization, device, rank, world, train=args.trains,
-                                                 test=bool(wants_test))
-    ctx.train_batches, ctx.test_batches = train_b, test_b
+    train_b, test_b, data = cli.make_batches(args, normalization, device, rank, world, train=args.trains,
+                                             test=bool(args.trains or args.test_dir))
+    ctx = dataclasses.replace(ctx, normalization=normalization, setup=setup, train_batches=train_b,
+                              test_batches=test_b, data=data)
+    name = setup.name or method.name
     metrics = {}
     if test_b is not None and parent is not None and world == 1:
-        metrics["top1_before"] = method.score(model.to(device), test_b, ctx)
-    model, spec, info = method.compress(model, spec, ctx)
-    meta = make_meta(method.name, method_info=info, normalization=ctx.normalization,
-                     lineage=lineage(args.checkpoint if parent else None, (parent or {}).get("meta"),
-                                     args.baseline or ctx.baseline, ctx.teacher))
+        metrics["top1_before"] = stateless(method, "score", method.score(model.to(device), test_b, ctx))
+    out = stateless(method, "compress", method.compress(model, spec, ctx))
+    line = lineage(args.checkpoint if parent else None, (parent or {}).get("meta"), args.baseline or setup.baseline,
+                   setup.teacher or None)
+    recipe = {}
     if args.trains:
-        ctx.recipe = dict(recipe_of(args, device), **ctx.recipe)
-        cfg = TrainConfig(epochs=args.epochs, lr=args.lr, schedule=args.schedule, momentum=args.momentum,
-                          weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, device=device, amp=args.amp,
-                          run_dir=args.run_dir, resume=args.resume, rank=rank, world=world, progress=args.progress)
-        trained = fit(model, train_b, test_b, cfg, spec=spec, meta=meta, desc=method.name, **method.hooks(model, ctx))
-    model, spec = method.after_training(model, spec, ctx, info)
+        epochs = out.epochs or args.epochs
+        recipe = {**recipe_of(args, device, epochs), **setup.recipe, **out.recipe}
+        meta = make_meta(name, method_info=out.info, normalization=normalization, lineage=line)
+        trained = fit(out.model, train_b, test_b, train_config(args, ctx, epochs=epochs), spec=out.spec, meta=meta,
+                      desc=name, **stateless(method, "hooks", method.hooks(out, ctx)))
+    out = stateless(method, "after_training", method.after_training(out, ctx))
     if rank != 0:
         return None
-    model = model.cpu().to(memory_format=torch.contiguous_format)
+    model = out.model.cpu().to(memory_format=torch.contiguous_format)
     bad = non_finite_tensor(model.state_dict())
     if bad:  # a result that every later step would read as a model
-        raise UserError(f"{method.name} produced non-finite weights (NaN or inf) in {bad}; nothing written")
+        raise UserError(f"{name} produced non-finite weights (NaN or inf) in {bad}; nothing written")
     metrics.update(model_metrics(model))
     if args.trains:  # the loop's last evaluation (over every rank's share of the test set)
-        metrics.update(top1=trained["test_acc"], epochs=args.epochs,
-                       train_seconds=round(trained["train_seconds"] + info.get("stage1_seconds", 0.0), 1))
+        metrics.update(top1=trained["test_acc"], epochs=epochs,
+                       train_seconds=round(trained["train_seconds"] + out.info.get("stage1_seconds", 0.0), 1))
     elif test_b is not None:
-        metrics["top1"] = method.score(model, test_b, ctx)
-    meta = make_meta(method.name, method_info=info, recipe=ctx.recipe if args.trains else {}, lineage=meta["lineage"],
-                     normalization=ctx.normalization, data=ctx.data, metrics=metrics,
-                     precision=ctx.precision)
+        metrics["top1"] = stateless(method, "score", method.score(model, test_b, ctx, out))
+    meta = make_meta(name, method_info=out.info, recipe=recipe, lineage=line, normalization=normalization,
+                     data=data, metrics=metrics, precision=out.precision)
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    meta["artifacts"], extra = method.artifacts(model, spec, meta, ctx)
-    save_checkpoint(args.out, spec, state, meta, **extra)
+    meta["artifacts"], extra = stateless(method, "artifacts", method.artifacts(out, meta, ctx))
+    save_checkpoint(args.out, out.spec, state, meta, **extra)
     change = f"{metrics['top1_before']:.2f}% -> " if "top1_before" in metrics else ""
-    score = f": top-1 {change}{metrics['top1']:.2f}% on {ctx.data['test']}" if "top1" in metrics else ""
+    score = f": top-1 {change}{metrics['top1']:.2f}% on {data['test']}" if "top1" in metrics else ""
     print(f"wrote {args.out}{score}")
     return meta

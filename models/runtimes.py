@@ -26,23 +26,24 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 OPENVINO_PRECISION = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 
 
-def make_runner(backend, precision, model, ckpt, device, threads, compiled=True):
-    """The runner of `model` (the checkpoint's float model; `ckpt` for its int8 model) on `backend`. compiled=False
+def make_runner(backend, precision, model, entries, device, threads, compiled=True):
+    """The runner of `model` (the checkpoint's float model) on `backend`; an int8 runner runs the int8 model in
+    `entries` (the checkpoint's "onnx" / "openvino" / "pt2e" entry: a checkpoint dict will do). compiled=False
     runs a PT2E int8 graph without torch.compile: the same int8 numerics, without the compile wait."""
     if precision == "int8" and backend == "compile":
-        return Pt2eRunner(model, ckpt["pt2e"], threads, compiled)
+        return Pt2eRunner(model, entries["pt2e"], threads, compiled)
     if backend in ("eager", "compile"):
         return TorchRunner(model, backend, device, DTYPES[precision])
     if backend == "onnx":
-        graph = tensor_to_bytes(ckpt["onnx"]) if "onnx" in ckpt else onnx_bytes(fold_batchnorm(model))
+        graph = tensor_to_bytes(entries["onnx"]) if "onnx" in entries else onnx_bytes(fold_batchnorm(model))
         return OnnxRunner(graph, device, threads)
-    return OpenVinoRunner(openvino_model(model, ckpt, precision), precision, threads)
+    return OpenVinoRunner(openvino_model(model, entries, precision), precision, threads)
 
 
-def openvino_model(model, ckpt, precision):
+def openvino_model(model, entries, precision):
     """The openvino.Model a checkpoint runs as: its int8 IR, or the conversion of its folded float model."""
     try:
-        return openvino_from_entry(ckpt["openvino"]) if precision == "int8" else \
+        return openvino_from_entry(entries["openvino"]) if precision == "int8" else \
             openvino_from_module(fold_batchnorm(model))
     except Exception as e:
         raise UserError(f"OpenVINO cannot load the model ({str(e).strip().splitlines()[0][:160]})") from None

@@ -20,7 +20,7 @@ from common import cli
 from common.errors import UserError, run_cli
 from common.metrics import model_metrics
 from models import DEPTH_NAMES, build_model, load_model
-from models.method import Method, run
+from models.method import Compressed, Method, Setup, run
 
 
 def scratch_b_epochs(epochs, dense_macs, pruned_macs):
@@ -53,26 +53,28 @@ class Train(Method):
         return "scratch" if args.checkpoint in DEPTH_NAMES or args.scratch else "finetune"
 
     def prepare(self, ctx):
-        self.name = ctx.parent["meta"]["method"] if ctx.parent else "baseline"
+        """A fine-tuned checkpoint keeps its parent's method name; an architecture trained from scratch is a
+        baseline."""
         if ctx.parent and ctx.parent["meta"].get("precision") == "int8":
             raise UserError(f"{ctx.args.checkpoint}: an int8 checkpoint's int8 model would not follow the training; "
                             "fine-tune its fp32 parent, then quantise again")
         if ctx.args.scratch and not ctx.parent:
             raise UserError("--scratch retrains a checkpoint's architecture: give a checkpoint, not an architecture")
+        return Setup(name=ctx.parent["meta"]["method"] if ctx.parent else "baseline")
 
     def compress(self, model, spec, ctx):
         args = ctx.args
         info = dict(ctx.parent["meta"].get("method_info", {})) if ctx.parent else {}
         if not args.scratch:
-            return model, spec, info
+            return Compressed(model, spec, info)
         cli.seed_everything(args.seed)
         model = build_model(spec).train()  # same architecture, fresh weights
+        epochs = args.epochs
         if args.scratch == "B":
-            base, macs = args.epochs, model_metrics(model)["macs"]
-            dense = dense_macs(ctx.parent, args.checkpoint)
-            args.epochs = scratch_b_epochs(base, dense, macs)
-            print(f"scratch-B: {base} epochs x {dense:.4g}/{macs:.4g} MACs = {args.epochs} epochs")
-        return model, spec, dict(info, scratch=args.scratch)
+            macs, dense = model_metrics(model)["macs"], dense_macs(ctx.parent, args.checkpoint)
+            epochs = scratch_b_epochs(args.epochs, dense, macs)
+            print(f"scratch-B: {args.epochs} epochs x {dense:.4g}/{macs:.4g} MACs = {epochs} epochs")
+        return Compressed(model, spec, dict(info, scratch=args.scratch), epochs=epochs)
 
 
 def main(argv=None):

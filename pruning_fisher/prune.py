@@ -16,7 +16,7 @@ import os
 from common.errors import UserError, run_cli
 from common.training import RunFolder
 from models import build_model
-from models.method import Method, run
+from models.method import Compressed, Method, run
 from models.surgery import keep_channels
 from pruning_fisher.fisher import FisherPruner, alive_from_zeros, check_target, schedule
 
@@ -44,6 +44,7 @@ class FisherPrune(Method):
             raise UserError("pruning_fisher.prune runs in one process (every rank would rank channels on its own data)")
 
     def compress(self, model, spec, ctx):
+        """The pruning schedule and the FisherPruner (the result's state) that removes channels during the fine-tune."""
         args = ctx.args
         if spec.get("layers"):
             raise UserError(f"{args.checkpoint}: Fisher pruning needs a model without replaced layers")
@@ -52,31 +53,31 @@ class FisherPrune(Method):
         events = schedule(macs, args.target_macs * macs, args.epochs * steps, args.prune_every, args.ramp)
         done = RunFolder(args.run_dir).restore(model) * steps if args.resume else 0
         alive = alive_from_zeros(model) if done else None
-        self.pruner = FisherPruner(model, macs, [e for e in events if e[0] > done], args.beta, args.round_to,
-                                   iteration=done, alive=alive)
+        pruner = FisherPruner(model, macs, [e for e in events if e[0] > done], args.beta, args.round_to,
+                              iteration=done, alive=alive)
         if done:
-            print(f"resuming Fisher pruning after iteration {done} at {self.pruner.macs / macs:.3f} of the MACs")
-        ctx.recipe.update(steps=len(events))
-        self.mids_before = [int(m) for m in spec["mids"]]
-        return model, spec, {"target_macs": args.target_macs, "beta": args.beta, "prune_every": args.prune_every,
-                             "ramp": args.ramp, "round_to": args.round_to, "events": len(events),
-                             "mids_before": self.mids_before, "macs_before": macs}
+            print(f"resuming Fisher pruning after iteration {done} at {pruner.macs / macs:.3f} of the MACs")
+        info = {"target_macs": args.target_macs, "beta": args.beta, "prune_every": args.prune_every,
+                "ramp": args.ramp, "round_to": args.round_to, "events": len(events),
+                "mids_before": [int(m) for m in spec["mids"]], "macs_before": macs}
+        return Compressed(model, spec, info, recipe={"steps": len(events)}, state=pruner)
 
-    def hooks(self, model, ctx):
-        return {"after_step": self.pruner.after_step}
+    def hooks(self, out, ctx):
+        return {"after_step": out.state.after_step}
 
-    def after_training(self, model, spec, ctx, info):
-        pruner = self.pruner
+    def after_training(self, out, ctx):
+        """The masked model made physically smaller: the channels the pruner removed are cut out."""
+        pruner = out.state
         for _, level in pruner.events:  # events a tiny run did not reach still happen, on the saliency seen last
             pruner.prune_to(level)
         pruner.events = []
         pruner.remove()
-        new_spec, state, kept = keep_channels(model, pruner.kept())
+        new_spec, state, kept = keep_channels(out.model, pruner.kept())
         small = build_model(new_spec)
         small.load_state_dict(state, strict=True)
-        print(f"Fisher pruning: widths {self.mids_before} -> {new_spec['mids']}")
-        info.update(kept=kept, removed=[{"iteration": it, "block": b, "channels": c} for it, b, c in pruner.removed])
-        return small.eval(), new_spec
+        print(f"Fisher pruning: widths {out.info['mids_before']} -> {new_spec['mids']}")
+        removed = [{"iteration": it, "block": b, "channels": c} for it, b, c in pruner.removed]
+        return Compressed(small.eval(), new_spec, dict(out.info, kept=kept, removed=removed))
 
 
 def main(argv=None):

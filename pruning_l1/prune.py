@@ -13,7 +13,7 @@ from common import cli
 from common.errors import UserError, run_cli
 from common.metrics import model_metrics
 from models import build_model
-from models.method import Method, run
+from models.method import Compressed, Method, run
 from pruning_l1.filters import plan, prune_model, variant_scheme
 
 
@@ -65,7 +65,7 @@ class L1Prune(Method):
             "params_before": before["params"],
             "macs_before": before["macs"],
         }
-        return pruned, new_spec, info
+        return Compressed(pruned, new_spec, info)
 
 
 def main(argv=None):

@@ -11,6 +11,8 @@ plain tensors (models/int8.py), meta precision "int8" and meta artifacts int8.en
 is the fp32 model's and after is the int8 model's on its own engine. A QAT checkpoint (quantization/qat.py) is
 quantised the same way from its quantised-dequantised weights.
 """
+from typing import NamedTuple
+
 import torch
 
 from common import cli
@@ -18,9 +20,15 @@ from common.checkpoint import int8_fingerprints
 from common.errors import UserError, run_cli
 from models.fold import fold_batchnorm
 from models.int8 import ENGINES
-from models.method import Method, run
+from models.method import Compressed, Method, Setup, run
 from models.runtimes import make_runner
 from quantization.engines import float_model, quantize
+
+
+class Int8Model(NamedTuple):
+    """The state compress hands to the later hooks: the int8 model's checkpoint entries and its runner."""
+    entries: dict
+    runner: object
 
 
 class PostTrainingInt8(Method):
@@ -39,40 +47,40 @@ class PostTrainingInt8(Method):
             raise UserError(f"--per-tensor applies to the onnxruntime engine only; {args.engine} picks its own scheme")
 
     def prepare(self, ctx):
-        self.runner = None
         if ctx.parent["meta"].get("precision") == "int8":
             raise UserError(f"{ctx.args.checkpoint}: already an int8 checkpoint")
+        return Setup()
 
     def compress(self, model, spec, ctx):
+        """The engine's int8 model (plain tensors) of the BN-folded fp32 model; its runner is the result's state,
+        which scores it."""
         args = ctx.args
         fmodel, fspec, _ = float_model(model, ctx.parent)
         calib, desc = cli.calibration_batches(args, ctx.normalization)
         print(f"calibrating for {args.engine} on {len(calib.images)} images of {desc}")
-        self.entries, info, counts = quantize(args.engine, fold_batchnorm(fmodel), calib,
-                                              per_channel=not args.per_tensor)
+        entries, info, counts = quantize(args.engine, fold_batchnorm(fmodel), calib, per_channel=not args.per_tensor)
         info.update(engine=args.engine, calib_images=len(calib.images), calibration_data=desc,
                     source_method=ctx.parent["meta"].get("method", ""))
         if counts:
             info["quantized_layers"], info["layers"] = counts
             print(f"int8 graph: {counts[0]} of {counts[1]} conv/linear layers on int8 inputs and weights")
-        ctx.precision = "int8"
-        int8_ckpt = {"meta": {"precision": "int8", "artifacts": {"int8": {"engine": args.engine}}}, **self.entries}
-        self.runner = make_runner(ENGINES[args.engine], "int8", fmodel, int8_ckpt, torch.device("cpu"),
-                                  args.threads or torch.get_num_threads(), compiled=False)
-        return fmodel, fspec, info
+        runner = make_runner(ENGINES[args.engine], "int8", fmodel, entries, torch.device("cpu"),
+                             args.threads or torch.get_num_threads(), compiled=False)
+        return Compressed(fmodel, fspec, info, precision="int8", state=Int8Model(entries, runner))
 
-    def score(self, model, batches, ctx):
-        if self.runner is None:  # before quantising: the fp32 model
+    def score(self, model, batches, ctx, out=None):
+        if out is None:  # before quantising: the fp32 model
             return super().score(model, batches, ctx)
-        correct = total = 0
+        runner, correct, total = out.state.runner, 0, 0
         for images, labels in batches:
-            correct += int((self.runner.logits(self.runner.prepare(images)).argmax(1) == labels).sum())
+            correct += int((runner.logits(runner.prepare(images)).argmax(1) == labels).sum())
             total += len(labels)
         return 100.0 * correct / max(total, 1)
 
-    def artifacts(self, model, spec, meta, ctx):
-        state = {k: v.contiguous() for k, v in model.state_dict().items()}  # as the driver saves them
-        return {"int8": {"engine": ctx.args.engine, **int8_fingerprints(state, self.entries)}}, self.entries
+    def artifacts(self, out, meta, ctx):
+        state = {k: v.contiguous() for k, v in out.model.state_dict().items()}  # as the driver saves them
+        entries = out.state.entries
+        return {"int8": {"engine": ctx.args.engine, **int8_fingerprints(state, entries)}}, entries
 
 
 def main(argv=None):

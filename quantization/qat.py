@@ -17,7 +17,7 @@ import torch
 from common import cli
 from common.errors import UserError, run_cli
 from models import build_model, spec_with_layer
-from models.method import Method, run
+from models.method import Compressed, Method, run
 from models.quant_layers import BITS, check_bits, is_calibrated, layer_entry, set_observing
 
 
@@ -89,7 +89,7 @@ class FakeQuant(Method):
                 f"W{args.weight_bits}A{args.act_bits}: post-training top-1 {info['post_training_top1']:.2f}% "
                 f"(calibrated on {len(calib.images)} training images, no fine-tune)"
             )
-        return qmodel, qspec, info
+        return Compressed(qmodel, qspec, info)
 
 
 def main(argv=None):

@@ -1,7 +1,12 @@
 """The one method interface (models/method.py): a toy method gets the CLI convention, the fine-tune, the lineage, the
 schema-2 metadata and the benchmark from the driver alone; format /1 checkpoints load through the migration."""
+import ast
+import importlib.util
 import os
 import pathlib
+import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -9,35 +14,43 @@ import torch
 from common.checkpoint import FORMAT, load_checkpoint, make_meta, save_checkpoint
 from common.cli import default_normalization
 from common.data import write_synthetic_layout
-from common.errors import UserError, run_cli
+from common.errors import run_cli
 from common.report import Entry, child_of
 from models import build_model, load_model, make_spec
-from models.method import Method, run
 
 FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "checkpoint_v1.pt"
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "adding-a-method.md"
 
 
-class RoundWeights(Method):
-    """docs/adding-a-method.md's toy method: round every conv weight to a multiple of --step."""
-    name = "round"
-
-    def add_args(self, p):
-        p.add_argument("--step", type=float, default=0.01, help="grid the conv weights are rounded to")
-
-    def check_args(self, args):
-        if not args.step > 0:
-            raise UserError(f"--step must be positive, got {args.step}")
-
-    def compress(self, model, spec, ctx):
-        with torch.no_grad():
-            for m in model.modules():
-                if isinstance(m, torch.nn.Conv2d):
-                    m.weight.copy_((m.weight / ctx.args.step).round() * ctx.args.step)
-        return model, spec, {"step": ctx.args.step}
+def doc_toy_source():
+    """The toy method's code block, exactly as docs/adding-a-method.md shows it."""
+    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
+    toy = [b for b in blocks if b.startswith("# toy_round/round.py")]
+    assert len(toy) == 1, "docs/adding-a-method.md must show the toy method once"
+    return toy[0]
 
 
-def toy(argv):
-    return run(RoundWeights(), "Round every conv weight to a multiple of --step.", argv)
+@pytest.fixture(scope="module")
+def toy_dir(tmp_path_factory):
+    """A folder outside the repository holding toy_round/round.py, copied from the docs."""
+    folder = tmp_path_factory.mktemp("toy")
+    (folder / "toy_round").mkdir()
+    (folder / "toy_round" / "round.py").write_text(doc_toy_source())
+    return folder
+
+
+@pytest.fixture(scope="module")
+def toy_module(toy_dir):
+    spec = importlib.util.spec_from_file_location("toy_round_round", toy_dir / "toy_round" / "round.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def toy(toy_module):
+    return toy_module.main
 
 
 @pytest.fixture
@@ -51,7 +64,7 @@ def base(tmp_path):
     return path
 
 
-def test_toy_method_data_free_then_finetuned(tmp_path, base, capsys):
+def test_toy_method_data_free_then_finetuned(tmp_path, base, capsys, toy):
     out = tmp_path / "round.pt"
     meta = toy([str(base), "--step", "0.05", "--test-dir", str(tmp_path / "data"), "--out", str(out)])
     model, ckpt = load_model(out)
@@ -74,7 +87,7 @@ def test_toy_method_data_free_then_finetuned(tmp_path, base, capsys):
     assert child_of(Entry(str(out)), [Entry(str(ft))]).path == str(ft)  # how reports pair a model with its fine-tune
 
 
-def test_toy_method_gets_the_cli_convention(tmp_path, base, capsys):
+def test_toy_method_gets_the_cli_convention(tmp_path, base, capsys, toy):
     with pytest.raises(SystemExit) as e:
         run_cli(toy, ["--help"])
     assert e.value.code == 0
@@ -91,7 +104,7 @@ def test_toy_method_gets_the_cli_convention(tmp_path, base, capsys):
     assert not (tmp_path / "x.pt").exists()
 
 
-def test_toy_checkpoint_is_benchmarked_like_any_other(tmp_path, base):
+def test_toy_checkpoint_is_benchmarked_like_any_other(tmp_path, base, toy):
     import benchmark.run as bench
     out = tmp_path / "round.pt"
     toy([str(base), "--step", "0.05", "--out", str(out)])
@@ -101,6 +114,141 @@ def test_toy_checkpoint_is_benchmarked_like_any_other(tmp_path, base):
     import pandas as pd
     df = pd.read_csv(csv)
     assert set(df["method"]) == {"baseline", "round"} and df["measured_speedup"].notna().all()
+
+
+def git_state():
+    """Every changed or untracked file of the repository, with its content hash: what a run must leave as it was."""
+    lines = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.splitlines()
+    state = {}
+    for line in lines:
+        path = ROOT / line[3:]
+        state[line] = path.read_bytes() if path.is_file() else None
+    return state
+
+
+@pytest.mark.skipif(subprocess.run(["git", "rev-parse"], cwd=ROOT, capture_output=True).returncode != 0,
+                    reason="needs the repository's git checkout")
+def test_doc_toy_method_runs_end_to_end_from_its_own_folder(tmp_path, base, toy_dir):
+    """Adding a method touches its folder only: the docs' toy method, in a folder outside the repository, compresses,
+    fine-tunes, gets a benchmark row and a point in the figures through the repository's own commands."""
+    before = git_state()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(toy_dir)]))
+    data = str(tmp_path / "data")
+
+    def sh(*argv):
+        done = subprocess.run([sys.executable, "-m", *argv], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    assert "wrote round.pt: top-1" in sh("toy_round.round", str(base), "--step", "0.05", "--test-dir", data,
+                                         "--out", "round.pt")
+    sh("toy_round.round", str(base), "--step", "0.05", "--finetune", "--data-dir", data, "--epochs", "1",
+       "--batch-size", "32", "--threads", "1", "--out", "round-ft.pt", "--baseline", str(base))
+    sh("benchmark.run", str(base), "round.pt", "round-ft.pt", "--baseline", str(base), "--test-dir", data,
+       "--backends", "eager", "--batch-sizes", "4", "--quick", "--threads", "1", "--out", "bench.csv")
+    sh("plots.make", "--results", "bench.csv", "--out", "figs")
+    import pandas as pd
+    rows = pd.read_csv(tmp_path / "bench.csv")
+    assert sorted(rows["method"]) == ["baseline", "round", "round"]
+    ft = rows[rows["checkpoint"].str.endswith("round-ft.pt")].iloc[0]
+    assert ft["train_epochs"] == 1 and ft["measured_speedup"] > 0 and ft["baseline_sha256"] == rows[
+        rows["method"] == "baseline"]["checkpoint_sha256"].iloc[0]
+    import json
+    points = json.loads((tmp_path / "figs" / "figures.json").read_text())["accuracy_vs_speedup"]
+    assert {p["method"] for p in points} >= {"round"}  # the new method is a point of the figure, no registry edited
+    assert (tmp_path / "figs" / "accuracy_vs_speedup.png").stat().st_size > 0
+    assert git_state() == before  # no file of the repository was added or changed
+
+
+METHOD_FOLDERS = ["distillation", "fitnets", "lowrank", "pruning_fisher", "pruning_l1", "pruning_weight",
+                  "quantization", "models"]
+HOOKS = {"prepare", "compress", "hooks", "after_training", "artifacts", "score", "add_args", "recipe_for",
+         "check_args"}
+
+
+def method_classes(tree):
+    """The classes in a module that subclass Method or Student (directly, or a class of the module that does)."""
+    names, found = {"Method", "Student"}, []
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and any(getattr(b, "id", None) in names for b in node.bases):
+            names.add(node.name)
+            found.append(node)
+    return found
+
+
+def state_writes(cls):
+    """`self.x = ...`, `ctx.x = ...`, `ctx.args.x = ...` and setattr(self / ctx, ...) inside a method class."""
+    bad = []
+    for node in ast.walk(cls):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+            node, (ast.AugAssign, ast.AnnAssign)) else []
+        for target in targets:
+            for t in ast.walk(target):
+                if isinstance(t, ast.Attribute) and isinstance(t.ctx, ast.Store):
+                    root = t.value
+                    while isinstance(root, ast.Attribute):
+                        root = root.value
+                    if getattr(root, "id", None) in ("self", "ctx"):
+                        bad.append(f"{cls.name}:{t.lineno} {ast.unparse(t)}")
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("setattr", "delattr") and \
+                getattr(node.args[0], "id", None) in ("self", "ctx"):
+            bad.append(f"{cls.name}:{node.lineno} {ast.unparse(node)}")
+    return bad
+
+
+def test_no_method_assigns_to_its_context_or_keeps_state():
+    """The lint: in every method folder, no Method subclass writes to self or ctx (a hook returns what later hooks
+    need). The test sees the rule work on a method that breaks it."""
+    checked, bad = [], []
+    for folder in METHOD_FOLDERS:
+        for path in sorted((ROOT / folder).glob("*.py")):
+            for cls in method_classes(ast.parse(path.read_text())):
+                checked.append(cls.name)
+                bad += [f"{path.relative_to(ROOT)}: {b}" for b in state_writes(cls)]
+    assert not bad, bad
+    assert {"Distill", "FitNets", "Decompose", "FisherPrune", "L1Prune", "WeightPrune", "PostTrainingInt8",
+            "FakeQuant", "Train"} <= set(checked)
+    breaking = ast.parse("class Bad(Method):\n    def prepare(self, ctx):\n        self.t = 1\n        ctx.teacher = 2"
+                         "\n        ctx.args.epochs = 3\n        setattr(self, 'x', 4)\n")
+    assert len(state_writes(method_classes(breaking)[0])) == 4
+
+
+def test_driver_refuses_state_on_the_method_and_writes_to_the_context(tmp_path, base, toy_module):
+    """At run time the same rules hold for any method, one from outside the repository included: nothing is
+    written for a method that stores on self, assigns to ctx or ctx.args, or returns a tuple from compress."""
+    from models.method import Compressed
+
+    class StoresOnSelf(toy_module.RoundWeights):
+        def compress(self, model, spec, ctx):
+            self.kept = model
+            return Compressed(model, spec, {})
+
+    class AssignsToContext(toy_module.RoundWeights):
+        def compress(self, model, spec, ctx):
+            ctx.spec = spec
+            return Compressed(model, spec, {})
+
+    class AssignsToArgs(toy_module.RoundWeights):
+        def compress(self, model, spec, ctx):
+            ctx.args.step = 1.0
+            return Compressed(model, spec, {})
+
+    class ReturnsATuple(toy_module.RoundWeights):
+        def compress(self, model, spec, ctx):
+            return model, spec, {}
+
+    import dataclasses
+    from models.method import run
+    for cls, error, text in ((StoresOnSelf, AssertionError, "stored ['kept'] on the method"),
+                             (AssignsToContext, dataclasses.FrozenInstanceError, "spec"),
+                             (AssignsToArgs, AttributeError, "ctx.args is read-only"),
+                             (ReturnsATuple, TypeError, "must return a Compressed")):
+        out = tmp_path / f"{cls.__name__}.pt"
+        with pytest.raises(error, match=re.escape(text)):
+            run(cls(), "x", [str(base), "--out", str(out)])
+        assert not out.exists()
 
 
 def test_format_v1_checkpoint_migrates_on_load():
