@@ -14,6 +14,7 @@ CSV and compares). Error bars are 95% intervals: over seeds where the CSV holds 
 import json
 import os
 import textwrap
+from dataclasses import dataclass
 
 import matplotlib
 
@@ -30,13 +31,24 @@ from common.stats import paired_interval  # noqa: E402
 BACKEND_COLOURS = {"eager": "tab:blue", "compile": "tab:green", "onnx": "tab:orange", "openvino": "tab:purple"}
 PRECISION_EDGES = {"fp32": None, "bf16": "k", "fp16": "k", "int8": "k"}  # bf16/int8 points get an outline
 MARKERS = "osx^vD<>Ph*pX"  # one per method, in the order the methods first appear in the CSV
-_MARKER_OF = {}
 
 
-def method_marker(method):
-    """The marker of a method: taken from the CSV's own method names, never a fixed list, so every method (a new one
-    included) gets its own, different from the others'."""
-    return _MARKER_OF.setdefault(method, MARKERS[len(_MARKER_OF) % len(MARKERS)])
+@dataclass(frozen=True)
+class Style:
+    """What every figure of one set shares: the machine and data line, one marker per method and one number per
+    checkpoint. Made from the CSV's own method names and checkpoints, never a fixed list, so a new method gets a
+    marker of its own."""
+    context: str
+    markers: dict
+    numbers: dict
+
+    @classmethod
+    def of(cls, df, data):
+        methods = dict.fromkeys(df["method"].astype(str))
+        names = sorted({p["checkpoint"] for p in data["accuracy_vs_speedup"] + data["speedup_vs_compression"]})
+        names += sorted({p["checkpoint"] for points in data.values() for p in points} - set(names))
+        return cls(_context(df), {m: MARKERS[i % len(MARKERS)] for i, m in enumerate(methods)},
+                   {n: i + 1 for i, n in enumerate(names)})
 # The columns the figures read; their types are the schema's.
 REQUIRED = ["checkpoint", "checkpoint_sha256", "method", "baseline_sha256", "backend", "device", "precision", "batch",
             "top1", "data", "measured_speedup", "theoretical_speedup", "compressed_bytes", "latency_p50_ms",
@@ -236,20 +248,13 @@ def _context(df):
     return f"{machine_context(df)}\naccuracy data: {datas}"
 
 
-_NUMBERS = {}  # checkpoint label -> the number printed beside its points (set per figure set by `make`)
-
-
-def _number(checkpoint):
-    return _NUMBERS.setdefault(checkpoint, len(_NUMBERS) + 1)
-
-
-def _key_text(points):
+def _key_text(points, style):
     """'1 r56-ft   2 r56-l1-A ...': which checkpoint each number beside a point stands for."""
-    names = sorted({p["checkpoint"] for p in points}, key=_number)
-    return "   ".join(f"{_number(n)} {n}" for n in names)
+    names = sorted({p["checkpoint"] for p in points}, key=style.numbers.get)
+    return "   ".join(f"{style.numbers[n]} {n}" for n in names)
 
 
-def _scatter_by(ax, points, xkey="x", ykey="y"):
+def _scatter_by(ax, points, style, xkey="x", ykey="y"):
     seen = set()
     for p in points:
         key = (p["backend"], p["precision"], p["method"])
@@ -258,7 +263,7 @@ def _scatter_by(ax, points, xkey="x", ykey="y"):
             p[xkey],
             p[ykey],
             c=BACKEND_COLOURS.get(p["backend"], "grey"),
-            marker=method_marker(p["method"]),
+            marker=style.markers[p["method"]],
             s=36,
             alpha=0.85,
             edgecolors=edge,
@@ -279,7 +284,7 @@ def _scatter_by(ax, points, xkey="x", ykey="y"):
                 alpha=0.6,
             )
         ax.annotate(
-            str(_number(p["checkpoint"])),
+            str(style.numbers[p["checkpoint"]]),
             (p[xkey], p[ykey]),
             xytext=(3, 2),
             textcoords="offset points",
@@ -306,7 +311,7 @@ def _panels(points, title):
     return fig, dict(zip(batches, axes[0]))
 
 
-def _per_batch_figure(points, title, name, context, out, draw, legend_size=7, note=""):
+def _per_batch_figure(points, title, name, style, out, draw, legend_size=7, note=""):
     """One panel per batch size; `draw(ax, points_of_that_batch, batch)` plots and labels a panel (False: leave it
     empty)."""
     fig, axes = _panels(points, title + (f" ({note})" if note else ""))
@@ -315,14 +320,14 @@ def _per_batch_figure(points, title, name, context, out, draw, legend_size=7, no
             continue
         ax.grid(alpha=0.3)
         ax.legend(fontsize=legend_size, ncol=2)
-    key = textwrap.fill(_key_text(points), 230)
-    fig.text(0.5, 0.005, f"{key}\n{context}", ha="center", fontsize=6)
+    key = textwrap.fill(_key_text(points, style), 230)
+    fig.text(0.5, 0.005, f"{key}\n{style.context}", ha="center", fontsize=6)
     _save(fig, out, name, bottom=0.06 + 0.02 * key.count("\n"))
 
 
-def plot_speedup_vs_compression(data, context, out, note=""):
+def plot_speedup_vs_compression(data, style, out, note=""):
     def draw(ax, sub, batch):
-        _scatter_by(ax, [p for p in sub if p["x"] == p["x"]])  # x is NaN where a baseline size is missing
+        _scatter_by(ax, [p for p in sub if p["x"] == p["x"]], style)  # x is NaN where a baseline size is missing
         ax.set_xscale("log")
         ax.axhline(1, color="k", lw=0.8, ls="--")
         ax.set_xlabel("compression ratio (baseline bytes / compressed bytes, log)")
@@ -332,14 +337,14 @@ def plot_speedup_vs_compression(data, context, out, note=""):
         data["speedup_vs_compression"],
         "Measured speedup vs compression ratio",
         "speedup_vs_compression",
-        context,
+        style,
         out,
         draw,
         note=note,
     )
 
 
-def plot_accuracy_vs_speedup(data, context, out, note=""):
+def plot_accuracy_vs_speedup(data, style, out, note=""):
     def draw(ax, sub, batch):
         if not sub:
             return False
@@ -355,7 +360,7 @@ def plot_accuracy_vs_speedup(data, context, out, note=""):
             alpha=0.08,
             label="ideal corner",
         )
-        _scatter_by(ax, sub)
+        _scatter_by(ax, sub, style)
         for backend in sorted({p["backend"] for p in sub}):
             front = pareto([(p["x"], p["y"]) for p in sub if p["backend"] == backend])
             ax.plot(
@@ -376,7 +381,7 @@ def plot_accuracy_vs_speedup(data, context, out, note=""):
         data["accuracy_vs_speedup"],
         "Top-1 change vs measured speedup",
         "accuracy_vs_speedup",
-        context,
+        style,
         out,
         draw,
         legend_size=6,
@@ -384,13 +389,13 @@ def plot_accuracy_vs_speedup(data, context, out, note=""):
     )
 
 
-def plot_theoretical_vs_measured(data, context, out, note=""):
+def plot_theoretical_vs_measured(data, style, out, note=""):
     def draw(ax, sub, batch):
         if not sub:
             return False
         top = max(max(p["x"] for p in sub), max(p["y"] for p in sub)) * 1.1
         ax.plot([0, top], [0, top], color="k", lw=0.8, ls="--", label="measured = theoretical")
-        _scatter_by(ax, sub)
+        _scatter_by(ax, sub, style)
         ax.set_xlim(0, top)
         ax.set_ylim(0, top)
         ax.set_xlabel("theoretical speedup (baseline MACs / effective MACs)")
@@ -400,7 +405,7 @@ def plot_theoretical_vs_measured(data, context, out, note=""):
         data["theoretical_vs_measured"],
         "Theoretical (MACs) vs measured speedup",
         "theoretical_vs_measured",
-        context,
+        style,
         out,
         draw,
         note=note,
@@ -419,7 +424,7 @@ def _bars(points, key):
     ]
 
 
-def plot_latency(data, context, out, note=""):
+def plot_latency(data, style, out, note=""):
     pts = data["latency_batch1"]
     backends = sorted({p["backend"] for p in pts}) or ["none"]
     fig, axes = plt.subplots(
@@ -458,11 +463,11 @@ def plot_latency(data, context, out, note=""):
         ax.set_xlabel(f"latency (ms), backend {backend}")
         ax.grid(axis="x", alpha=0.3)
         ax.legend(fontsize=7)
-    fig.text(0.5, 0.005, context, ha="center", fontsize=7)
+    fig.text(0.5, 0.005, style.context, ha="center", fontsize=7)
     _save(fig, out, "latency_batch1")
 
 
-def plot_answer(df, out, batch=64):
+def plot_answer(df, out, style, batch=64):
     """Top-1 change against x eager fp32 at `batch`, one point per configuration and runtime (seeds of one configuration
     at their mean, with the paired 95% interval over seeds); runtime as colour, method as marker, int8 outlined; the
     Pareto front labelled with its checkpoint names. None when the CSV has no eager fp32 baseline row at `batch`."""
@@ -490,7 +495,7 @@ def plot_answer(df, out, batch=64):
     fig, ax = plt.subplots(figsize=(10, 5.5))
     for p in points:
         colour = BACKEND_COLOURS.get(p["backend"], "tab:gray")
-        marker = method_marker(p["method"])
+        marker = style.markers[p["method"]]
         ax.scatter(
             p["x"],
             p["y"],
@@ -534,7 +539,7 @@ def plot_answer(df, out, batch=64):
             label=f"{backend} {precision}",
         )
     for method in dict.fromkeys(p["method"] for p in points):  # marker key, in black
-        ax.scatter([], [], color="k", marker=method_marker(method), label=method)
+        ax.scatter([], [], color="k", marker=style.markers[method], label=method)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), title="runtime, method", title_fontsize=7)
     ax.grid(alpha=0.3)
     most = max(p["seeds"] for p in points)
@@ -550,7 +555,7 @@ def plot_answer(df, out, batch=64):
         fontsize=9,
         color="red" if busy else "black",
     )
-    fig.text(0.5, 0.005, "\n".join(textwrap.wrap(_context(df).replace("\n", "; "), 150)), ha="center", fontsize=7)
+    fig.text(0.5, 0.005, "\n".join(textwrap.wrap(style.context.replace("\n", "; "), 150)), ha="center", fontsize=7)
     _save(fig, out, "answer", bottom=0.07)
     return points
 
@@ -571,18 +576,12 @@ def make(results, out, note=""):
     os.makedirs(out, exist_ok=True)
     plt.rcParams["svg.hashsalt"] = "cifar-compress"
     data = figure_data(df)
-    context = _context(df)
-    _NUMBERS.clear()
-    for p in sorted({p["checkpoint"] for p in data["accuracy_vs_speedup"] + data["speedup_vs_compression"]}):
-        _number(p)
-    _MARKER_OF.clear()
-    for method in dict.fromkeys(df["method"].astype(str)):
-        method_marker(method)
-    plot_speedup_vs_compression(data, context, out, note)
-    plot_accuracy_vs_speedup(data, context, out, note)
-    plot_theoretical_vs_measured(data, context, out, note)
-    plot_latency(data, context, out, note)
-    plot_answer(df, out)
+    style = Style.of(df, data)
+    plot_speedup_vs_compression(data, style, out, note)
+    plot_accuracy_vs_speedup(data, style, out, note)
+    plot_theoretical_vs_measured(data, style, out, note)
+    plot_latency(data, style, out, note)
+    plot_answer(df, out, style)
     atomic_write_text(
         os.path.join(out, "figures.json"),
         json.dumps(

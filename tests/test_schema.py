@@ -40,3 +40,46 @@ def test_every_committed_benchmark_csv_has_the_schemas_columns_in_its_order():
         assert header == [c for c in COLUMNS if c in header], path
         checked += 1
     assert checked >= 10
+
+
+def newest_benchmark_csv():
+    """The committed benchmark CSV with the most recent measurement date: what the current code last wrote."""
+    newest = None
+    for path in sorted((ROOT / "results").rglob("*.csv")):
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        if rows and "latency_p50_ms" in rows[0] and "date" in rows[0]:
+            date = max(r["date"] for r in rows)
+            if newest is None or date > newest[0]:
+                newest = (date, path, list(rows[0]))
+    return newest
+
+
+def test_a_benchmark_run_writes_the_committed_csvs_header(tmp_path):
+    """Behaviour unchanged: benchmarking a checkpoint today gives exactly the header of the newest committed run, and
+    every older committed header is that one with columns missing (none renamed, none moved)."""
+    import torch
+
+    import benchmark.run as bench
+    from common.checkpoint import make_meta, save_checkpoint
+    from common.cli import default_normalization
+    from common.data import write_synthetic_layout
+    from models import build_model, make_spec
+
+    torch.manual_seed(0)
+    spec = make_spec("resnet8")
+    save_checkpoint(tmp_path / "r8.pt", spec, build_model(spec).state_dict(),
+                    make_meta("baseline", normalization=default_normalization()))
+    write_synthetic_layout(str(tmp_path / "data"), n_train=16, n_test=32)
+    bench.main([str(tmp_path / "r8.pt"), "--test-dir", str(tmp_path / "data"), "--backends", "eager",
+                "--batch-sizes", "4", "--quick", "--threads", "1", "--out", str(tmp_path / "b.csv"), "--no-progress"])
+    with open(tmp_path / "b.csv", newline="") as f:
+        header = next(csv.reader(f))
+    _, path, committed = newest_benchmark_csv()
+    assert header == committed, (path.name, [c for c in header if c not in committed],
+                                 [c for c in committed if c not in header])
+    for older in sorted((ROOT / "results").rglob("*.csv")):
+        with open(older, newline="") as f:
+            old = next(csv.reader(f), [])
+        if "latency_p50_ms" in old:
+            assert old == [c for c in header if c in old], older
