@@ -109,10 +109,16 @@ def benchmark_machine(path):
         raise UserError(f"{path}: not a benchmark results CSV ({type(e).__name__}: {str(e)[:80]})") from None
 
 
+def pipe_table(header, rows):
+    """The one table writer of every report, summary and generated README block: pipe-table lines from a header
+    and rows of cells (anything str() prints)."""
+    line = lambda cells: "| " + " | ".join(str(c) for c in cells) + " |"  # noqa: E731
+    return [line(header), "|" + " --- |" * len(header)] + [line(r) for r in rows]
+
+
 def markdown_table(columns, rows):
     """Pipe-table lines; columns = [(header, function of a row -> cell text)]."""
-    lines = ["| " + " | ".join(h for h, _ in columns) + " |", "|" + "---|" * len(columns)]
-    return lines + ["| " + " | ".join(str(f(r)) for _, f in columns) + " |" for r in rows]
+    return pipe_table([h for h, _ in columns], [[f(r) for _, f in columns] for r in rows])
 
 
 def report_inputs(args):

@@ -10,6 +10,7 @@ speedup over the baseline on its own runtime. "moved" = loaded / quiet - 1.
 
 from common.errors import UserError, parser, run_cli
 from common.outputs import atomic_write_text, check_output
+from common.report import pipe_table
 from plots.make import label, load, machine_context, with_x_eager
 from plots.summary import fmt
 
@@ -23,26 +24,21 @@ def compare(quiet, loaded):
         raise UserError(
             "the two CSVs share no (checkpoint, backend, precision, batch): not the same set measured twice"
         )
-    lines = [
-        "| checkpoint | runtime | batch | busy share, quiet / loaded | img/s quiet | img/s loaded | throughput moved "
-        "| x eager quiet | x eager loaded | x eager moved | speedup quiet | speedup loaded | speedup moved |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
+    rows = []
     for _, r in both.sort_values(["batch", "backend", "throughput_ips_quiet"]).iterrows():
 
         def moved(column):
             return fmt(100 * (r[f"{column}_loaded"] / r[f"{column}_quiet"] - 1), 0, "%")
 
-        lines.append(
-            f"| {label({'checkpoint': r['checkpoint_quiet']})} | {r['backend']} {r['precision']} | {int(r['batch'])} | "
-            f"{fmt(100 * r.get('busy_share_mean_quiet'), 0, '%')} / "
-            f"{fmt(100 * r.get('busy_share_mean_loaded'), 0, '%')} "
-            f"| {fmt(r['throughput_ips_quiet'], 0)} | {fmt(r['throughput_ips_loaded'], 0)} | "
-            f"{moved('throughput_ips')} | "
-            f"{fmt(r['x_eager_quiet'])} | {fmt(r['x_eager_loaded'])} | {moved('x_eager')} | "
-            f"{fmt(r['measured_speedup_quiet'])} | {fmt(r['measured_speedup_loaded'])} | {moved('measured_speedup')} |"
-        )
-    return lines
+        rows.append([label({"checkpoint": r["checkpoint_quiet"]}), f"{r['backend']} {r['precision']}", int(r["batch"]),
+                     f"{fmt(100 * r.get('busy_share_mean_quiet'), 0, '%')} / "
+                     f"{fmt(100 * r.get('busy_share_mean_loaded'), 0, '%')}",
+                     fmt(r["throughput_ips_quiet"], 0), fmt(r["throughput_ips_loaded"], 0), moved("throughput_ips"),
+                     fmt(r["x_eager_quiet"]), fmt(r["x_eager_loaded"]), moved("x_eager"),
+                     fmt(r["measured_speedup_quiet"]), fmt(r["measured_speedup_loaded"]), moved("measured_speedup")])
+    return pipe_table(["checkpoint", "runtime", "batch", "busy share, quiet / loaded", "img/s quiet", "img/s loaded",
+                       "throughput moved", "x eager quiet", "x eager loaded", "x eager moved", "speedup quiet",
+                       "speedup loaded", "speedup moved"], rows)
 
 
 def main(argv=None):

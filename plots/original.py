@@ -10,6 +10,7 @@ Their speedups compare with each other only when that CPU is the same.
 
 from common.errors import parser, run_cli
 from common.outputs import atomic_write_text, check_output
+from common.report import pipe_table
 from plots.make import load, machine_context
 from plots.summary import ORIGINAL_NOTE, fmt, original_study_picks, speedup_with_ci, with_summary_columns
 
@@ -32,21 +33,20 @@ def table(paths, batch=64):
              "accurate per runtime), its top-1 change against the baseline of its own run on the same data, and its "
              "measured speedup over that baseline on each runtime and precision, with the 95% interval (paired by "
              "slice; 'no change' when it includes 1). Each CSV is one run on one CPU (named below): compare speeds "
-             "only between rows of the same CPU. Empty: not measured in that run.", "",
-             "| method | original speedup | original change | ours | our change | " +
-             " | ".join(f"{b} {p}" for b, p in columns) + " | run |",
-             "| --- | --- | --- | --- | --- | " + " | ".join("---" for _ in columns) + " | --- |"]
+             "only between rows of the same CPU. Empty: not measured in that run.", ""]
+    table = []
     for i, (name, speed, change, _) in enumerate(runs[0][2] if runs else []):
         found = False
         for k, (path, _, methods) in enumerate(runs):
             for first, rows in methods[i][3]:
                 found = True
                 cells = [speedup_with_ci(rows[c]) if c in rows else "" for c in columns]
-                lines.append(f"| {name} | {speed:.2f} | {change:+.1f} | {first['name']} | {fmt(first['top1_change'])} "
-                             f"| " + " | ".join(cells) + f" | {k + 1} |")
+                table.append([name, f"{speed:.2f}", f"{change:+.1f}", first["name"], fmt(first["top1_change"])]
+                             + cells + [k + 1])
         if not found:
-            lines.append(f"| {name} | {speed:.2f} | {change:+.1f} | not measured | | " +
-                         " | ".join("" for _ in columns) + " | |")
+            table.append([name, f"{speed:.2f}", f"{change:+.1f}", "not measured", ""] + [""] * len(columns) + [""])
+    header = ["method", "original speedup", "original change", "ours", "our change"]
+    lines += pipe_table(header + [f"{b} {p}" for b, p in columns] + ["run"], table)
     lines += ["", "Runs:", ""]
     for k, (path, machine, _) in enumerate(runs):
         lines.append(f"{k + 1}. `{path}`: {machine}")

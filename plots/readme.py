@@ -18,6 +18,7 @@ import pandas as pd
 
 from common.errors import UserError, parser, run_cli
 from common.outputs import atomic_write_text
+from common.report import pipe_table
 from common.stats import mean_sd, paired_interval, pm, verdict
 from plots.budget import CONFIGS, ENGINES, configuration
 from plots.make import load, machine_context, with_x_eager
@@ -85,17 +86,18 @@ def block_answer(long_csv, short_csv):
     long, short = prepared(long_csv), prepared(short_csv)
     rows, short_rows = config_rows(long), config_rows(short)
     base = long[long["checkpoint_sha256"] == long["baseline_sha256"]].iloc[0]
-    lines = ["| configuration | runtime | top-1 | change | x eager, batch 64 | x eager, batch 1 | "
-             "speedup on its runtime, batch 64 (95% CI) | 2 epochs: change | 2 epochs: x eager, batch 64 |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    table = []
     for key in answer_order(rows):
         r = rows[key]
         one = same_row(long, r, 1)
         s = short_rows.get(key)
-        lines.append(f"| {describe(key)} | {runtime_name(r)} | {fmt(r['top1'])} | {fmt(r['top1_change'])} | "
-                     f"{fmt(r['x_eager'], 1)} | {fmt(one['x_eager'], 1) if one is not None else ''} | "
-                     f"{speedup_with_ci(r)} | {fmt(s['top1_change']) if s is not None else 'not run'} | "
-                     f"{fmt(s['x_eager'], 1) if s is not None else ''} |")
+        table.append([describe(key), runtime_name(r), fmt(r["top1"]), fmt(r["top1_change"]), fmt(r["x_eager"], 1),
+                      fmt(one["x_eager"], 1) if one is not None else "", speedup_with_ci(r),
+                      fmt(s["top1_change"]) if s is not None else "not run",
+                      fmt(s["x_eager"], 1) if s is not None else ""])
+    lines = pipe_table(["configuration", "runtime", "top-1", "change", "x eager, batch 64", "x eager, batch 1",
+                        "speedup on its runtime, batch 64 (95% CI)", "2 epochs: change", "2 epochs: x eager, batch 64"],
+                       table)
     lines += ["", _best_sentence(long, rows, long_csv, "At this budget"), "",
               _best_sentence(short, short_rows, short_csv, "At 2 epochs"), "", _fastest_sentence(long, rows)]
     eager = long[(long["checkpoint_sha256"] == long["baseline_sha256"]) & (long["backend"] == "eager")
@@ -142,10 +144,7 @@ def block_seeds(csv):
     df = prepared(csv)
     df = df[df["seed"].notna()]
     per_ckpt = df.sort_values("backend").drop_duplicates("checkpoint_sha256")
-    lines = ["| configuration | seeds | change, mean +- sd | paired 95% interval | verdict | "
-             "speedup over the fp32 baseline on its runtime, batch 64, mean +- sd |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    groups = {}
+    groups, table = {}, []
     for _, r in per_ckpt.iterrows():
         config = configuration(r["name"])
         if config is not None and r["checkpoint_sha256"] != r["baseline_sha256"]:
@@ -158,13 +157,12 @@ def block_seeds(csv):
         backend = "onnx" if name.endswith("-int8-onnxruntime") else "openvino"
         speed = df[(df["name"] == name) & (df["backend"] == backend) & (df["batch"] == 64)]["measured_speedup"]
         speed_text = f"{RUNTIMES[backend]}: {pm(speed.tolist())}" if len(speed) else ""
-        lines.append(
-            f"| {configuration(name)[1]} | {len(g)} | {mean:+.2f} +- {sd:.2f} | "
-            f"{interval[0]:+.2f} to {interval[1]:+.2f} | {verdict(interval, len(g))} | {speed_text} |"
-            if interval
-            else f"| {configuration(name)[1]} | 1 | {mean:+.2f} | | one seed | {speed_text} |"
-        )
+        table.append([configuration(name)[1], len(g), f"{mean:+.2f} +- {sd:.2f}",
+                      f"{interval[0]:+.2f} to {interval[1]:+.2f}", verdict(interval, len(g)), speed_text]
+                     if interval else [configuration(name)[1], 1, f"{mean:+.2f}", "", "one seed", speed_text])
     seeds = sorted({int(s) for s in df["seed"]})
+    lines = pipe_table(["configuration", "seeds", "change, mean +- sd", "paired 95% interval", "verdict",
+                        "speedup over the fp32 baseline on its runtime, batch 64, mean +- sd"], table)
     lines += [
         "",
         f"Seeds {', '.join(map(str, seeds))} (`{csv}`); change against the same seed's baseline, top-1 on "
@@ -182,12 +180,7 @@ def block_budget(csv):
         raise UserError(f"{csv}: unreadable ({type(e).__name__})") from None
     budgets = sorted(table["budget_epochs"].unique())
     longest = budgets[-1]
-    lines = [
-        "| configuration | "
-        + " | ".join(f"{b:g} epochs" for b in budgets)
-        + f" | training time at {longest:g} epochs | trained on |",
-        "| --- |" + " --- |" * (len(budgets) + 2),
-    ]
+    rows = []
     for name in sorted(table["configuration"].drop_duplicates(), key=config_order):
         if name == "r56-ft":
             continue
@@ -207,11 +200,10 @@ def block_budget(csv):
                 {f"{d} {p}" for d, p in zip(last["train_device"].fillna(""), last["train_precision"].fillna("")) if d}
             )
         )
-        lines.append(
-            f"| {g['description'].iloc[0]} | "
-            + " | ".join(cells)
-            + f" | {fmt(seconds.mean() / 60, 0, ' min') if len(seconds) else ''} | {where} |"
-        )
+        rows.append([g["description"].iloc[0]] + cells
+                    + [fmt(seconds.mean() / 60, 0, " min") if len(seconds) else "", where])
+    lines = pipe_table(["configuration"] + [f"{b:g} epochs" for b in budgets]
+                       + [f"training time at {longest:g} epochs", "trained on"], rows)
     base = table[table["configuration"] == "r56-ft"].groupby("budget_epochs")["top1"].mean()
     lines += [
         "",
@@ -237,11 +229,9 @@ def block_backends(csv):
         & (df["batch"] == 64)
     ]
     own = own[own["spec_name"] == base["spec_name"]].sort_values("throughput_ips")
-    lines = [f"| {base['spec_name']} on | top-1 | img/s | x eager fp32 |", "| --- | --- | --- | --- |"]
-    for _, r in own.iterrows():
-        lines.append(
-            f"| {runtime_name(r)} | {fmt(r['top1'])} | {fmt(r['throughput_ips'], 0)} | {fmt(r['x_eager'], 2)} |"
-        )
+    lines = pipe_table([f"{base['spec_name']} on", "top-1", "img/s", "x eager fp32"],
+                       [[runtime_name(r), fmt(r["top1"]), fmt(r["throughput_ips"], 0), fmt(r["x_eager"], 2)]
+                        for _, r in own.iterrows()])
     lines += [
         "",
         f"Batch 64, top-1 on {base['data']}, {int(base['test_images']):,} images; measured on "
@@ -267,20 +257,15 @@ def block_macs(csv, names=""):
         rows = rows[[label_stem(r) in wanted for _, r in rows.iterrows()]]
     rows = rows.sort_values(["precision", "backend", "theoretical_speedup", "name"])
     base = df[df["checkpoint_sha256"] == df["baseline_sha256"]].iloc[0]
-    lines = [
-        "| model | runtime | top-1 | change | fewer MACs | speedup, batch 64 (95% CI) | speedup, batch 1 (95% CI) | "
-        "kept of the MAC cut, batch 64 |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
+    table = []
     for _, r in rows.iterrows():
         one = same_row(df, r, 1)
         kept = r["kept_of_theoretical"]
-        lines.append(
-            f"| {r['name']} | {runtime_name(r)} | {fmt(r['top1'])} | {fmt(r['top1_change'])} | "
-            f"{fmt(r['theoretical_speedup'])}x | {speedup_with_ci(r)} | "
-            f"{speedup_with_ci(one) if one is not None else ''} | "
-            f"{'' if pd.isna(kept) else f'{100 * kept:.0f}%'} |"
-        )
+        table.append([r["name"], runtime_name(r), fmt(r["top1"]), fmt(r["top1_change"]),
+                      f"{fmt(r['theoretical_speedup'])}x", speedup_with_ci(r),
+                      speedup_with_ci(one) if one is not None else "", "" if pd.isna(kept) else f"{100 * kept:.0f}%"])
+    lines = pipe_table(["model", "runtime", "top-1", "change", "fewer MACs", "speedup, batch 64 (95% CI)",
+                        "speedup, batch 1 (95% CI)", "kept of the MAC cut, batch 64"], table)
     lines += [
         "",
         f"Top-1 on {base['data']}, {int(base['test_images']):,} images, one seed; measured on "

@@ -15,6 +15,7 @@ import pandas as pd
 
 from common.errors import UserError, parser, run_cli
 from common.outputs import atomic_write_text, check_output
+from common.report import pipe_table
 from common.stats import MIN_SEEDS_FOR_A_CLAIM, mean_sd, paired_interval, pm, verdict
 from plots.make import label, load, machine_context, with_baseline_columns
 
@@ -33,9 +34,8 @@ def seed_tables(df, tolerance=0.5, title="Seed repeats", source="the results CSV
              "top-1 change: against the baseline of the same seed; a gain or a loss is claimed only when the paired "
              f"95% interval (t over seeds) excludes 0, over at least {MIN_SEEDS_FOR_A_CLAIM} seeds; otherwise the "
              "change is within noise.", "",
-             "## Accuracy over seeds", "",
-             "| checkpoint | method | seeds | top-1 mean +- sd | change mean +- sd | paired 95% interval | verdict |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "## Accuracy over seeds", ""]
+    accuracy = []
     per_ckpt = df.drop_duplicates("checkpoint_sha256")  # top-1 is the checkpoint's, whatever the backend
     summary = {}
     for (name, method), group in per_ckpt.groupby(["name", "method"], sort=False):
@@ -46,20 +46,19 @@ def seed_tables(df, tolerance=0.5, title="Seed repeats", source="the results CSV
         is_base = own.all()
         interval = None if own.any() else paired_interval(changes)
         summary[name] = (mean_sd(changes)[0] if changes else float("nan"), len(group))
-        lines.append(
-            f"| {name} | {method} | {len(group)} | {pm(top1)} | {'' if is_base or not changes else pm(changes)} | "
-            f"{'' if interval is None else f'{interval[0]:+.2f} to {interval[1]:+.2f}'} | "
-            f"{'baseline' if is_base else verdict(interval, len(changes))} |"
-        )
+        accuracy.append([name, method, len(group), pm(top1), "" if is_base or not changes else pm(changes),
+                         "" if interval is None else f"{interval[0]:+.2f} to {interval[1]:+.2f}",
+                         "baseline" if is_base else verdict(interval, len(changes))])
+    lines += pipe_table(["checkpoint", "method", "seeds", "top-1 mean +- sd", "change mean +- sd",
+                         "paired 95% interval", "verdict"], accuracy)
     lines += [
         "",
         f"## Measured speedup over seeds (batch {big})",
         "",
         "Each seed's speedup is over its own seed's baseline on the same runtime, precision and batch.",
         "",
-        "| checkpoint | method | runtime | precision | seeds | measured speedup mean +- sd | img/s mean |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
+    speed_rows = []
     at_big = df[(df["batch"] == big) & df["measured_speedup"].notna()]
     speeds = {}
     for (name, method, backend, precision), group in at_big.groupby(
@@ -68,10 +67,10 @@ def seed_tables(df, tolerance=0.5, title="Seed repeats", source="the results CSV
         group = group.drop_duplicates("seed")
         values = group["measured_speedup"].tolist()
         speeds.setdefault(name, []).append((mean_sd(values)[0], backend, precision))
-        lines.append(
-            f"| {name} | {method} | {backend} | {precision} | {len(group)} | {pm(values)} | "
-            f"{mean_sd(group['throughput_ips'].tolist())[0]:.0f} |"
-        )
+        speed_rows.append([name, method, backend, precision, len(group), pm(values),
+                           f"{mean_sd(group['throughput_ips'].tolist())[0]:.0f}"])
+    lines += pipe_table(["checkpoint", "method", "runtime", "precision", "seeds", "measured speedup mean +- sd",
+                         "img/s mean"], speed_rows)
     candidates = [
         (s, b, p, name)
         for name, found in speeds.items()

@@ -12,6 +12,7 @@ import pandas as pd
 
 from common.errors import parser, run_cli
 from common.outputs import atomic_write_text, check_output
+from common.report import pipe_table
 from plots.make import label, load, machine_context, with_baseline_columns
 
 
@@ -66,18 +67,16 @@ def half_width_table(df):
         "Bootstrapped over each row's timed slices (docs/benchmark.md). A half-width of at most "
         f"{QUIET_HALF_WIDTH:g}% of the median is what a quiet run reaches; a wider one says the machine was busy.",
         "",
-        "| backend | precision | batch | rows | throughput: median / max half-width | p50 latency: median / max | "
-        f"rows within {QUIET_HALF_WIDTH:g}% (both) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
+    rows = []
     for (backend, precision, batch), g in df.groupby(["backend", "precision", "batch"]):
         within = ((g["hw_ips"] <= QUIET_HALF_WIDTH) & (g["hw_p50"] <= QUIET_HALF_WIDTH)).sum()
-        lines.append(
-            f"| {backend} | {precision} | {batch} | {len(g)} | {fmt(g['hw_ips'].median(), 1, '%')} / "
-            f"{fmt(g['hw_ips'].max(), 1, '%')} | {fmt(g['hw_p50'].median(), 1, '%')} / "
-            f"{fmt(g['hw_p50'].max(), 1, '%')} | {within} of {len(g)} |"
-        )
-    return lines
+        rows.append([backend, precision, batch, len(g),
+                     f"{fmt(g['hw_ips'].median(), 1, '%')} / {fmt(g['hw_ips'].max(), 1, '%')}",
+                     f"{fmt(g['hw_p50'].median(), 1, '%')} / {fmt(g['hw_p50'].max(), 1, '%')}",
+                     f"{within} of {len(g)}"])
+    return lines + pipe_table(["backend", "precision", "batch", "rows", "throughput: median / max half-width",
+                               "p50 latency: median / max", f"rows within {QUIET_HALF_WIDTH:g}% (both)"], rows)
 
 
 def with_half_width(row, column, digits):
@@ -149,26 +148,16 @@ def original_study_table(df, batch):
         "(for int8 the most accurate per runtime), its top-1 change against its baseline on the same data and "
         "its measured speedup over the baseline on each runtime and precision. Empty: not measured here.",
         "",
-        "| method | original speedup | original change | ours | our change | "
-        + " | ".join(f"{b} {p}" for b, p in columns)
-        + " |",
-        "| --- | --- | --- | --- | --- | " + " | ".join("---" for _ in columns) + " |",
     ]
+    rows = []
     for name, speed, change, picks in original_study_picks(df, batch):
         if not picks:
-            lines.append(
-                f"| {name} | {speed:.2f} | {change:+.1f} | not in this CSV | | "
-                + " | ".join("" for _ in columns)
-                + " |"
-            )
+            rows.append([name, f"{speed:.2f}", f"{change:+.1f}", "not in this CSV", ""] + [""] * len(columns))
         for first, speedups in picks:
             cells = [fmt(speedups[c]["measured_speedup"]) if c in speedups else "" for c in columns]
-            lines.append(
-                f"| {name} | {speed:.2f} | {change:+.1f} | {first['name']} | {fmt(first['top1_change'])} | "
-                + " | ".join(cells)
-                + " |"
-            )
-    return lines
+            rows.append([name, f"{speed:.2f}", f"{change:+.1f}", first["name"], fmt(first["top1_change"])] + cells)
+    header = ["method", "original speedup", "original change", "ours", "our change"]
+    return lines + pipe_table(header + [f"{b} {p}" for b, p in columns], rows)
 
 
 def kept_table(df, batch):
@@ -199,20 +188,18 @@ def kept_table(df, batch):
         "dense model's on the same runtime, precision and batch (for int8, the dense int8 model). 1.0 means every "
         "MAC saved became time saved.",
         "",
-        "| model | method | MACs (M) | theoretical | " + " | ".join(f"{b} {p}" for b, p in columns) + " |",
-        "| --- | --- | --- | --- | " + " | ".join("---" for _ in columns) + " |",
     ]
+    table = []
     for model, group in rows.sort_values("theoretical_speedup").groupby("model", sort=False):
         first = group[group["precision"] != "int8"].iloc[0] if (group["precision"] != "int8").any() else group.iloc[0]
         cells = []
         for b, p in columns:
             hit = group[(group["backend"] == b) & (group["precision"] == p)]
             cells.append(fmt(hit["kept_of_theoretical"].iloc[0]) if len(hit) else "")
-        lines.append(
-            f"| {model} | {first['method']} | {fmt(first['effective_macs'] / 1e6, 1)} | "
-            f"{fmt(first['theoretical_speedup'])} | " + " | ".join(cells) + " |"
-        )
-    return lines
+        table.append([model, first["method"], fmt(first["effective_macs"] / 1e6, 1),
+                      fmt(first["theoretical_speedup"])] + cells)
+    return lines + pipe_table(["model", "method", "MACs (M)", "theoretical"] + [f"{b} {p}" for b, p in columns],
+                              table)
 
 
 def busy_rows(df):
@@ -297,31 +284,22 @@ def summarize(df, tolerance=0.5, title="Study summary", source="the results CSV"
         "",
         "Per method, its most accurate checkpoint on the runtime where that checkpoint ran fastest.",
         "",
-        "| method | checkpoint | runtime | precision | top-1 | change | x eager fp32 "
-        "| speedup on its runtime (95% CI) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    at_big = df[df["batch"] == big]
+    at_big, best = df[df["batch"] == big], []
     for method, rows in at_big.groupby("method", sort=False):
         best_sha = rows.sort_values(["top1", "throughput_ips"], ascending=False).iloc[0]["checkpoint_sha256"]
         r = rows[rows["checkpoint_sha256"] == best_sha].sort_values("throughput_ips", ascending=False).iloc[0]
-        lines.append(
-            f"| {method} | {r['name']} | {r['backend']} | {r['precision']} | {fmt(r['top1'])} | "
-            f"{fmt(r['top1_change'])} | {fmt(r['vs_eager_fp32'], 1)} | {speedup_with_ci(r)} |"
-        )
-    lines += [
-        "",
-        f"## Fastest runtime per checkpoint (batch {big})",
-        "",
-        "| checkpoint | method | fastest backend | precision | top-1 | change | img/s | x eager fp32 |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
+        best.append([method, r["name"], r["backend"], r["precision"], fmt(r["top1"]), fmt(r["top1_change"]),
+                     fmt(r["vs_eager_fp32"], 1), speedup_with_ci(r)])
+    lines += pipe_table(["method", "checkpoint", "runtime", "precision", "top-1", "change", "x eager fp32",
+                         "speedup on its runtime (95% CI)"], best)
+    lines += ["", f"## Fastest runtime per checkpoint (batch {big})", ""]
     fastest = df[df["batch"] == big].sort_values("throughput_ips", ascending=False).groupby("checkpoint_sha256").head(1)
-    for _, r in fastest.sort_values("vs_eager_fp32", ascending=False).iterrows():
-        lines.append(
-            f"| {r['name']} | {r['method']} | {r['backend']} | {r['precision']} | {fmt(r['top1'])} | "
-            f"{fmt(r['top1_change'])} | {fmt(r['throughput_ips'], 0)} | {fmt(r['vs_eager_fp32'], 1)} |"
-        )
+    lines += pipe_table(
+        ["checkpoint", "method", "fastest backend", "precision", "top-1", "change", "img/s", "x eager fp32"],
+        [[r["name"], r["method"], r["backend"], r["precision"], fmt(r["top1"]), fmt(r["top1_change"]),
+          fmt(r["throughput_ips"], 0), fmt(r["vs_eager_fp32"], 1)]
+         for _, r in fastest.sort_values("vs_eager_fp32", ascending=False).iterrows()])
     lines += original_study_table(df, big)
     lines += kept_table(df[df["batch"] == big], big)
     lines += half_width_table(df)
@@ -329,34 +307,24 @@ def summarize(df, tolerance=0.5, title="Study summary", source="the results CSV"
         "",
         f"## Batch {big} (throughput)",
         "",
-        "| checkpoint | method | backend | precision | top-1 | change | MACs (M) | theoretical speedup | "
-        "measured speedup (95% CI) | measured / theoretical | img/s (95% CI half-width) | x eager fp32 | compression |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for _, r in df[df["batch"] == big].sort_values(["backend", "vs_eager_fp32"], ascending=[True, False]).iterrows():
-        lines.append(
-            f"| {r['name']} | {r['method']} | {r['backend']} | {r['precision']} | {fmt(r['top1'])} | "
-            f"{fmt(r['top1_change'])} | {fmt(r['effective_macs'] / 1e6, 1)} | {fmt(r['theoretical_speedup'])} | "
-            f"{speedup_with_ci(r)} | {fmt(r['kept_of_theoretical'])} | "
-            f"{with_half_width(r, 'throughput_ips', 0)} | {fmt(r['vs_eager_fp32'])} | "
-            f"{fmt(r['compression_ratio'], 1, 'x')} |"
-        )
-    lines += [
-        "",
-        "## Batch 1 (latency, ms)",
-        "",
-        "| checkpoint | method | backend | precision | p50 (95% CI half-width) | p95 (half-width) | p99 | "
-        "measured speedup (95% CI) | "
-        "measured / theoretical |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for _, r in df[df["batch"] == 1].sort_values(["backend", "latency_p50_ms"]).iterrows():
-        lines.append(
-            f"| {r['name']} | {r['method']} | {r['backend']} | {r['precision']} | "
-            f"{with_half_width(r, 'latency_p50_ms', 3)} | {with_half_width(r, 'latency_p95_ms', 3)} | "
-            f"{fmt(r['latency_p99_ms'], 3)} | {speedup_with_ci(r)} | "
-            f"{fmt(r['kept_of_theoretical'])} |"
-        )
+    lines += pipe_table(
+        ["checkpoint", "method", "backend", "precision", "top-1", "change", "MACs (M)", "theoretical speedup",
+         "measured speedup (95% CI)", "measured / theoretical", "img/s (95% CI half-width)", "x eager fp32",
+         "compression"],
+        [[r["name"], r["method"], r["backend"], r["precision"], fmt(r["top1"]), fmt(r["top1_change"]),
+          fmt(r["effective_macs"] / 1e6, 1), fmt(r["theoretical_speedup"]), speedup_with_ci(r),
+          fmt(r["kept_of_theoretical"]), with_half_width(r, "throughput_ips", 0), fmt(r["vs_eager_fp32"]),
+          fmt(r["compression_ratio"], 1, "x")]
+         for _, r in at_big.sort_values(["backend", "vs_eager_fp32"], ascending=[True, False]).iterrows()])
+    lines += ["", "## Batch 1 (latency, ms)", ""]
+    lines += pipe_table(
+        ["checkpoint", "method", "backend", "precision", "p50 (95% CI half-width)", "p95 (half-width)", "p99",
+         "measured speedup (95% CI)", "measured / theoretical"],
+        [[r["name"], r["method"], r["backend"], r["precision"], with_half_width(r, "latency_p50_ms", 3),
+          with_half_width(r, "latency_p95_ms", 3), fmt(r["latency_p99_ms"], 3), speedup_with_ci(r),
+          fmt(r["kept_of_theoretical"])]
+         for _, r in df[df["batch"] == 1].sort_values(["backend", "latency_p50_ms"]).iterrows()])
     return "\n".join(lines) + "\n"
 
 

@@ -100,7 +100,7 @@ def test_original_study_table_joins_runs_and_names_each_runs_cpu(tmp_path):
     # each method's row from the run that has it, its change against that run's own baseline, numbered by run
     assert "| L1 filter pruning | 1.27 | -2.0 | r56-B-ft | 0.00 | 1.25 (1.20-1.30) | 1 |" in text
     assert "| Fisher pruning | 1.15 | -7.0 | r56-fisher72 | -1.00 | 0.90 (0.85-1.05, no change) | 2 |" in text
-    assert "| weight pruning | 0.97 | -0.2 | not measured | |  | |" in text
+    assert "| weight pruning | 0.97 | -0.2 | not measured |  |  |  |" in text
     assert f"1. `{paths[0]}`: cpu: Test CPU, 1 threads" in text
     assert f"2. `{paths[1]}`: cpu: Other CPU [avx512_vnni amx_int8], 1 threads" in text
     with pytest.raises(UserError, match="is an input of this command"):  # never overwrites an input
