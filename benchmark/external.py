@@ -26,6 +26,7 @@ import io
 import json
 import math
 import os
+import warnings
 import zipfile
 
 import numpy as np
@@ -157,8 +158,8 @@ def _onnx_meta(model):
 def load_ir(path):
     """(openvino.Model, xml bytes, bin bytes) after the safety checks: the .bin beside the .xml, standard opsets."""
     import xml.etree.ElementTree as ElementTree
-    from models.int8 import openvino_from_entry
-    from models.export import bytes_to_tensor
+    from runtimes.int8 import openvino_from_entry
+    from runtimes.export import bytes_to_tensor
 
     bin_path = os.path.splitext(path)[0] + ".bin"
     xml = _read(path)
@@ -243,7 +244,9 @@ def load_pt2(path):
             data = archive.read(entry_name)
             if entry.get("use_pickle"):
                 try:
-                    value = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+                    with warnings.catch_warnings():  # torch notes a pickle protocol it may not parse; the refusal
+                        warnings.simplefilter("ignore")  # below is the one line the user gets
+                        value = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
                 except Exception as e:
                     raise UserError(
                         f"{path}: refused: {fqn} is a pickled object, not a plain tensor ({_first_line(e)})"
@@ -452,7 +455,7 @@ class ExternalModel:
         return [(b, p) for b in backends if b in runs_on for p in precisions if p in FLOAT_PRECISIONS[b]]
 
     def make_runner(self, backend, precision, device, threads):
-        from models.runtimes import DTYPES, OnnxRunner, OpenVinoRunner, TorchRunner
+        from runtimes.runners import DTYPES, OnnxRunner, OpenVinoRunner, TorchRunner
 
         if backend in ("eager", "compile"):
             return TorchRunner(self.module, backend, device, DTYPES[precision], fold=False)

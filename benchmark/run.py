@@ -17,6 +17,7 @@ only rows measured on this machine with these versions.
 import math
 import os
 import time
+from dataclasses import dataclass
 
 import torch
 
@@ -33,8 +34,8 @@ from common.progress import progress_bar
 from common.data import load_cifar10
 from common.errors import UserError, run_cli
 from common.outputs import check_output
-from models.int8 import engine_of
-from models.runtimes import check_int8_graph
+from runtimes.int8 import engine_of
+from runtimes.runners import check_int8_graph
 
 REFERENCE = "fp32"  # measured speedups are relative to the baseline's fp32 row on the same backend
 # Bounds that keep a typo from hanging the run or exhausting memory: the largest useful batch is well under the
@@ -198,46 +199,54 @@ def open_model(path, args):
     return Checkpoint(path)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    backends, precisions, batch_sizes, device = check_args(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    threads = torch.get_num_threads()
-    env = environment(device, threads)
-    meter = CpuMeter(threads)
-    if args.require_quiet:
-        require_quiet(meter, quiet_check(threads), "before the run")
+@dataclass(frozen=True)
+class Plan:
+    """How long each configuration is timed: its iterations per batch size, split evenly over the slices of a
+    repeat, and the warm-up before every slice."""
+    iterations: int | None  # --iterations (None: the default for the batch size)
+    quick: bool
+    slices: int
+    warmup: int | None      # --warmup (None: the default for the slice's iterations)
 
-    def iterations_for(batch):
-        if args.iterations:
-            return args.iterations
-        return (64 if batch == 1 else 4) if args.quick else default_iterations(batch)
+    def iterations_for(self, batch):
+        if self.iterations:
+            return self.iterations
+        return (64 if batch == 1 else 4) if self.quick else default_iterations(batch)
 
-    def slice_iterations(batch):  # a repeat's iterations are split evenly over its slices
-        return math.ceil(iterations_for(batch) / args.slices)
+    def slice_iterations(self, batch):
+        return math.ceil(self.iterations_for(batch) / self.slices)
 
-    def warmup_for(iterations):
-        if args.warmup is not None:
-            return args.warmup
-        return 2 if args.quick else default_warmup(iterations)
+    def warmup_for(self, iterations):
+        if self.warmup is not None:
+            return self.warmup
+        return 2 if self.quick else default_warmup(iterations)
 
-    existing = read_rows(args.out)  # also refuses an --out that is not a results CSV, before anything is loaded
 
-    def measured(sha, backend, precision, batches=None):  # every batch of a configuration is in --out, from here
-        return all(measured_row(existing, sha, backend, args.device, precision, n, env) for n in batches or batch_sizes)
+@dataclass
+class Config:
+    """One measured configuration: a model on a backend in a precision, its runner, its top-1 and its timed inputs
+    ({batch: [prepared batches]})."""
+    model: object
+    backend: str
+    precision: str
+    runner: object
+    top1: float
+    inputs: dict
 
-    # Checkpoints, plus any baseline that this run or the CSV has not measured (fp32) on every backend needed.
-    ckpts = {}
+
+def gather_models(args, backends, precisions, measured):
+    """{sha256: model}: the requested checkpoints and model files, plus any baseline that this run or the CSV has
+    not measured (fp32) on every backend needed."""
+    models = {}
     if args.baseline:
         open_model(args.baseline, args)  # a clear error now, not after minutes of measuring
     for path in args.checkpoints:
         ck = open_model(path, args)
         if args.baseline:
             ck.set_baseline(args.baseline)
-        ckpts.setdefault(ck.sha256, ck)
-    for ck in list(ckpts.values()):
-        if ck.is_baseline or ck.baseline_sha256 in ckpts:
+        models.setdefault(ck.sha256, ck)
+    for ck in list(models.values()):
+        if ck.is_baseline or ck.baseline_sha256 in models:
             continue
         if not ck.baseline_sha256:
             print(f"note: {ck.path}: baseline {ck.baseline} not found; its measured speedups stay empty")
@@ -247,19 +256,23 @@ def main(argv=None):
             base = open_model(ck.baseline, args)
             if args.baseline:
                 base.set_baseline(args.baseline)
-            ckpts[base.sha256] = base
-    baselines = {ck.baseline_sha256 for ck in ckpts.values()}
+            models[base.sha256] = base
+    return models
 
-    images, labels, data_label = load_cifar10(args.test_dir, False, subset=args.test_subset)
+
+def timing_pool(images, batches):
+    """Distinct real test images for the timed loop: 4 of the largest batch (at least 64), wrapping around."""
+    return images[torch.arange(max(max(batches) * 4, 64)) % len(images)]
+
+
+def build_configs(models, args, backends, precisions, batch_sizes, device, threads, measured, test):
+    """Every runner built, its accuracy scored and its timed inputs preprocessed, before any timing starts."""
+    images, labels, data_label = test
     eval_batch = max(max(batch_sizes), 64)
-    def pool_for(batches):  # distinct real test images for the timed loop: 4 of the largest batch, wrapping around
-        return images[torch.arange(max(max(batches) * 4, 64)) % len(images)]
-
-    pool = pool_for(batch_sizes)
-
-    # Build every runner, score its accuracy, and preprocess its timed inputs before any timing starts.
-    configs = []  # (checkpoint, backend, precision, runner, top-1, {batch: inputs})
-    for ck in ckpts.values():
+    pool = timing_pool(images, batch_sizes)
+    baselines = {ck.baseline_sha256 for ck in models.values()}
+    configs = []
+    for ck in models.values():
         # A baseline is always measured in fp32 too: every speedup is relative to its fp32 row on the same backend.
         wanted = precisions + ([REFERENCE] if ck.sha256 in baselines and REFERENCE not in precisions else [])
         todo = ck.configurations(backends, wanted)
@@ -286,7 +299,7 @@ def main(argv=None):
             if precision == "int8" and ck.model is not None:  # a checkpoint's embedded graph must be its own model
                 check_int8_graph(runner, ck.model, ck.normalize(pool[:eval_batch]), ck.path)  # a shape it runs anyway
             top1 = accuracy(runner, ck.normalize, images, labels, score_batch)
-            inputs, xs = {}, ck.normalize(pool_for(batches))
+            inputs, xs = {}, ck.normalize(timing_pool(images, batches))
             for batch in batches:
                 inputs[batch] = [runner.prepare(xs[i : i + batch]) for i in range(0, len(xs) - batch + 1, batch)]
                 runner(inputs[batch][0])  # compiles this shape now (torch.compile, OpenVINO), not inside a measurement
@@ -295,34 +308,27 @@ def main(argv=None):
                 f"{ck.path} [{backend} {precision}]: top-1 {top1:.2f}% on {data_label} "
                 f"({len(labels)} images, {time.time() - t0:.0f}s incl. build)"
             )
-            configs.append((ck, backend, precision, runner, top1, inputs))
-    if not configs:
-        print(f"nothing to measure: {args.out} holds every row from this machine")
-        return
+            configs.append(Config(ck, backend, precision, runner, top1, inputs))
+    return configs
 
-    # Timed measurements: every repeat of every configuration in `slices` slices, run in shuffled rounds.
-    parts = {}  # (config index, batch, repeat) -> [(times, seconds, probe ms), ...]
-    loads = {}  # (config index, batch) -> [(other processes' share of our cores, steal share)] per slice
-    recent = []
-    jobs = [(c, b, r) for r in range(args.repeat) for c in range(len(configs)) for b in configs[c][5]]
+
+def time_configs(configs, args, plan, device, meter):
+    """Every repeat of every configuration in `--slices` slices, run in shuffled rounds. Returns (parts, loads):
+    parts[(config index, batch, repeat)] = [(times, seconds, probe ms)] per slice, loads[(config index, batch)] =
+    [(other processes' share of our cores, steal share)] per slice."""
+    parts, loads, recent = {}, {}, []
+    jobs = [(c, b, r) for r in range(args.repeat) for c in range(len(configs)) for b in configs[c].inputs]
     bar = progress_bar(slice_plan(jobs, args.slices), args.progress, desc="benchmark")
     for k, (c, batch, r) in bar:
-        ck, backend, precision, runner, top1, inputs = configs[c]
-        bar.set_postfix_str(f"slice {k + 1} repeat {r + 1} {os.path.basename(ck.path)} {backend} batch {batch}")
-        iterations = slice_iterations(batch)
+        config = configs[c]
+        bar.set_postfix_str(f"slice {k + 1} repeat {r + 1} {os.path.basename(config.model.path)} {config.backend} "
+                            f"batch {batch}")
+        iterations = plan.slice_iterations(batch)
         probe_ms = machine_probe(0 if args.quick else 0.25 / args.slices)
         # Every slice is warmed up in full: the configuration run just before it was another backend or model.
         meter.start()
-        times, total = time_iterations(
-            runner,
-            inputs[batch],
-            iterations,
-            warmup_for(iterations),
-            device,
-            batch == 1,
-            args.warmup_seconds,
-            args.min_seconds / args.slices,
-        )
+        times, total = time_iterations(config.runner, config.inputs[batch], iterations, plan.warmup_for(iterations),
+                                       device, batch == 1, args.warmup_seconds, args.min_seconds / args.slices)
         share = meter.stop()
         parts.setdefault((c, batch, r), []).append((times, total, probe_ms))
         loads.setdefault((c, batch), []).append(share)
@@ -331,33 +337,35 @@ def main(argv=None):
             if len(recent) == QUIET_WINDOW:
                 require_quiet(meter, sum(recent) / len(recent), "during the run (nothing written)")
         time.sleep(0.1)  # let the previous backend's spinning worker threads go idle
-    stats = {
-        (c, batch): [combine_slices(parts[(c, batch, r)], batch) for r in range(args.repeat)]
-        for c in range(len(configs))
-        for batch in configs[c][5]
-    }
+    return parts, loads
 
-    rows, units = [], {}  # units: row key -> its timed slices [(times, seconds)], repeat by repeat in round order
-    for c, (ck, backend, precision, runner, top1, inputs) in enumerate(configs):
-        for batch in inputs:
-            reps = stats[(c, batch)]
+
+def result_rows(configs, parts, loads, args, plan, test, env):
+    """(rows, units): one results row per configuration and batch; units[row key] = its timed slices
+    [(times, seconds)], repeat by repeat in round order (the paired speedup intervals resample them)."""
+    _, labels, data_label = test
+    rows, units = [], {}
+    for c, config in enumerate(configs):
+        ck = config.model
+        for batch in config.inputs:
+            reps = [combine_slices(parts[(c, batch, r)], batch) for r in range(args.repeat)]
             every_part = [part for r in range(args.repeat) for part in parts[(c, batch, r)]]
             slices = [(t, sec) for t, sec, _ in every_part]
-            units[(ck.sha256, backend, precision, batch)] = slices
+            units[(ck.sha256, config.backend, config.precision, batch)] = slices
             row = ck.describe()
             row.update(
                 {
                     "data": data_label,
                     "test_images": len(labels),
-                    "top1": top1,
-                    "backend": backend,
-                    "runtime_config": runner.config,
+                    "top1": config.top1,
+                    "backend": config.backend,
+                    "runtime_config": config.runner.config,
                     "device": args.device,
-                    "precision": precision,
+                    "precision": config.precision,
                     "batch": batch,
                     "mode": "latency" if batch == 1 else "throughput",
                     "iterations": min(s["iterations"] for s in reps),
-                    "warmup": warmup_for(slice_iterations(batch)),
+                    "warmup": plan.warmup_for(plan.slice_iterations(batch)),
                     "warmup_seconds": args.warmup_seconds,
                     "min_seconds": args.min_seconds,
                     "repeats": len(reps),
@@ -370,7 +378,36 @@ def main(argv=None):
             row["gflops"] = achieved_gflops(ck.metrics["macs"], row["throughput_ips"])
             row.update(env)
             rows.append(row)
-    add_speedups(rows, ckpts, existing, env, units)
+    return rows, units
+
+
+def main(argv=None):
+    """Parse and check; gather the models; build every runner and score it; time every configuration in shuffled
+    slices; write one row per configuration and batch, with speedups against each model's baseline."""
+    args = parse_args(argv)
+    backends, precisions, batch_sizes, device = check_args(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
+    env = environment(device, threads)
+    meter = CpuMeter(threads)
+    if args.require_quiet:
+        require_quiet(meter, quiet_check(threads), "before the run")
+    plan = Plan(args.iterations, args.quick, args.slices, args.warmup)
+    existing = read_rows(args.out)  # also refuses an --out that is not a results CSV, before anything is loaded
+
+    def measured(sha, backend, precision, batches=None):  # every batch of a configuration is in --out, from here
+        return all(measured_row(existing, sha, backend, args.device, precision, n, env) for n in batches or batch_sizes)
+
+    models = gather_models(args, backends, precisions, measured)
+    test = load_cifar10(args.test_dir, False, subset=args.test_subset)
+    configs = build_configs(models, args, backends, precisions, batch_sizes, device, threads, measured, test)
+    if not configs:
+        print(f"nothing to measure: {args.out} holds every row from this machine")
+        return
+    parts, loads = time_configs(configs, args, plan, device, meter)
+    rows, units = result_rows(configs, parts, loads, args, plan, test, env)
+    add_speedups(rows, models, existing, env, units)
     merge_rows(args.out, rows)
     print_table(rows)
     print(load_line(rows, threads))

@@ -1,12 +1,12 @@
 """Which backends and precisions a checkpoint is measured on, what this machine can run, and accuracy through a
-runner (the runners themselves are models/runtimes.py: every runtime a checkpoint can run on).
+runner (the runners themselves are runtimes/runners.py: every runtime a checkpoint can run on).
 """
 import torch
 
 from common import machine
 from common.errors import UserError
-from models.int8 import ENGINES, engine_of
-from models.runtimes import DTYPES, make_runner  # noqa: F401 (the benchmark's runner factory)
+from runtimes.int8 import ENGINES, engine_of
+from runtimes.runners import DTYPES, make_runner  # noqa: F401 (the benchmark's runner factory)
 
 BACKENDS = ("eager", "compile", "onnx", "openvino")
 FLOAT_PRECISIONS = {"eager": ("fp32", "bf16", "fp16"), "compile": ("fp32", "bf16", "fp16"), "onnx": ("fp32",),

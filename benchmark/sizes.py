@@ -13,8 +13,8 @@ from benchmark.results import merge_rows, read_rows
 from common import cli
 from common.checkpoint import file_sha256, load_checkpoint
 from common.errors import UserError, run_cli
-from models.export import tensor_to_bytes
-from models.int8 import engine_of
+from runtimes.export import tensor_to_bytes
+from runtimes.int8 import engine_of
 
 
 def compressed_size(path, meta, ckpt=None, raw=None):

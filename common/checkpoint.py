@@ -4,7 +4,7 @@
     state_dict  tensors
     meta        the metadata schema below (make_meta); reports, summaries and the benchmark read only these keys
     train_state optional: optimizer state, epoch, ... for --resume
-    other keys  optional plain tensors, e.g. an int8 model's graph (models/int8.py)
+    other keys  optional plain tensors, e.g. an int8 model's graph (runtimes/int8.py)
 
 Metadata, schema cifar-compress/2:
     method       what made the checkpoint ("baseline", "l1", "kd", ...)
@@ -29,6 +29,7 @@ import pickle
 import re
 import platform
 import sys
+import warnings
 import zipfile
 
 import torch
@@ -286,7 +287,9 @@ def safe_torch_load(path, raw=None):
     raw = read_checkpoint_bytes(path) if raw is None else raw
     check_unpacked_size(io.BytesIO(raw), path)
     try:
-        obj = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns of pickle protocols it may not parse; what it then raises is
+            warnings.simplefilter("ignore", UserWarning)  # turned into the one line below
+            obj = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
         check_tensor_sizes(obj, path)
         return obj
     except CheckpointError:

@@ -55,15 +55,23 @@ def parser(doc):
     """An argument parser whose --help shows a module docstring: its first line, then (after the options) the rest,
     examples included, as written."""
     first, _, rest = doc.strip().partition("\n")
-    return Parser(description=first, epilog=rest.strip("\n") or None, formatter_class=DefaultsHelpFormatter)
+    return Parser(prog=program_name(), description=first, epilog=rest.strip("\n") or None,
+                  formatter_class=DefaultsHelpFormatter)
+
+
+def program_name():
+    """The command's name in usage and error lines: the script's file name, or its package for `python -m pkg`."""
+    path = sys.argv[0] if sys.argv and sys.argv[0] else "cli"
+    name = path.rsplit("/", 1)[-1]
+    if name == "__main__.py":
+        return path.rsplit("/", 2)[-2] if path.count("/") else "cli"
+    return "cli" if name in ("-m", "-c") else name
 
 
 def run_cli(main, argv=None):
     """Run `main(argv)`; bad input becomes `prog: error: message` on stderr and exit status 2. An int that main
     returns is the exit status; anything else it returns (a method's metadata) is for Python callers, exit 0."""
-    prog = sys.argv[0].rsplit("/", 1)[-1]
-    if prog in ("__main__.py", "-m", "-c"):
-        prog = "cli"
+    prog = program_name()
     try:
         result = main(argv)
     except UserError as e:

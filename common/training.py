@@ -210,72 +210,31 @@ def fit(model, train_batches, test_batches, cfg, *, spec, meta, loss_fn=None, af
 
     `extra` is an optional nn.Module trained alongside (e.g. a FitNets regressor); its weights live in
     the run state so a resumed run gets them back, but not in the final checkpoint."""
-    epochs, lr, schedule, device, rank, world = cfg.epochs, cfg.lr, cfg.schedule, cfg.device, cfg.rank, cfg.world
+    epochs, device, rank, world = cfg.epochs, cfg.device, cfg.rank, cfg.world
     if epochs < 1:
         raise UserError(f"--epochs must be at least 1, got {epochs}")
-    if lr <= 0:
-        raise UserError(f"--lr must be positive, got {lr}")
-    lr_at(schedule, lr, 0.0)  # validates the schedule name before any work
-    loss_fn = loss_fn or cross_entropy_loss
+    if cfg.lr <= 0:
+        raise UserError(f"--lr must be positive, got {cfg.lr}")
+    lr_at(cfg.schedule, cfg.lr, 0.0)  # validates the schedule name before any work
     model.to(device=device, memory_format=torch.channels_last)
     modules = [model] + ([extra.to(device)] if extra is not None else [])
     params = [p for m in modules for p in m.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+    optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                                 nesterov=cfg.nesterov)
-    amp = cfg.amp
-    scaler = torch.amp.GradScaler("cuda", enabled=amp and device.type == "cuda" and not torch.cuda.is_bf16_supported())
     run = RunFolder(cfg.run_dir) if cfg.run_dir else None
-    start_epoch = 0
-    if cfg.resume and run is not None:
-        state = run.load_last()
-        if state is not None:
-            run.load_weights(model, state)
-            try:
-                if extra is not None:
-                    extra.load_state_dict(state["train_state"]["extra"])
-                optimizer.load_state_dict(state["train_state"]["optimizer"])
-                start_epoch = int(state["train_state"]["epoch"])
-            except (RuntimeError, KeyError, TypeError, ValueError):
-                raise UserError(f"{run.last}: --resume: the run state does not fit this run (another method "
-                                f"or optimizer); remove it or pick another --run-dir") from None
-            if rank == 0:
-                print(f"resuming {cfg.run_dir} after epoch {start_epoch}/{epochs}")
+    start_epoch = resume(run, cfg, model, extra, optimizer) if cfg.resume and run is not None else 0
     if rank == 0 and run is not None:  # the folder itself appears with the first finished epoch
         run.truncate_log(start_epoch)
     # The training time a method needs is part of its cost: the epochs' training loops (not their test evaluation),
     # summed over the processes of a resumed run.
     train_seconds = run.logged_seconds() if rank == 0 and run is not None and start_epoch else 0.0
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    eval_amp = amp and device.type == "cuda"  # a CPU model's recorded top-1 is fp32, as every CPU backend runs it
-    steps = len(train_batches)
+    eval_amp = cfg.amp and device.type == "cuda"  # a CPU model's recorded top-1 is fp32, as every CPU backend runs it
+    step = Stepper(net, model, optimizer, cfg, loss_fn or cross_entropy_loss, after_step)
     metrics = {}
     for epoch in range(start_epoch, epochs):
-        train_batches.set_epoch(epoch)
-        net.train()
-        sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss, correct, seen
         t0 = time.perf_counter()
-        bar = progress_bar(train_batches, cfg.progress and rank == 0, total=steps, desc=f"{desc} {epoch + 1}/{epochs}",
-                           leave=False, dynamic_ncols=True)
-        for i, (images, labels) in enumerate(bar):
-            images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-            for group in optimizer.param_groups:
-                group["lr"] = step_lr(cfg, epoch, i, steps)
-            with autocast(device, amp):
-                loss, logits = loss_fn(net, images, labels)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            if after_step is not None:
-                after_step(model)
-            with torch.no_grad():
-                correct = (logits.argmax(1) == labels).sum() if logits is not None else torch.zeros((), device=device)
-                sums += torch.stack([loss.detach().double() * len(labels), correct.double(),
-                                     torch.tensor(float(len(labels)), dtype=torch.float64, device=device)])
-            if i % 20 == 0 or i == steps - 1:
-                loss_sum, corr, seen = sums.tolist()
-                check_finite(loss_sum, epoch, i, run)
-                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * corr / seen:.1f}")
+        sums, with_logits = step.epoch(train_batches, epoch, run, f"{desc} {epoch + 1}/{epochs}")
         seconds = time.perf_counter() - t0
         train_seconds += seconds
         if world > 1:
@@ -283,29 +242,19 @@ def fit(model, train_batches, test_batches, cfg, *, spec, meta, loss_fn=None, af
         loss_sum, corr, seen = sums.tolist()
         test_acc, test_loss = (evaluate(model, test_batches, device, eval_amp) if test_batches is not None
                                else (float("nan"), float("nan")))
-        metrics = {
-            "epoch": epoch + 1,
-            "lr": optimizer.param_groups[0]["lr"],
-            "train_loss": loss_sum / seen,
-            "train_acc": 100 * corr / seen,
-            "test_loss": test_loss,
-            "test_acc": test_acc,
-            "seconds": seconds,
-            "images_per_s": seen / seconds,
-        }
+        metrics = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": loss_sum / seen,
+                   "train_acc": 100 * corr / seen, "test_loss": test_loss, "test_acc": test_acc, "seconds": seconds,
+                   "images_per_s": seen / seconds}
         if rank == 0 and run is not None:
             run.append_log({k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()})
-            train_state = {
-                "optimizer": optimizer.state_dict(),
-                "epoch": epoch + 1,
-                "extra": extra.state_dict() if extra is not None else {},
-            }
+            train_state = {"optimizer": optimizer.state_dict(), "epoch": epoch + 1,
+                           "extra": extra.state_dict() if extra is not None else {}}
             save_checkpoint(run.last, spec, model.state_dict(), meta, train_state=train_state)
         if rank == 0:
             # a loss without logits (FitNets' hint stage) has no accuracy to show, a run without test data no test acc
             print(
                 f"{desc} epoch {epoch + 1}/{epochs}: train loss {metrics['train_loss']:.4f}"
-                + (f" acc {metrics['train_acc']:.2f}" if logits is not None else "")
+                + (f" acc {metrics['train_acc']:.2f}" if with_logits else "")
                 + (f" | test acc {test_acc:.2f}" if test_batches is not None else "")
                 + f" | {metrics['images_per_s']:.0f} img/s"
             )
@@ -318,3 +267,66 @@ def fit(model, train_batches, test_batches, cfg, *, spec, meta, loss_fn=None, af
     if world > 1:
         dist.barrier()
     return metrics
+
+
+def resume(run, cfg, model, extra, optimizer):
+    """The epochs a run folder's last state has finished (0 without one), its weights, optimizer state and `extra`
+    loaded into this run."""
+    state = run.load_last()
+    if state is None:
+        return 0
+    run.load_weights(model, state)
+    try:
+        if extra is not None:
+            extra.load_state_dict(state["train_state"]["extra"])
+        optimizer.load_state_dict(state["train_state"]["optimizer"])
+        start_epoch = int(state["train_state"]["epoch"])
+    except (RuntimeError, KeyError, TypeError, ValueError):
+        raise UserError(f"{run.last}: --resume: the run state does not fit this run (another method "
+                        f"or optimizer); remove it or pick another --run-dir") from None
+    if cfg.rank == 0:
+        print(f"resuming {cfg.run_dir} after epoch {start_epoch}/{cfg.epochs}")
+    return start_epoch
+
+
+class Stepper:
+    """One epoch of optimizer steps: the learning rate of every step, autocast, the (CUDA fp16) gradient scaler, the
+    method's after_step hook, and the running loss / correct / seen sums that the progress bar shows."""
+
+    def __init__(self, net, model, optimizer, cfg, loss_fn, after_step):
+        self.net, self.model, self.optimizer, self.cfg = net, model, optimizer, cfg
+        self.loss_fn, self.after_step = loss_fn, after_step
+        device = cfg.device
+        self.scaler = torch.amp.GradScaler(
+            "cuda", enabled=cfg.amp and device.type == "cuda" and not torch.cuda.is_bf16_supported())
+
+    def epoch(self, batches, epoch, run, desc):
+        """(sums [loss, correct, seen] as a float64 tensor on the device, whether the loss gave logits)."""
+        cfg, device, optimizer = self.cfg, self.cfg.device, self.optimizer
+        batches.set_epoch(epoch)
+        self.net.train()
+        sums = torch.zeros(3, dtype=torch.float64, device=device)
+        steps, logits = len(batches), None
+        bar = progress_bar(batches, cfg.progress and cfg.rank == 0, total=steps, desc=desc, leave=False,
+                           dynamic_ncols=True)
+        for i, (images, labels) in enumerate(bar):
+            images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            for group in optimizer.param_groups:
+                group["lr"] = step_lr(cfg, epoch, i, steps)
+            with autocast(device, cfg.amp):
+                loss, logits = self.loss_fn(self.net, images, labels)
+            optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(optimizer)
+            self.scaler.update()
+            if self.after_step is not None:
+                self.after_step(self.model)
+            with torch.no_grad():
+                correct = (logits.argmax(1) == labels).sum() if logits is not None else torch.zeros((), device=device)
+                sums += torch.stack([loss.detach().double() * len(labels), correct.double(),
+                                     torch.tensor(float(len(labels)), dtype=torch.float64, device=device)])
+            if i % 20 == 0 or i == steps - 1:
+                loss_sum, corr, seen = sums.tolist()
+                check_finite(loss_sum, epoch, i, run)
+                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * corr / seen:.1f}")
+        return sums, logits is not None

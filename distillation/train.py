@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from common.errors import run_cli
 from common.kd import make_kd_loss_fn
-from models.method import Compressed, Student, adopt_teacher, run
+from train.method import Compressed, Student, adopt_teacher, run
 
 
 class Distill(Student):

@@ -20,7 +20,7 @@ from common.kd import add_kd_args, make_kd_loss_fn
 from common.training import fit
 from fitnets.hints import (Regressor, ce_hint_loss_fn, feature_shape, get_layer, hint_loss_fn,
                            lower_parameter_names)
-from models.method import Compressed, Student, adopt_teacher, run, train_config
+from train.method import Compressed, Student, adopt_teacher, run, train_config
 
 
 class FitNets(Student):

@@ -3,7 +3,7 @@
     python -m lowrank.decompose runs/base/r56.pt --scheme svd --target-flops 0.5 --out runs/lowrank/r56-svd-f50.pt
     python -m lowrank.decompose runs/base/r56.pt --scheme tucker2 --energy 0.9 --multiple 8 --out OUT \
         --test-dir $CIFAR10_DIR
-    python -m models.train OUT --recipe quick --subset 10000 --out OUT-ft.pt       # recover accuracy (or --finetune)
+    python -m train OUT --recipe quick --subset 10000 --out OUT-ft.pt       # recover accuracy (or --finetune)
 
 Schemes: svd (Denton et al. 2014: k x k conv to r channels + 1x1), spatial (Jaderberg et al. 2014 scheme 2:
 k x 1 + 1 x k), tucker2 (1x1 + k x k core + 1x1). Ranks come from exactly one of --energy (kept singular-value
@@ -19,7 +19,7 @@ from common.errors import UserError, run_cli
 from common.metrics import count_macs
 from lowrank.decomposition import decompose_model
 from models.lowrank_layers import SCHEMES
-from models.method import Compressed, Method, run
+from train.method import Compressed, Method, run
 
 SELECTIONS = ("energy", "rank_ratio", "rank", "target_flops", "multiple")
 

@@ -4,34 +4,12 @@ A spec's optional "layers" entry maps a module path to a replacement description
 {"layer1.0.conv1": {"type": "svd", ...}}; each replacement type registers a builder here
 (`register_layer`), so loading a factorised or quantised checkpoint needs no method code.
 """
-import copy
-
 import torch
-import torch.nn as nn
 
 from common.checkpoint import CheckpointError, load_checkpoint
+from models.registry import LAYER_BUILDERS, register_layer, replace_module, spec_with_layer
 from models.resnet import DEPTH_NAMES, CifarResNet, SpecError, check_spec, conv_layer_ids, make_spec
-
-LAYER_BUILDERS = {}
-
-
-def register_layer(type_name):
-    """Decorator: `builder(entry: dict) -> nn.Module` rebuilds a replaced module from its spec entry."""
-    def wrap(builder):
-        LAYER_BUILDERS[type_name] = builder
-        return builder
-    return wrap
-
-
-def get_submodule_parent(model, path):
-    parent_path, _, attr = path.rpartition(".")
-    return (model.get_submodule(parent_path) if parent_path else model), attr
-
-
-def replace_module(model, path, module):
-    parent, attr = get_submodule_parent(model, path)
-    setattr(parent, attr, module)
-
+from models import lowrank_layers, quant_layers  # noqa: F401 (the module types a checkpoint can contain register)
 
 def build_model(spec):
     """A fresh model (random init) for a spec, replacements included."""
@@ -46,13 +24,6 @@ def build_model(spec):
             raise SpecError(f"spec replaces {path!r}, which the model does not have") from None
         replace_module(model, path, LAYER_BUILDERS[kind](entry))
     return model
-
-
-def spec_with_layer(spec, path, entry):
-    """A copy of `spec` in which module `path` is replaced as `entry` describes."""
-    spec = copy.deepcopy(spec)
-    spec.setdefault("layers", {})[path] = entry
-    return spec
 
 
 def check_weights(spec, state_dict, path):
@@ -100,10 +71,6 @@ def load_model(path, raw=None):
         raise CheckpointError(f"{path}: weights do not fit the spec ({first[:200]})") from None
     return model.eval(), ckpt
 
-
-# Module types a checkpoint can contain register themselves on import.
-from models import lowrank_layers, quant_layers  # noqa: E402,F401
-
 __all__ = [
     "CifarResNet",
     "DEPTH_NAMES",
@@ -116,5 +83,4 @@ __all__ = [
     "register_layer",
     "replace_module",
     "spec_with_layer",
-    "nn",
 ]

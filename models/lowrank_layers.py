@@ -15,7 +15,7 @@ An optional "bias": true puts the original conv's bias on the last conv.
 """
 import torch.nn as nn
 
-from models import register_layer
+from models.registry import register_layer
 from models.resnet import SpecError
 
 SCHEMES = ("svd", "spatial", "tucker2")

@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from common.errors import UserError
-from models import register_layer
+from models.registry import register_layer
 
 BITS = (2, 3, 4, 5, 6, 7, 8)
 

@@ -16,7 +16,7 @@ import os
 from common.errors import UserError, run_cli
 from common.training import RunFolder
 from models import build_model
-from models.method import Compressed, Method, run
+from train.method import Compressed, Method, run
 from models.surgery import keep_channels
 from pruning_fisher.fisher import FisherPruner, alive_from_zeros, check_target, schedule
 

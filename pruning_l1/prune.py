@@ -7,13 +7,13 @@
 
 Schemes: --variant A/B (Li et al.'s for ResNet-56/110), --ratios p1,p2,p3 per stage with optional --skip layer ids,
 or --ratio p for every block; --round-to N rounds kept widths to multiples of N (SIMD-friendly). pruning_l1/filters.py
-holds the method; this file only declares it to the shared driver (models/method.py).
+holds the method; this file only declares it to the shared driver (train/method.py).
 """
 from common import cli
 from common.errors import UserError, run_cli
 from common.metrics import model_metrics
 from models import build_model
-from models.method import Compressed, Method, run
+from train.method import Compressed, Method, run
 from pruning_l1.filters import plan, prune_model, variant_scheme
 
 

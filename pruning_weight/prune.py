@@ -18,7 +18,7 @@ from typing import NamedTuple
 from common.errors import UserError, run_cli
 from common.kd import add_kd_args, check_kd_args, make_kd_loss_fn
 from common.training import RunFolder
-from models.method import Compressed, Method, Setup, load_teacher, run
+from train.method import Compressed, Method, Setup, load_teacher, run
 from pruning_weight.export import sparse_path, write_sparse
 from pruning_weight.masks import (SCOPES, MaskKeeper, apply_masks, check_percent, gradual_schedule, magnitude_masks,
                                   masks_from_zeros, print_report, prunable_weights, sparsity_report)

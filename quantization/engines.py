@@ -1,5 +1,5 @@
 """Post-training int8 quantisation for each deployment engine: the BN-folded fp32 model in, the engine's int8 model
-out as plain checkpoint entries (models/int8.py), with a record of the scheme.
+out as plain checkpoint entries (runtimes/int8.py), with a record of the scheme.
 
 - onnxruntime: the ONNX export through ORT's pre-processing, then static QDQ with signed per-channel int8 weights
   and UNSIGNED uint8 activations, MinMax ranges. Unsigned activations matter: with signed ones ORT left half the
@@ -19,8 +19,8 @@ import torch
 
 from common.errors import UserError
 from models import build_model
-from models.export import INPUT_NAME, bytes_to_tensor, onnx_bytes
-from models.int8 import openvino_from_module, openvino_to_entry, pt2e_observer_state, pt2e_prepare
+from runtimes.export import INPUT_NAME, bytes_to_tensor, onnx_bytes
+from runtimes.int8 import openvino_from_module, openvino_to_entry, pt2e_observer_state, pt2e_prepare
 from models.quant_layers import dequantized_state_dict, float_spec
 
 

@@ -7,7 +7,7 @@
 Every engine (quantization/engines.py: onnxruntime, openvino, pt2e) quantises the BN-folded fp32 model, which is what
 every benchmark backend runs, calibrated on the same --calib-images training images, normalised as the checkpoint
 says. The output is a checkpoint of the fp32 model it came from (spec, state_dict) plus the engine's int8 model as
-plain tensors (models/int8.py), meta precision "int8" and meta artifacts int8.engine. With --test-dir, top-1 before
+plain tensors (runtimes/int8.py), meta precision "int8" and meta artifacts int8.engine. With --test-dir, top-1 before
 is the fp32 model's and after is the int8 model's on its own engine. A QAT checkpoint (quantization/qat.py) is
 quantised the same way from its quantised-dequantised weights.
 """
@@ -19,9 +19,9 @@ from common import cli
 from common.checkpoint import int8_fingerprints
 from common.errors import UserError, run_cli
 from models.fold import fold_batchnorm
-from models.int8 import ENGINES
-from models.method import Compressed, Method, Setup, run
-from models.runtimes import make_runner
+from runtimes.int8 import ENGINES
+from train.method import Compressed, Method, Setup, run
+from runtimes.runners import make_runner
 from quantization.engines import float_model, quantize
 
 

@@ -17,7 +17,7 @@ import torch
 from common import cli
 from common.errors import UserError, run_cli
 from models import build_model, spec_with_layer
-from models.method import Compressed, Method, run
+from train.method import Compressed, Method, run
 from models.quant_layers import BITS, check_bits, is_calibrated, layer_entry, set_observing
 
 

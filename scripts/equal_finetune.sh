@@ -43,19 +43,19 @@ INT8=${INT8:-r56-ft r20-kd r32-kd r56-spatial-f65-m16-ft}
 
 for item in $ONLY; do
   case $item in
-    base) step "$OUT/r56-ft.pt" python -m models.train "$QUICK/base/r56.pt" "${FT[@]}" --out "$OUT/r56-ft.pt" ;;
+    base) step "$OUT/r56-ft.pt" python -m train "$QUICK/base/r56.pt" "${FT[@]}" --out "$OUT/r56-ft.pt" ;;
     l1b)
       step "$OUT/r56-B.pt" python -m pruning_l1.prune "$QUICK/base/r56.pt" --variant B --out "$OUT/r56-B.pt"
-      step "$OUT/r56-B-ft.pt" python -m models.train "$OUT/r56-B.pt" "${FT[@]}" --out "$OUT/r56-B-ft.pt" ;;
+      step "$OUT/r56-B-ft.pt" python -m train "$OUT/r56-B.pt" "${FT[@]}" --out "$OUT/r56-B-ft.pt" ;;
     l1r16)
       step "$OUT/r56-s0-50-75r16.pt" python -m pruning_l1.prune "$QUICK/base/r56.pt" --ratios 0,0.5,0.75 --round-to 16 \
         --out "$OUT/r56-s0-50-75r16.pt"
-      step "$OUT/r56-s0-50-75r16-ft.pt" python -m models.train "$OUT/r56-s0-50-75r16.pt" "${FT[@]}" \
+      step "$OUT/r56-s0-50-75r16-ft.pt" python -m train "$OUT/r56-s0-50-75r16.pt" "${FT[@]}" \
         --out "$OUT/r56-s0-50-75r16-ft.pt" ;;
     l1u50)
       step "$OUT/r56-u50r8.pt" python -m pruning_l1.prune "$QUICK/base/r56.pt" --ratio 0.5 --round-to 8 \
         --out "$OUT/r56-u50r8.pt"
-      step "$OUT/r56-u50r8-ft.pt" python -m models.train "$OUT/r56-u50r8.pt" "${FT[@]}" --out "$OUT/r56-u50r8-ft.pt" ;;
+      step "$OUT/r56-u50r8-ft.pt" python -m train "$OUT/r56-u50r8.pt" "${FT[@]}" --out "$OUT/r56-u50r8-ft.pt" ;;
     fisher72|fisher50|fisher72r16)  # Fisher pruning inside the same fine-tune, at L1-B's / uniform-50%'s MAC cut
       case $item in fisher72) args=(--target-macs 0.724) ;; fisher50) args=(--target-macs 0.502) ;;
                     fisher72r16) args=(--target-macs 0.724 --round-to 16) ;; esac
@@ -64,7 +64,7 @@ for item in $ONLY; do
     lowrank)
       step "$OUT/r56-spatial-f65-m16.pt" python -m lowrank.decompose "$QUICK/base/r56.pt" --scheme spatial \
         --target-flops 0.65 --multiple 16 --out "$OUT/r56-spatial-f65-m16.pt"
-      step "$OUT/r56-spatial-f65-m16-ft.pt" python -m models.train "$OUT/r56-spatial-f65-m16.pt" "${FT[@]}" \
+      step "$OUT/r56-spatial-f65-m16-ft.pt" python -m train "$OUT/r56-spatial-f65-m16.pt" "${FT[@]}" \
         --out "$OUT/r56-spatial-f65-m16-ft.pt" ;;
     w90) step "$OUT/r56-p90.pt" python -m pruning_weight.prune "$QUICK/base/r56.pt" --percent 90 --finetune \
            --steps "$WSTEPS" "${FT[@]}" --out "$OUT/r56-p90.pt" ;;
@@ -91,7 +91,7 @@ for item in $ONLY; do
         --out "$OUT/r56-tp"
       step "$OUT/r56-tp.pt" python -m models.convert "$OUT/r56-tp.pth" --like "$QUICK/base/r56.pt" \
         --label torch-pruning --out "$OUT/r56-tp.pt"
-      step "$OUT/r56-tp-ft.pt" python -m models.train "$OUT/r56-tp.pt" "${FT[@]}" --out "$OUT/r56-tp-ft.pt" ;;
+      step "$OUT/r56-tp-ft.pt" python -m train "$OUT/r56-tp.pt" "${FT[@]}" --out "$OUT/r56-tp-ft.pt" ;;
     weights) ;;  # only the published weights above (scripts/budget.sh, before its parallel queues)
     int8)
       for m in $INT8; do

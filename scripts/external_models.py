@@ -34,7 +34,7 @@ def torch_pruning(args):
     would break the option-A zero-padding shortcut)."""
     import onnx
     import torch_pruning as tp
-    from models.export import onnx_bytes
+    from runtimes.export import onnx_bytes
 
     model, ckpt = load_model(args.model)
     x = torch.randn(1, 3, 32, 32)

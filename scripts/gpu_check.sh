@@ -20,7 +20,7 @@ mkdir -p "$OUT"
 { nvidia-smi --query-gpu=name,driver_version --format=csv; python3 -c "import torch; print(torch.__version__, torch.cuda.get_device_name())"
   nproc; [ -f "$D/BUILT" ] || python3 "$SRC/build.py" "$D"; } > "$OUT/machine.log" 2>&1
 COMMON=(--recipe quick --epochs "$E" --lr 0.05 --data-dir "$D" --device cuda --no-progress --threads 4)
-timeout "$TRAIN_TIMEOUT" python3 -m models.train "$CKPTS/r56.pt" "${COMMON[@]}" --run-dir /tmp/run-base \
+timeout "$TRAIN_TIMEOUT" python3 -m train "$CKPTS/r56.pt" "${COMMON[@]}" --run-dir /tmp/run-base \
   --out "$OUT/r56-ft-e$E.pt" > "$OUT/base.log" 2>&1 &
 timeout "$TRAIN_TIMEOUT" python3 -m pruning_weight.prune "$CKPTS/r56.pt" --percent 90 --finetune --steps 16 "${COMMON[@]}" \
   --run-dir /tmp/run-w90 --no-export --out "$OUT/r56-p90-e$E.pt" > "$OUT/w90.log" 2>&1 &

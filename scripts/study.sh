@@ -83,7 +83,7 @@ if [ "$PRESET" = quick ] || [ "$PRESET" = taste ] || [ "$PRESET" = students ]; t
     step "$B/r$depth.pt" python -m models.convert "$src" --out "$B/r$depth.pt"
   done
 else
-  step "$B/r56.pt" python -m models.train $TEACHER_ARCH "${COMMON[@]}" \
+  step "$B/r56.pt" python -m train $TEACHER_ARCH "${COMMON[@]}" \
     $([ "$PRESET" = smoke ] && echo "--epochs 2 --lr 0.05 --batch-size 64" || echo "--recipe scratch") --out "$B/r56.pt"
 fi
 # ---- taste: a first answer in minutes: every data-free compression of the published ResNet-56, no training ----
@@ -112,7 +112,7 @@ if [ "$PRESET" = taste ]; then
 fi
 
 # The equally fine-tuned baseline: every method below gets the same fine-tune, and is compared with this.
-step "$B/r56-ft.pt" python -m models.train "$B/r56.pt" "${FT[@]}" "${COMMON[@]}" --out "$B/r56-ft.pt"
+step "$B/r56-ft.pt" python -m train "$B/r56.pt" "${FT[@]}" "${COMMON[@]}" --out "$B/r56-ft.pt"
 TEACHER=$B/r56.pt
 MEASURED=("$B/r56.pt" "$B/r56-ft.pt")
 
@@ -166,7 +166,7 @@ for scheme in "${L1_SCHEMES[@]}"; do
   # shellcheck disable=SC2086
   step "$RUNS/l1/r56-$name.pt" python -m pruning_l1.prune "$B/r56.pt" $args --test-dir "$DATA" --threads "$THREADS" \
     --out "$RUNS/l1/r56-$name.pt"
-  step "$RUNS/l1/r56-$name-ft.pt" python -m models.train "$RUNS/l1/r56-$name.pt" "${FT[@]}" "${COMMON[@]}" \
+  step "$RUNS/l1/r56-$name-ft.pt" python -m train "$RUNS/l1/r56-$name.pt" "${FT[@]}" "${COMMON[@]}" \
     --out "$RUNS/l1/r56-$name-ft.pt"
   MEASURED+=("$RUNS/l1/r56-$name-ft.pt")
 done
@@ -194,7 +194,7 @@ for config in "${LOWRANK[@]}"; do
   # shellcheck disable=SC2086
   step "$RUNS/lowrank/r56-$name.pt" python -m lowrank.decompose "$B/r56.pt" $args --test-dir "$DATA" --threads "$THREADS" \
     --out "$RUNS/lowrank/r56-$name.pt"
-  step "$RUNS/lowrank/r56-$name-ft.pt" python -m models.train "$RUNS/lowrank/r56-$name.pt" "${FT[@]}" \
+  step "$RUNS/lowrank/r56-$name-ft.pt" python -m train "$RUNS/lowrank/r56-$name.pt" "${FT[@]}" \
     "${COMMON[@]}" --out "$RUNS/lowrank/r56-$name-ft.pt"
   MEASURED+=("$RUNS/lowrank/r56-$name-ft.pt")
 done

@@ -16,7 +16,7 @@ for r in $RATIOS; do
   name=u${r}${ROUND_TO:+r$ROUND_TO}
   step "$OUT/$name.pt" python -m pruning_l1.prune "$BASE/r56.pt" --ratio "$r" ${SKIP:+--skip "$SKIP"} \
     ${ROUND_TO:+--round-to "$ROUND_TO"} --test-dir "$DATA" --threads "$THREADS" --out "$OUT/$name.pt"
-  step "$OUT/$name-ft.pt" python -m models.train "$OUT/$name.pt" "${QUICK_FT[@]}" --data-dir "$DATA" \
+  step "$OUT/$name-ft.pt" python -m train "$OUT/$name.pt" "${QUICK_FT[@]}" --data-dir "$DATA" \
     --threads "$THREADS" --no-progress --out "$OUT/$name-ft.pt"
   made+=("$OUT/$name.pt" "$OUT/$name-ft.pt")
 done

@@ -24,7 +24,7 @@ for scheme in $SCHEMES; do
           --test-dir "$DATA" --threads "$THREADS" --out "$dst" > "${dst%.pt}.log" 2>&1; then
         echo "skipped $scheme --target-flops $f --multiple $m: $(tail -1 "${dst%.pt}.log")"; continue
       fi
-      step "${dst%.pt}-ft.pt" python -m models.train "$dst" "${QUICK_FT[@]}" --data-dir "$DATA" --threads "$THREADS" \
+      step "${dst%.pt}-ft.pt" python -m train "$dst" "${QUICK_FT[@]}" --data-dir "$DATA" --threads "$THREADS" \
         --no-progress --out "${dst%.pt}-ft.pt"
       made+=("$dst" "${dst%.pt}-ft.pt")
     done

@@ -28,6 +28,6 @@ qat() {  # qat MODEL WxAy OUT [args]: one simulated-quantisation checkpoint
 for c in $R20_QAT; do qat "$BASE/r20.pt" "$c" "$OUT/r20-${c,,}.pt" --finetune --recipe quick --subset "$SUBSET"; done
 for c in $R20_PT; do qat "$BASE/r20.pt" "$c" "$OUT/r20-${c,,}-pt.pt"; done
 for c in $R56_PT; do qat "$BASE/r56.pt" "$c" "$OUT/r56-${c,,}-pt.pt"; done
-step "$OUT/r20-fp32-ft.pt" python -m models.train "$BASE/r20.pt" --recipe quick --subset "$SUBSET" "${common[@]}" \
+step "$OUT/r20-fp32-ft.pt" python -m train "$BASE/r20.pt" --recipe quick --subset "$SUBSET" "${common[@]}" \
   --out "$OUT/r20-fp32-ft.pt"
 python -m quantization.report "${made[@]}" --baseline "$OUT/r20-fp32-ft.pt" --out "$(results_dir "$OUT")/quant_bits"

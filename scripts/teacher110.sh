@@ -30,17 +30,17 @@ BF16=$(python -c 'from common.machine import cpu_has_native_bf16 as b; print("--
 # with a cosine schedule that fits a short run; 30 epochs is a CPU budget (He et al. train 164): docs/results.md
 # states how far it got.
 # shellcheck disable=SC2086
-step "$OUT/r110.pt" python -m models.train resnet110 --recipe scratch --epochs "$EPOCHS" --schedule cosine \
+step "$OUT/r110.pt" python -m train resnet110 --recipe scratch --epochs "$EPOCHS" --schedule cosine \
   --warmup-steps 400 $BF16 "${RUN[@]}" --out "$OUT/r110.pt"
 FT=(--recipe quick --epochs "$FT_EPOCHS" "${RUN[@]}")
 # The ResNet-110's own fine-tune and its pruned models' share one budget and precision: bf16 like its training
 # (1.8x faster here); what they are compared with is each other, not the fp32 ResNet-56 set.
 # shellcheck disable=SC2086
-step "$OUT/r110-ft.pt" python -m models.train "$OUT/r110.pt" "${FT[@]}" $BF16 --out "$OUT/r110-ft.pt"
+step "$OUT/r110-ft.pt" python -m train "$OUT/r110.pt" "${FT[@]}" $BF16 --out "$OUT/r110-ft.pt"
 for v in A B; do
   step "$OUT/r110-$v.pt" python -m pruning_l1.prune "$OUT/r110.pt" --variant $v --out "$OUT/r110-$v.pt"
   # shellcheck disable=SC2086
-  step "$OUT/r110-$v-ft.pt" python -m models.train "$OUT/r110-$v.pt" "${FT[@]}" $BF16 \
+  step "$OUT/r110-$v-ft.pt" python -m train "$OUT/r110-$v.pt" "${FT[@]}" $BF16 \
     --baseline "$OUT/r110-ft.pt" --out "$OUT/r110-$v-ft.pt"
 done
 # KD into the published ResNet-20 from each teacher, the student schedule of scripts/equal_finetune.sh's item kd

@@ -27,7 +27,7 @@ from common.cli import default_normalization
 from common.data import SYNTHETIC_MARK, synthetic_cifar
 from common.errors import UserError, run_cli
 from models import build_model, load_model, make_spec, replace_module
-from models.export import bytes_to_tensor, onnx_bytes, tensor_to_bytes
+from runtimes.export import bytes_to_tensor, onnx_bytes, tensor_to_bytes
 from models.fold import conv_bn_pairs, fold_batchnorm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -521,7 +521,7 @@ def test_drift_series_and_summary(tiny, tmp_path, capsys):
 
 
 def test_openvino_fp32_matches_eager_fp32_logits(tiny):
-    from models.runtimes import TorchRunner, make_runner
+    from runtimes.runners import TorchRunner, make_runner
 
     model, ckpt = load_model(tiny["base"])
     x = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(4))
@@ -538,7 +538,7 @@ def test_openvino_fp32_matches_eager_fp32_logits(tiny):
 
 def test_openvino_fp32_top1_equals_eager_on_the_lossless_images(r56_converted, cifar_dir):
     from benchmark.runners import accuracy
-    from models.runtimes import TorchRunner, make_runner
+    from runtimes.runners import TorchRunner, make_runner
     from common.data import load_cifar10, normalizer
 
     model, ckpt = load_model(r56_converted)

@@ -30,7 +30,7 @@ def test_training_facts_are_typed_or_blank():
 
 def test_a_resumed_run_records_the_seconds_of_all_its_epochs(tmp_path):
     from common.data import write_synthetic_layout
-    from models.train import main as train_main
+    from train.__main__ import main as train_main
     data = tmp_path / "data"
     write_synthetic_layout(str(data), n_train=128, n_test=64)
     base = ["resnet8", "--epochs", "1", "--data-dir", str(data), "--batch-size", "64", "--no-progress",

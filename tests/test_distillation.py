@@ -208,7 +208,7 @@ def test_student_init_is_identical_for_kd_and_no_teacher():
     from types import SimpleNamespace
 
     from distillation.train import Distill
-    from models.method import load_input
+    from train.method import load_input
 
     args = SimpleNamespace(checkpoint="resnet20", seed=7)
     a = load_input(args, Distill())[0]
@@ -253,7 +253,7 @@ def test_a_teacher_with_other_statistics_sees_the_same_images_renormalised(tmp_p
     another: the teacher's logits on the student's batches equal its logits on the same images normalised its way."""
     from common.data import normalizer
     from distillation.train import main
-    from models.method import load_teacher
+    from train.method import load_teacher
 
     model, ckpt = load_model(teacher_ckpt)
     student_norm = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}

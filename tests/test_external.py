@@ -15,7 +15,7 @@ from common.data import write_synthetic_layout
 from common.errors import run_cli
 from common.metrics import model_metrics
 from models import build_model, load_model, make_spec
-from models.export import onnx_bytes
+from runtimes.export import onnx_bytes
 from tests.test_reliability import Evil, snapshot
 
 NORM = {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}

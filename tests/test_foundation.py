@@ -189,7 +189,7 @@ def test_convert_refuses_unknown_formats(tmp_path):
 def test_published_weights_reach_published_accuracy_on_lossless_1000(request, cifar_dir, fixture, minimum):
     path = request.getfixturevalue(fixture)
     assert torch.load(path, weights_only=True)["format"] == "cifar-compress/2"
-    r = run(["models.evaluate", str(path), "--data-dir", str(cifar_dir / "lossless-test1000"), "--json"])
+    r = run(["benchmark.evaluate", str(path), "--data-dir", str(cifar_dir / "lossless-test1000"), "--json"])
     assert r.returncode == 0, r.stderr
     import json
 
@@ -290,7 +290,7 @@ def test_training_learns_synthetic_data(tmp_path):
     # progress left on: its output is a pipe, not a terminal, so no bar may pile up carriage returns in it
     r = run(
         [
-            "models.train",
+            "train",
             "resnet1",
             "--synthetic",
             "512",
@@ -346,7 +346,7 @@ def test_cpu_bf16_training_learns(tmp_path):
     out = tmp_path / "m.pt"
     r = run(
         [
-            "models.train",
+            "train",
             "resnet1",
             "--synthetic",
             "512",
@@ -371,7 +371,7 @@ def test_cpu_bf16_training_learns(tmp_path):
 
 def test_killed_run_resumes_to_the_same_weights(tmp_path):
     base = [
-        "models.train",
+        "train",
         "resnet1",
         "--synthetic",
         "1536",
@@ -415,7 +415,7 @@ def test_torchrun_two_process_cpu_ddp(tmp_path):
         "--nproc_per_node",
         "2",
         "-m",
-        "models.train",
+        "train",
         "resnet1",
         "--synthetic",
         "256",
@@ -442,12 +442,12 @@ def test_torchrun_two_process_cpu_ddp(tmp_path):
 
 def test_cli_errors_are_one_line(tmp_path):
     for args in (
-        ["models.evaluate", str(tmp_path / "missing.pt")],
-        ["models.train", "resnet20", "--synthetic", "64", "--epochs", "0", "--out", str(tmp_path / "x.pt")],
-        ["models.train", "resnet20", "--data-dir", str(tmp_path / "nodata"), "--out", str(tmp_path / "x.pt")],
-        ["models.train", "resnet20", "--synthetic", "64", "--device", "cuda:0", "--out", str(tmp_path / "x.pt")]
+        ["benchmark.evaluate", str(tmp_path / "missing.pt")],
+        ["train", "resnet20", "--synthetic", "64", "--epochs", "0", "--out", str(tmp_path / "x.pt")],
+        ["train", "resnet20", "--data-dir", str(tmp_path / "nodata"), "--out", str(tmp_path / "x.pt")],
+        ["train", "resnet20", "--synthetic", "64", "--device", "cuda:0", "--out", str(tmp_path / "x.pt")]
         if not torch.cuda.is_available()
-        else ["models.evaluate", str(tmp_path)],
+        else ["benchmark.evaluate", str(tmp_path)],
     ):
         r = run(args)
         assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
@@ -459,7 +459,7 @@ def test_one_epoch_finetune_raises_jpeg_accuracy(cifar_dir, r56_converted, tmp_p
     out = tmp_path / "ft.pt"
     r = run(
         [
-            "models.train",
+            "train",
             str(r56_converted),
             "--recipe",
             "quick",

@@ -1,4 +1,4 @@
-"""The one method interface (models/method.py): a toy method gets the CLI convention, the fine-tune, the lineage, the
+"""The one method interface (train/method.py): a toy method gets the CLI convention, the fine-tune, the lineage, the
 schema-2 metadata and the benchmark from the driver alone; format /1 checkpoints load through the migration."""
 import ast
 import importlib.util
@@ -163,9 +163,7 @@ def test_doc_toy_method_runs_end_to_end_from_its_own_folder(tmp_path, base, toy_
 
 
 METHOD_FOLDERS = ["distillation", "fitnets", "lowrank", "pruning_fisher", "pruning_l1", "pruning_weight",
-                  "quantization", "models"]
-HOOKS = {"prepare", "compress", "hooks", "after_training", "artifacts", "score", "add_args", "recipe_for",
-         "check_args"}
+                  "quantization", "train"]
 
 
 def method_classes(tree):
@@ -203,7 +201,7 @@ def test_no_method_assigns_to_its_context_or_keeps_state():
     need). The test sees the rule work on a method that breaks it."""
     checked, bad = [], []
     for folder in METHOD_FOLDERS:
-        for path in sorted((ROOT / folder).glob("*.py")):
+        for path in sorted((ROOT / folder).rglob("*.py")):
             for cls in method_classes(ast.parse(path.read_text())):
                 checked.append(cls.name)
                 bad += [f"{path.relative_to(ROOT)}: {b}" for b in state_writes(cls)]
@@ -218,7 +216,7 @@ def test_no_method_assigns_to_its_context_or_keeps_state():
 def test_driver_refuses_state_on_the_method_and_writes_to_the_context(tmp_path, base, toy_module):
     """At run time the same rules hold for any method, one from outside the repository included: nothing is
     written for a method that stores on self, assigns to ctx or ctx.args, or returns a tuple from compress."""
-    from models.method import Compressed
+    from train.method import Compressed
 
     class StoresOnSelf(toy_module.RoundWeights):
         def compress(self, model, spec, ctx):
@@ -240,7 +238,7 @@ def test_driver_refuses_state_on_the_method_and_writes_to_the_context(tmp_path, 
             return model, spec, {}
 
     import dataclasses
-    from models.method import run
+    from train.method import run
     for cls, error, text in ((StoresOnSelf, AssertionError, "stored ['kept'] on the method"),
                              (AssignsToContext, dataclasses.FrozenInstanceError, "spec"),
                              (AssignsToArgs, AttributeError, "ctx.args is read-only"),

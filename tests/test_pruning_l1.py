@@ -9,7 +9,8 @@ import torch
 from common.checkpoint import make_meta, save_checkpoint
 from common.errors import run_cli
 from common.metrics import model_metrics
-from models import build_model, load_model, make_spec, train
+from models import build_model, load_model, make_spec
+from train import __main__ as train
 from pruning_l1 import filters, prune
 from tests.conftest import ROOT
 

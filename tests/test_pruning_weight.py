@@ -8,7 +8,7 @@ from common.data import Batches, synthetic_cifar
 from common.errors import UserError, run_cli
 from common.training import TrainConfig, fit
 from models import build_model, load_model, make_spec
-import models.method as driver
+import train.method as driver
 from pruning_weight import export, masks, prune
 
 NORM = {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}

@@ -138,9 +138,9 @@ def test_qat_cli_checkpoint_rebuilds_from_spec_and_reports(tmp_path):
 
 
 def int8_logits(ckpt, model, x):
-    """The checkpoint's int8 model on its own engine (models.runtimes), PT2E without compiling."""
-    from models.int8 import ENGINES, engine_of
-    from models.runtimes import make_runner
+    """The checkpoint's int8 model on its own engine (runtimes.runners), PT2E without compiling."""
+    from runtimes.int8 import ENGINES, engine_of
+    from runtimes.runners import make_runner
     runner = make_runner(ENGINES[engine_of(ckpt)], "int8", model, ckpt, torch.device("cpu"), 2, compiled=False)
     return runner.logits(runner.prepare(x))
 
@@ -195,7 +195,7 @@ def test_int8_model_travels_in_a_weights_only_checkpoint(tmp_path, engine):
 
 def test_pt2e_graph_rebuilt_twice_gives_identical_outputs(tmp_path):
     from models.fold import fold_batchnorm
-    from models.int8 import pt2e_from_observers
+    from runtimes.int8 import pt2e_from_observers
     from quantization.engines import quantize_pt2e
     model = build_model(make_spec("resnet8")).eval()
     folded = fold_batchnorm(model)

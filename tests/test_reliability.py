@@ -105,24 +105,24 @@ def files(tmp_path_factory):
 
 # (module, argv with {d} for the files folder, regex the one-line message must match)
 CASES = [
-    ("models.evaluate", ["{d}/missing.pt"], "no such file"),
-    ("models.evaluate", ["{d}/folder.pt"], "is a directory"),
-    ("models.evaluate", ["{d}/empty.pt"], "empty file"),
-    ("models.evaluate", ["{d}/trunc.pt"], "unreadable|truncated"),
-    ("models.evaluate", ["{d}/text.pt"], "unreadable|truncated|refused"),
-    ("models.evaluate", ["{d}/evil.pt"], "refused"),
-    ("models.evaluate", ["{d}/evil.pkl"], "refused"),
-    ("models.evaluate", ["{d}/expanded.pt"], "expanded or overlapping view"),
+    ("benchmark.evaluate", ["{d}/missing.pt"], "no such file"),
+    ("benchmark.evaluate", ["{d}/folder.pt"], "is a directory"),
+    ("benchmark.evaluate", ["{d}/empty.pt"], "empty file"),
+    ("benchmark.evaluate", ["{d}/trunc.pt"], "unreadable|truncated"),
+    ("benchmark.evaluate", ["{d}/text.pt"], "unreadable|truncated|refused"),
+    ("benchmark.evaluate", ["{d}/evil.pt"], "refused"),
+    ("benchmark.evaluate", ["{d}/evil.pkl"], "refused"),
+    ("benchmark.evaluate", ["{d}/expanded.pt"], "expanded or overlapping view"),
     *[
         ("benchmark.run", ["{d}/meta-%s.pt" % name, "--test-dir", "{d}/data", "--out", "{d}/out.csv"], "metadata")
         for name in MALFORMED
     ],
     ("quantization.ptq", ["{d}/meta-recipe-list.pt", "--data-dir", "{d}/data", "--out", "{d}/q.pt"], "metadata"),
-    ("models.evaluate", ["{d}/meta-norm-5.pt"], "metadata normalization.mean"),
+    ("benchmark.evaluate", ["{d}/meta-norm-5.pt"], "metadata normalization.mean"),
     ("plots.summary", ["--results", "{d}/inf.csv", "--out", "{d}/summary.md"], "not a finite number"),
     # numeric flags whose typo would ask for gigabytes, hours, or silently use something else
-    ("models.train", ["resnet8", "--synthetic", "-5", "--out", "{d}/out.pt"], "--synthetic must be in 1..100000"),
-    ("models.train", ["resnet8", "--synthetic", "10000000000", "--out", "{d}/out.pt"], "--synthetic must be in"),
+    ("train", ["resnet8", "--synthetic", "-5", "--out", "{d}/out.pt"], "--synthetic must be in 1..100000"),
+    ("train", ["resnet8", "--synthetic", "10000000000", "--out", "{d}/out.pt"], "--synthetic must be in"),
     (
         "benchmark.train_speed",
         ["--models", "resnet20", "--steps", "1000000000", "--data-dir", "{d}/data", "--out", "{d}/speed.csv"],
@@ -145,7 +145,7 @@ CASES = [
     ),
     ("plots.original", ["{d}/inf.csv", "--batch", "0", "--out", "{d}/original.md"], "--batch must be in 1..65536"),
     ("plots.make", ["--results", "{d}/inf.csv", "--out", "{d}/imgs"], "not a finite number"),
-    ("models.evaluate", ["{d}/bomb.pt"], "expanded or overlapping view"),
+    ("benchmark.evaluate", ["{d}/bomb.pt"], "expanded or overlapping view"),
     ("benchmark.run", ["{d}/bomb.pt", "--test-dir", "{d}/data", "--out", "{d}/out.csv"], "expanded or overlapping"),
     (
         "benchmark.drift",
@@ -157,15 +157,15 @@ CASES = [
         ["--models", "resnet20", "--data-dir", "{d}/data", "--out", "{d}/text.pt"],
         "not this command's CSV",
     ),
-    ("models.evaluate", ["{d}/external.pt"], "models.convert"),
-    ("models.evaluate", ["{d}/other.pt"], "not a cifar-compress"),
-    ("models.evaluate", ["{d}/good.pt", "--data-dir", "{d}/nowhere"], "not found"),
-    ("models.evaluate", ["{d}/good.pt", "--data-dir", "{d}/corrupt"], "corrupt or truncated"),
-    ("models.train", ["{d}/evil.pt", "--data-dir", "{d}/data", "--out", "{d}/out.pt"], "refused"),
-    ("models.train", ["resnet20", "--data-dir", "{d}/data", "--epochs", "0", "--out", "{d}/out.pt"], "epochs"),
-    ("models.train", ["resnet20", "--data-dir", "{d}/nowhere", "--out", "{d}/out.pt"], "not found"),
-    ("models.train", ["resnet20", "--data-dir", "{d}/data", "--out", "{d}/folder.pt"], "is a directory"),
-    ("models.train", ["resnet99", "--data-dir", "{d}/data", "--out", "{d}/out.pt"], "neither an architecture"),
+    ("benchmark.evaluate", ["{d}/external.pt"], "models.convert"),
+    ("benchmark.evaluate", ["{d}/other.pt"], "not a cifar-compress"),
+    ("benchmark.evaluate", ["{d}/good.pt", "--data-dir", "{d}/nowhere"], "not found"),
+    ("benchmark.evaluate", ["{d}/good.pt", "--data-dir", "{d}/corrupt"], "corrupt or truncated"),
+    ("train", ["{d}/evil.pt", "--data-dir", "{d}/data", "--out", "{d}/out.pt"], "refused"),
+    ("train", ["resnet20", "--data-dir", "{d}/data", "--epochs", "0", "--out", "{d}/out.pt"], "epochs"),
+    ("train", ["resnet20", "--data-dir", "{d}/nowhere", "--out", "{d}/out.pt"], "not found"),
+    ("train", ["resnet20", "--data-dir", "{d}/data", "--out", "{d}/folder.pt"], "is a directory"),
+    ("train", ["resnet99", "--data-dir", "{d}/data", "--out", "{d}/out.pt"], "neither an architecture"),
     ("models.convert", ["{d}/text.pt", "--out", "{d}/out.pt"], "unreadable|truncated|refused"),
     ("models.convert", ["{d}/other.pt", "--out", "{d}/out.pt"], "unknown checkpoint format"),
     ("models.convert", ["{d}/evil.pt", "--out", "{d}/out.pt"], "refused"),
@@ -208,7 +208,7 @@ CASES = [
     ("benchmark.run", ["{d}/good.pt", "--test-dir", "{d}/nowhere", "--out", "{d}/out.csv"], "not found"),
     ("pruning_weight.export", ["{d}/evil.pt", "--out", "{d}/out.npz"], "refused"),
     ("pruning_weight.prune", ["{d}/evil.pt", "--percent", "50", "--out", "{d}/out.pt"], "refused"),
-    ("models.train", ["{d}/evil.pt", "--data-dir", "{d}/data", "--out", "{d}/out.pt"], "refused"),
+    ("train", ["{d}/evil.pt", "--data-dir", "{d}/data", "--out", "{d}/out.pt"], "refused"),
     ("quantization.qat", ["{d}/evil.pt", "--data-dir", "{d}/data", "--out", "{d}/out.pt"], "refused"),
     (
         "fitnets.train",
@@ -227,7 +227,7 @@ CASES = [
     ),
     ("benchmark.sizes", ["{d}/nowhere.csv"], "no such results CSV"),
     ("pruning_l1.prune", ["{d}/good.pt", "--ratio", "0.5", "--out", "{d}/good.pt"], "is an input"),
-    ("models.train", ["{d}/good.pt", "--data-dir", "{d}/data", "--out", "{d}/good.pt"], "is an input"),
+    ("train", ["{d}/good.pt", "--data-dir", "{d}/data", "--out", "{d}/good.pt"], "is an input"),
     (
         "quantization.ptq",
         ["{d}/good.pt", "--engine", "openvino", "--per-tensor", "--data-dir", "{d}/data", "--out", "{d}/out.pt"],
@@ -240,7 +240,7 @@ CASES = [
 ]
 if not HAS_CUDA:
     CASES += [
-        ("models.train", ["resnet20", "--data-dir", "{d}/data", "--device", "cuda", "--out", "{d}/out.pt"], "CUDA|GPU"),
+        ("train", ["resnet20", "--data-dir", "{d}/data", "--device", "cuda", "--out", "{d}/out.pt"], "CUDA|GPU"),
         (
             "benchmark.run",
             ["{d}/good.pt", "--test-dir", "{d}/data", "--device", "cuda", "--out", "{d}/out.csv"],
@@ -286,10 +286,10 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(files, capsys, module, 
 # before being refused would end in a MemoryError traceback there instead of the one line.
 ADDRESS_SPACE_CAP = 6 << 30
 CAPPED = [
-    ("models.evaluate", ["{d}/bomb.pt"]),
+    ("benchmark.evaluate", ["{d}/bomb.pt"]),
     ("benchmark.run", ["{d}/bomb.pt", "--test-dir", "{d}/data", "--out", "{d}/out.csv"]),
     ("benchmark.run", ["{d}/meta-pt2e-huge-observer.pt", "--test-dir", "{d}/data", "--out", "{d}/out.csv"]),
-    ("models.train", ["resnet8", "--synthetic", "10000000000", "--out", "{d}/out.pt"]),
+    ("train", ["resnet8", "--synthetic", "10000000000", "--out", "{d}/out.pt"]),
 ]
 
 
@@ -390,7 +390,7 @@ def _evaluate_json(path, data, capsys):
     import json
 
     capsys.readouterr()
-    importlib.import_module("models.evaluate").main([str(path), "--data-dir", str(data), "--json"])
+    importlib.import_module("benchmark.evaluate").main([str(path), "--data-dir", str(data), "--json"])
     return json.loads(capsys.readouterr().out)
 
 
@@ -403,7 +403,7 @@ def test_an_int8_graph_is_tied_to_the_weights_it_was_made_from(int8_pair, capsys
     swapped = dict(a, onnx=b["onnx"])  # b's graph inside a's checkpoint
     torch.save(swapped, d / "swapped.pt")
     for module, argv in (
-        ("models.evaluate", [str(d / "swapped.pt"), "--data-dir", str(d / "data")]),
+        ("benchmark.evaluate", [str(d / "swapped.pt"), "--data-dir", str(d / "data")]),
         (
             "benchmark.run",
             [str(d / "swapped.pt"), "--test-dir", str(d / "data"), "--quick", "--out", str(d / "swapped.csv")],
@@ -458,7 +458,7 @@ def test_fetching_the_published_weights_fails_in_one_line_without_hanging(tmp_pa
 def test_the_benchmark_keeps_only_the_timed_shapes_compiled():
     """Every OpenVINO compiled model holds threads and address space while the benchmark keeps all its runners
     alive; shapes compiled only to score accuracy are released."""
-    from models.runtimes import OpenVinoRunner, make_runner, openvino_reason
+    from runtimes.runners import OpenVinoRunner, make_runner, openvino_reason
 
     model = build_model(make_spec("resnet8")).eval()
     runner = make_runner("openvino", "fp32", model, {}, torch.device("cpu"), 1)

@@ -24,7 +24,7 @@ from common.checkpoint import make_meta, save_checkpoint
 from common.data import write_synthetic_layout
 from common.errors import run_cli
 from models import build_model, make_spec
-from models.export import bytes_to_tensor, onnx_bytes
+from runtimes.export import bytes_to_tensor, onnx_bytes
 from models.fold import fold_batchnorm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -174,7 +174,7 @@ def files(tmp_path_factory):
     torch.save(ck, d / "int8_classes.pt")
     ck["onnx"] = bytes_to_tensor(b"not an onnx graph at all")
     torch.save(ck, d / "int8_garbage.pt")
-    from models.int8 import openvino_from_module, openvino_to_entry
+    from runtimes.int8 import openvino_from_module, openvino_to_entry
 
     ck = torch.load(d / "int8ov.pt", weights_only=True)
     ck["openvino"] = openvino_to_entry(openvino_from_module(fold_batchnorm(build_model(make_spec("resnet8")).eval())))
@@ -235,12 +235,12 @@ CASES = [
         ["{d}/good.pt", "--scheme", "svd", "--energy", "0.9", "--out", "{d}/good.pt"],
         "is an input",
     ),
-    ("data loss", "models.train", ["{d}/good.pt", *TRAIN, "--out", "{d}/good.pt"], "is an input"),
+    ("data loss", "train", ["{d}/good.pt", *TRAIN, "--out", "{d}/good.pt"], "is an input"),
     ("data loss", "pruning_l1.prune", ["{d}/good.pt", "--ratio", "0.5", "--out", "{d}/link.pt"], "is an input"),
     ("data loss", "pruning_l1.prune", ["{d}/good.pt", "--ratio", "0.5", "--out", "{d}/hardlink.pt"], "is an input"),
     (
         "data loss",
-        "models.train",
+        "train",
         ["{d}/good.pt", *TRAIN, "--baseline", "{d}/base.pt", "--out", "{d}/base.pt"],
         "is an input",
     ),
@@ -258,11 +258,11 @@ CASES = [
     ("data loss", "plots.summary", ["--results", "{d}/textbatch.csv", "--out", "{d}/textbatch.csv"], "is an input"),
     ("data loss", "pruning_weight.export", ["{d}/good.pt", "--out", "{d}/hardlink.pt"], "is an input"),
     # 2. memory and time bombs from small files and flags
-    ("bomb", "models.evaluate", ["{d}/wide.pt"], "block widths above"),
-    ("bomb", "models.evaluate", ["{d}/deep.pt"], "blocks"),
-    ("bomb", "models.evaluate", ["{d}/layers_many.pt"], "replaces 100000 modules"),
-    ("bomb", "models.evaluate", ["{d}/svd_rank.pt"], "do not fit|rank"),
-    ("bomb", "models.evaluate", ["{d}/deflate.pt"], "unpacks to 60[01] MiB"),
+    ("bomb", "benchmark.evaluate", ["{d}/wide.pt"], "block widths above"),
+    ("bomb", "benchmark.evaluate", ["{d}/deep.pt"], "blocks"),
+    ("bomb", "benchmark.evaluate", ["{d}/layers_many.pt"], "replaces 100000 modules"),
+    ("bomb", "benchmark.evaluate", ["{d}/svd_rank.pt"], "do not fit|rank"),
+    ("bomb", "benchmark.evaluate", ["{d}/deflate.pt"], "unpacks to 60[01] MiB"),
     ("bomb", "pruning_weight.export", ["--unpack", "{d}/huge.sparse.npz", "--out", "{d}/unpacked.pt"], "exceed"),
     ("bomb", "benchmark.run", ["{d}/good.pt", *BENCH, "--min-seconds", "inf", "--out", "{d}/b.csv"], "finite"),
     (
@@ -274,13 +274,13 @@ CASES = [
     ("bomb", "benchmark.run", ["{d}/good.pt", *BENCH, "--min-seconds", "1e9", "--out", "{d}/b.csv"], "min-seconds"),
     ("bomb", "benchmark.run", ["{d}/good.pt", *BENCH, "--repeat", "1000000", "--out", "{d}/b.csv"], "repeat"),
     # 3. silently wrong results: non-finite numbers, empty or malformed data
-    ("non-finite", "models.train", ["resnet8", *TRAIN, "--lr", "nan", "--out", "{d}/o.pt"], "finite"),
-    ("non-finite", "models.train", ["resnet8", *TRAIN, "--lr", "inf", "--out", "{d}/o.pt"], "finite"),
-    ("non-finite", "models.train", ["resnet8", *TRAIN, "--weight-decay", "nan", "--out", "{d}/o.pt"], "finite"),
-    ("non-finite", "models.train", ["resnet8", *TRAIN, "--momentum", "1.5", "--out", "{d}/o.pt"], "momentum"),
-    ("non-finite", "models.train", ["resnet8", *TRAIN, "--lr", "1e38", "--out", "{d}/o.pt"], "diverged|non-finite"),
-    ("non-finite", "models.evaluate", ["{d}/nan.pt"], "non-finite weights"),
-    ("non-finite", "models.evaluate", ["{d}/nan.pt", "--json"], "non-finite weights"),
+    ("non-finite", "train", ["resnet8", *TRAIN, "--lr", "nan", "--out", "{d}/o.pt"], "finite"),
+    ("non-finite", "train", ["resnet8", *TRAIN, "--lr", "inf", "--out", "{d}/o.pt"], "finite"),
+    ("non-finite", "train", ["resnet8", *TRAIN, "--weight-decay", "nan", "--out", "{d}/o.pt"], "finite"),
+    ("non-finite", "train", ["resnet8", *TRAIN, "--momentum", "1.5", "--out", "{d}/o.pt"], "momentum"),
+    ("non-finite", "train", ["resnet8", *TRAIN, "--lr", "1e38", "--out", "{d}/o.pt"], "diverged|non-finite"),
+    ("non-finite", "benchmark.evaluate", ["{d}/nan.pt"], "non-finite weights"),
+    ("non-finite", "benchmark.evaluate", ["{d}/nan.pt", "--json"], "non-finite weights"),
     ("non-finite", "benchmark.run", ["{d}/nan.pt", *BENCH, "--out", "{d}/b.csv"], "non-finite weights"),
     ("non-finite", "benchmark.run", ["{d}/good.pt", *BENCH, "--warmup-seconds", "nan", "--out", "{d}/b.csv"], "finite"),
     ("non-finite", "pruning_weight.prune", ["{d}/good.pt", "--percent", "nan", "--out", "{d}/o.pt"], "finite"),
@@ -296,9 +296,10 @@ CASES = [
         ["{d}/good.pt", "--scheme", "svd", "--target-flops", "nan", "--out", "{d}/o.pt"],
         "finite",
     ),
-    ("non-finite", "models.evaluate", ["{d}/good.pt", "--data-dir", "{d}/empty"], "no images"),
-    ("non-finite", "models.evaluate", ["{d}/good.pt", "--data-dir", "{d}/labels_float"], "labels must be integers"),
-    ("non-finite", "models.evaluate", ["{d}/good.pt", "--data-dir", "{d}/data", "--test-subset", "0"], "test-subset"),
+    ("non-finite", "benchmark.evaluate", ["{d}/good.pt", "--data-dir", "{d}/empty"], "no images"),
+    ("non-finite", "benchmark.evaluate", ["{d}/good.pt", "--data-dir", "{d}/labels_float"], "labels must be integers"),
+    ("non-finite", "benchmark.evaluate", ["{d}/good.pt", "--data-dir", "{d}/data", "--test-subset", "0"],
+     "test-subset"),
     ("non-finite", "benchmark.run", ["{d}/good.pt", *BENCH, "--test-subset", "0", "--out", "{d}/b.csv"], "test-subset"),
     # 4. an embedded int8 graph that is not the checkpoint's model
     (
@@ -332,22 +333,22 @@ CASES = [
     ),
     ("write error", "benchmark.run", ["{d}/good.pt", *BENCH, "--out", "{d}/notes.txt/b.csv"], "not a folder"),
     # 6. type errors in checkpoints, run folders, data and results CSVs
-    ("type error", "models.evaluate", ["{d}/negative.pt"], "at least one filter"),
-    ("type error", "models.evaluate", ["{d}/infinite.pt"], "list of integers"),
-    ("type error", "models.evaluate", ["{d}/intkey.pt"], "keys must be strings"),
-    ("type error", "models.evaluate", ["{d}/layers_list.pt"], "layers"),
-    ("type error", "models.evaluate", ["{d}/blocks_text.pt"], "list of integers"),
-    ("type error", "models.evaluate", ["{d}/classes_float.pt"], "num_classes"),
-    ("type error", "models.evaluate", ["{d}/shape.pt"], "do not fit"),
-    ("type error", "models.train", ["resnet8", *TRAIN, "--threads", "-1", "--out", "{d}/o.pt"], "threads"),
+    ("type error", "benchmark.evaluate", ["{d}/negative.pt"], "at least one filter"),
+    ("type error", "benchmark.evaluate", ["{d}/infinite.pt"], "list of integers"),
+    ("type error", "benchmark.evaluate", ["{d}/intkey.pt"], "keys must be strings"),
+    ("type error", "benchmark.evaluate", ["{d}/layers_list.pt"], "layers"),
+    ("type error", "benchmark.evaluate", ["{d}/blocks_text.pt"], "list of integers"),
+    ("type error", "benchmark.evaluate", ["{d}/classes_float.pt"], "num_classes"),
+    ("type error", "benchmark.evaluate", ["{d}/shape.pt"], "do not fit"),
+    ("type error", "train", ["resnet8", *TRAIN, "--threads", "-1", "--out", "{d}/o.pt"], "threads"),
     ("type error", "benchmark.run", ["{d}/good.pt", *BENCH, "--threads", "-1", "--out", "{d}/b.csv"], "threads"),
     (
         "type error",
-        "models.train",
+        "train",
         ["resnet20", *TRAIN, "--run-dir", "{d}/other.run", "--resume", "--out", "{d}/o.pt"],
         "different model",
     ),
-    ("type error", "models.evaluate", ["{d}/good.pt", "--data-dir", "{d}/labels_text"], "labels must be integers"),
+    ("type error", "benchmark.evaluate", ["{d}/good.pt", "--data-dir", "{d}/labels_text"], "labels must be integers"),
     ("type error", "benchmark.run", ["{d}/good.pt", *BENCH, "--out", "{d}/textbatch.csv"], "not a number"),
     ("type error", "plots.make", ["--results", "{d}/textbatch.csv", "--out", "{d}/imgs"], "not a number"),
     ("type error", "plots.summary", ["--results", "{d}/textbatch.csv", "--out", "{d}/s.md"], "not a number"),

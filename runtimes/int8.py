@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 import torch
 
-from models.export import bytes_to_tensor, tensor_to_bytes
+from runtimes.export import bytes_to_tensor, tensor_to_bytes
 
 ENGINES = {"onnxruntime": "onnx", "openvino": "openvino", "pt2e": "compile"}  # engine -> benchmark backend
 OBSERVER_PREFIX = "activation_post_process_"

@@ -2,7 +2,7 @@
 normalised float batch into the runtime's input, `runner(x)` runs it, `logits(x)` returns torch logits. The
 benchmark times these runners; quantization.ptq scores its int8 models with them.
 
-    backend   fp32 / bf16 model                              int8 model (the checkpoint's own, models/int8.py)
+    backend   fp32 / bf16 model                              int8 model (the checkpoint's own, runtimes/int8.py)
     eager     PyTorch, channels_last                         -
     compile   torch.compile (Inductor, frozen weights)       torchao PT2E graph, one compiled graph per batch size
     onnx      ONNX Runtime on the export (fp32 only)         the embedded QDQ graph
@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from common.errors import UserError
-from models.export import onnx_bytes, tensor_to_bytes
+from runtimes.export import onnx_bytes, tensor_to_bytes
 from models.fold import fold_batchnorm
-from models.int8 import openvino_from_entry, openvino_from_module, pt2e_from_observers
+from runtimes.int8 import openvino_from_entry, openvino_from_module, pt2e_from_observers
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 OPENVINO_PRECISION = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}

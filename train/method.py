@@ -253,7 +253,7 @@ def stateless(method, hook, value):
     never stored) and returned what the protocol says."""
     if vars(method):
         raise AssertionError(f"{type(method).__name__}.{hook} stored {sorted(vars(method))} on the method; "
-                             "return it from the hook instead (models/method.py)")
+                             "return it from the hook instead (train/method.py)")
     expected = {"prepare": Setup, "compress": Compressed, "after_training": Compressed}.get(hook)
     if expected and not isinstance(value, expected):
         raise TypeError(f"{type(method).__name__}.{hook} must return a {expected.__name__}, got {type(value).__name__}")

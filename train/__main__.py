@@ -1,11 +1,11 @@
 """Train a CIFAR ResNet from scratch, fine-tune any checkpoint, or retrain a compressed checkpoint's architecture
 from scratch, through the shared loop: the one training and fine-tuning path of every method.
 
-    python -m models.train resnet56 --out runs/r56.pt --data-dir data                      # 160-epoch recipe
-    python -m models.train runs/r56.pt --recipe quick --subset 10000 --out runs/r56-ft.pt  # short fine-tune
-    python -m models.train runs/l1/r56-B.pt --out runs/l1/r56-B-ft.pt                      # Li et al.: 40 ep, lr 1e-3
-    python -m models.train runs/l1/r56-B.pt --scratch B --out runs/l1/r56-B-scratchB.pt    # Liu et al. 2019 baseline
-    torchrun --nproc_per_node 2 -m models.train resnet20 --device cpu --out r20.pt ...     # DDP (gloo on CPU)
+    python -m train resnet56 --out runs/r56.pt --data-dir data                      # 160-epoch recipe
+    python -m train runs/r56.pt --recipe quick --subset 10000 --out runs/r56-ft.pt  # short fine-tune
+    python -m train runs/l1/r56-B.pt --out runs/l1/r56-B-ft.pt                      # Li et al.: 40 ep, lr 1e-3
+    python -m train runs/l1/r56-B.pt --scratch B --out runs/l1/r56-B-scratchB.pt    # Liu et al. 2019 baseline
+    torchrun --nproc_per_node 2 -m train resnet20 --device cpu --out r20.pt ...     # DDP (gloo on CPU)
 
 A fine-tuned checkpoint keeps its parent's method and method record (a fine-tuned L1-pruned model is still "l1"),
 and its lineage names the parent, so reports pair every compressed model with its fine-tuned child.
@@ -20,7 +20,7 @@ from common import cli
 from common.errors import UserError, run_cli
 from common.metrics import model_metrics
 from models import DEPTH_NAMES, build_model, load_model
-from models.method import Compressed, Method, Setup, run
+from train.method import Compressed, Method, Setup, run
 
 
 def scratch_b_epochs(epochs, dense_macs, pruned_macs):

@@ -1,6 +1,6 @@
 """Top-1 accuracy and size/cost metrics of any checkpoint.
 
-    python -m models.evaluate r56.pt --data-dir data/lossless-test1000 [--json]
+    python -m benchmark.evaluate r56.pt --data-dir data/lossless-test1000 [--json]
 """
 
 import torch
@@ -12,8 +12,8 @@ from common.metrics import file_bytes, model_metrics
 from common.outputs import to_json
 from common.training import evaluate, resolve_device
 from models import load_model
-from models.int8 import ENGINES, engine_of
-from models.runtimes import make_runner
+from runtimes.int8 import ENGINES, engine_of
+from runtimes.runners import make_runner
 
 
 def parse_args(argv=None):
