@@ -2,7 +2,6 @@
 disk, byte for byte (its sha256), scores today the top-1 its committed benchmark rows record, on the same data. Runs
 where those checkpoints exist (the study's `runs/` folder); slow (RUN_SLOW=1)."""
 import csv
-import hashlib
 import json
 import os
 import subprocess
@@ -10,6 +9,7 @@ import sys
 
 import pytest
 
+from common.checkpoint import file_sha256
 from tests.conftest import ROOT
 
 RESULTS = ROOT / "results" / "benchmark_e8.csv"
@@ -24,9 +24,8 @@ def committed_checkpoints():
             path = os.path.join(RUNS, row["checkpoint"])
             if path in found or not os.path.isfile(path) or row["source_format"] != "cifar-compress":
                 continue
-            with open(path, "rb") as g:
-                if hashlib.sha256(g.read()).hexdigest() == row["checkpoint_sha256"]:
-                    found[path] = (row["checkpoint_sha256"], float(row["top1"]), row["data"])
+            if file_sha256(path) == row["checkpoint_sha256"]:
+                found[path] = (row["checkpoint_sha256"], float(row["top1"]), row["data"])
     return found
 
 

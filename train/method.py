@@ -46,7 +46,8 @@ class ReadOnlyArgs(argparse.Namespace):
     def __setattr__(self, name, value):
         raise AttributeError(f"ctx.args is read-only (tried to set {name!r}); return the value from the hook instead")
 
-    __delattr__ = __setattr__
+    def __delattr__(self, name):
+        raise AttributeError(f"ctx.args is read-only (tried to delete {name!r})")
 
 
 @dataclass(frozen=True)
