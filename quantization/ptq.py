@@ -21,7 +21,7 @@ from common.errors import UserError, run_cli
 from models.fold import fold_batchnorm
 from runtimes.int8 import ENGINES
 from train.method import Compressed, Method, Setup, run
-from runtimes.runners import make_runner
+from runtimes.runners import make_runner, top1_and_loss
 from quantization.engines import float_model, quantize
 
 
@@ -71,11 +71,7 @@ class PostTrainingInt8(Method):
     def score(self, model, batches, ctx, out=None):
         if out is None:  # before quantising: the fp32 model
             return super().score(model, batches, ctx)
-        runner, correct, total = out.state.runner, 0, 0
-        for images, labels in batches:
-            correct += int((runner.logits(runner.prepare(images)).argmax(1) == labels).sum())
-            total += len(labels)
-        return 100.0 * correct / max(total, 1)
+        return top1_and_loss(out.state.runner, batches, ctx.args.checkpoint)[0]
 
     def artifacts(self, out, meta, ctx):
         state = {k: v.contiguous() for k, v in out.model.state_dict().items()}  # as the driver saves them

@@ -40,6 +40,22 @@ def make_runner(backend, precision, model, entries, device, threads, compiled=Tr
     return OpenVinoRunner(openvino_model(model, entries, precision), precision, threads)
 
 
+def top1_and_loss(runner, batches, what):
+    """(top-1 %, mean cross-entropy) of a runner over normalised `batches` (common.data.Batches), on the CPU; `what`
+    names the model in the refusal of non-finite logits (NaN argmaxes to class 0: a top-1 of noise, not a result)."""
+    correct = total = 0
+    loss = 0.0
+    for images, labels in batches:
+        logits = torch.as_tensor(runner.logits(runner.prepare(images.cpu()))).float()
+        if not bool(torch.isfinite(logits).all()):
+            raise UserError(f"{what}: its int8 graph produces non-finite logits")
+        labels = labels.cpu()
+        correct += int((logits.argmax(1) == labels).sum())
+        loss += float(torch.nn.functional.cross_entropy(logits, labels, reduction="sum"))
+        total += len(labels)
+    return 100.0 * correct / max(total, 1), loss / max(total, 1)
+
+
 def openvino_model(model, entries, precision):
     """The openvino.Model a checkpoint runs as: its int8 IR, or the conversion of its folded float model."""
     try:

@@ -36,7 +36,7 @@ def test_committed_checkpoints_score_their_recorded_top1(cifar_dir):
         pytest.skip(f"none of {RESULTS.name}'s checkpoints is on disk under {RUNS} (set RUNS_ROOT)")
     for path, (sha, top1, data) in sorted(found.items()):
         assert data == "CIFAR-10 (JPEG-q75 copy) test", (path, data)
-        done = subprocess.run([sys.executable, "-m", "benchmark.evaluate", path, "--data-dir", str(cifar_dir),
+        done = subprocess.run([sys.executable, "-m", "benchmark.evaluate", path, "--test-dir", str(cifar_dir),
                                "--json"], capture_output=True, text=True, cwd=ROOT, timeout=900)
         assert done.returncode == 0, done.stderr[-1000:]
         assert abs(json.loads(done.stdout)["top1"] - top1) < 0.015, (path, top1, done.stdout)

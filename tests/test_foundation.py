@@ -189,7 +189,7 @@ def test_convert_refuses_unknown_formats(tmp_path):
 def test_published_weights_reach_published_accuracy_on_lossless_1000(request, cifar_dir, fixture, minimum):
     path = request.getfixturevalue(fixture)
     assert torch.load(path, weights_only=True)["format"] == "cifar-compress/2"
-    r = run(["benchmark.evaluate", str(path), "--data-dir", str(cifar_dir / "lossless-test1000"), "--json"])
+    r = run(["benchmark.evaluate", str(path), "--test-dir", str(cifar_dir / "lossless-test1000"), "--json"])
     assert r.returncode == 0, r.stderr
     import json
 

@@ -159,8 +159,8 @@ CASES = [
     ),
     ("benchmark.evaluate", ["{d}/external.pt"], "models.convert"),
     ("benchmark.evaluate", ["{d}/other.pt"], "not a cifar-compress"),
-    ("benchmark.evaluate", ["{d}/good.pt", "--data-dir", "{d}/nowhere"], "not found"),
-    ("benchmark.evaluate", ["{d}/good.pt", "--data-dir", "{d}/corrupt"], "corrupt or truncated"),
+    ("benchmark.evaluate", ["{d}/good.pt", "--data-dir", "{d}/nowhere"], "not found"),  # the old name of --test-dir
+    ("benchmark.evaluate", ["{d}/good.pt", "--test-dir", "{d}/corrupt"], "corrupt or truncated"),
     ("train", ["{d}/evil.pt", "--data-dir", "{d}/data", "--out", "{d}/out.pt"], "refused"),
     ("train", ["resnet20", "--data-dir", "{d}/data", "--epochs", "0", "--out", "{d}/out.pt"], "epochs"),
     ("train", ["resnet20", "--data-dir", "{d}/nowhere", "--out", "{d}/out.pt"], "not found"),
@@ -390,7 +390,7 @@ def _evaluate_json(path, data, capsys):
     import json
 
     capsys.readouterr()
-    importlib.import_module("benchmark.evaluate").main([str(path), "--data-dir", str(data), "--json"])
+    importlib.import_module("benchmark.evaluate").main([str(path), "--test-dir", str(data), "--json"])
     return json.loads(capsys.readouterr().out)
 
 
@@ -403,7 +403,7 @@ def test_an_int8_graph_is_tied_to_the_weights_it_was_made_from(int8_pair, capsys
     swapped = dict(a, onnx=b["onnx"])  # b's graph inside a's checkpoint
     torch.save(swapped, d / "swapped.pt")
     for module, argv in (
-        ("benchmark.evaluate", [str(d / "swapped.pt"), "--data-dir", str(d / "data")]),
+        ("benchmark.evaluate", [str(d / "swapped.pt"), "--test-dir", str(d / "data")]),
         (
             "benchmark.run",
             [str(d / "swapped.pt"), "--test-dir", str(d / "data"), "--quick", "--out", str(d / "swapped.csv")],

@@ -216,8 +216,8 @@ def small_filesystems(tmp_path_factory):
         ):
             mounted.append(folder)
     yield {"full": full if full in mounted else None, "ro": ro if ro in mounted else None}
-    for folder in mounted:
-        subprocess.run(["umount", str(folder)], capture_output=True)
+    for folder in mounted:  # lazily: a CLI's child process can still hold the folder for a moment ("busy")
+        subprocess.run(["umount", "--lazy", str(folder)], capture_output=True)
 
 
 D = "{d}"
@@ -296,9 +296,9 @@ CASES = [
         ["{d}/good.pt", "--scheme", "svd", "--target-flops", "nan", "--out", "{d}/o.pt"],
         "finite",
     ),
-    ("non-finite", "benchmark.evaluate", ["{d}/good.pt", "--data-dir", "{d}/empty"], "no images"),
-    ("non-finite", "benchmark.evaluate", ["{d}/good.pt", "--data-dir", "{d}/labels_float"], "labels must be integers"),
-    ("non-finite", "benchmark.evaluate", ["{d}/good.pt", "--data-dir", "{d}/data", "--test-subset", "0"],
+    ("non-finite", "benchmark.evaluate", ["{d}/good.pt", "--test-dir", "{d}/empty"], "no images"),
+    ("non-finite", "benchmark.evaluate", ["{d}/good.pt", "--test-dir", "{d}/labels_float"], "labels must be integers"),
+    ("non-finite", "benchmark.evaluate", ["{d}/good.pt", "--test-dir", "{d}/data", "--test-subset", "0"],
      "test-subset"),
     ("non-finite", "benchmark.run", ["{d}/good.pt", *BENCH, "--test-subset", "0", "--out", "{d}/b.csv"], "test-subset"),
     # 4. an embedded int8 graph that is not the checkpoint's model
@@ -348,7 +348,7 @@ CASES = [
         ["resnet20", *TRAIN, "--run-dir", "{d}/other.run", "--resume", "--out", "{d}/o.pt"],
         "different model",
     ),
-    ("type error", "benchmark.evaluate", ["{d}/good.pt", "--data-dir", "{d}/labels_text"], "labels must be integers"),
+    ("type error", "benchmark.evaluate", ["{d}/good.pt", "--test-dir", "{d}/labels_text"], "labels must be integers"),
     ("type error", "benchmark.run", ["{d}/good.pt", *BENCH, "--out", "{d}/textbatch.csv"], "not a number"),
     ("type error", "plots.make", ["--results", "{d}/textbatch.csv", "--out", "{d}/imgs"], "not a number"),
     ("type error", "plots.summary", ["--results", "{d}/textbatch.csv", "--out", "{d}/s.md"], "not a number"),
