@@ -16,6 +16,7 @@ from common.errors import run_cli
 from common.metrics import model_metrics
 from models import build_model, load_model, make_spec
 from runtimes.export import onnx_bytes
+from runtimes.int8 import openvino_from_module
 from tests.test_reliability import Evil, snapshot
 
 NORM = {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
@@ -54,7 +55,7 @@ def made(tmp_path_factory):
     save_checkpoint(d / "r8.pt", spec, model.state_dict(), make_meta("baseline", normalization=NORM))
     save_onnx(model, d / "r8.onnx", {"mean": "0.5,0.5,0.5", "std": "0.25,0.25,0.25"})
     save_onnx(model, d / "r8-nometa.onnx")
-    ir = ov.convert_model(model, example_input=torch.randn(1, 3, 32, 32), input=[(-1, 3, 32, 32)])
+    ir = openvino_from_module(model)  # openvino.convert_model, as a user's script would call it
     ir.set_rt_info("0.5,0.5,0.5", ["mean"])
     ir.set_rt_info("0.25,0.25,0.25", ["std"])
     ov.save_model(ir, str(d / "r8.xml"), compress_to_fp16=False)

@@ -243,9 +243,9 @@ def load_input(args, method):
 def recipe_of(args, device, epochs):
     """The training the checkpoint records, with where it ran and in which autocast precision (the same seed on
     another device or precision is another model)."""
-    return {"recipe": args.recipe or args.default_recipe, **{k: getattr(args, k, None) for k in (
-        "epochs", "lr", "schedule", "weight_decay", "momentum", "batch_size", "subset", "seed", "cpu_bf16",
-        "warmup_steps")}, "epochs": epochs, "device": describe_device(device),
+    return {"recipe": args.recipe or args.default_recipe, "epochs": epochs, **{k: getattr(args, k, None) for k in (
+        "lr", "schedule", "weight_decay", "momentum", "batch_size", "subset", "seed", "cpu_bf16", "warmup_steps")},
+        "device": describe_device(device),
         "autocast": {torch.bfloat16: "bf16", torch.float16: "fp16"}[autocast_dtype(device)] if args.amp else ""}
 
 
