@@ -302,9 +302,18 @@ def block_budget(csv):
         + ", ".join(f"{fmt(base[b])} at {b:g}" for b in budgets if b in base)
         + f"); top-1 on {'; '.join(sorted(set(table['data'].astype(str))))}; one seed unless the cell says "
         "more (then the mean). int8 rows: their parent's training. "
-        f"Training time: the training loops' seconds recorded in the checkpoint (`{csv}`).",
+        f"Training time: the training loops' seconds recorded in the checkpoint (`{csv}`)" + _set_time(table, longest),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _set_time(table, budget):
+    """'; the N models trained at BUDGET epochs: H h in all' (fp32 models only: an int8 row repeats its parent's)."""
+    trained = table[(table["budget_epochs"] == budget) & ~table["configuration"].str.contains("-int8-")]
+    seconds = trained["train_seconds"].dropna()
+    if not len(seconds):
+        return "."
+    return f"; the {len(seconds)} models trained at {budget:g} epochs: {seconds.sum() / 3600:.1f} h of training in all."
 
 
 def block_backends(csv):
