@@ -90,6 +90,13 @@ def parse_args(argv=None):
         help=f"comma-separated, from {', '.join(BACKENDS)} (default: every one installed here)",
     )
     p.add_argument(
+        "--baseline-backends",
+        default="",
+        help="also run the baselines (and only them) on these backends, in fp32, in this same interleaved run: "
+        "e.g. eager, the reference of 'x eager fp32', measured beside the rows it divides (a reference from "
+        "another run carries that run's machine speed; docs/benchmark.md)",
+    )
+    p.add_argument(
         "--precisions",
         default="fp32",
         help="float precisions of float checkpoints, comma-separated: fp32, bf16 (CPUs with native bf16, "
@@ -187,6 +194,11 @@ def check_args(args):
         raise UserError("--device cuda asked for, but no CUDA GPU is available")
     device = torch.device(args.device)
     check_request(backends, precisions, device)
+    extra = list(dict.fromkeys(cli.parse_list(args.baseline_backends, str, "--baseline-backends"))) \
+        if args.baseline_backends else []
+    if extra:
+        check_request(extra, [REFERENCE], device)
+    args.baseline_only_backends = [b for b in extra if b not in backends]
     if not args.test_dir:
         raise UserError("--test-dir not given and $CIFAR10_DIR not set")
     return backends, precisions, batch_sizes, device
@@ -251,7 +263,8 @@ def gather_models(args, backends, precisions, measured):
         if not ck.baseline_sha256:
             print(f"note: {ck.path}: baseline {ck.baseline} not found; its measured speedups stay empty")
             continue
-        if any(not measured(ck.baseline_sha256, b, REFERENCE) for b, _ in ck.configurations(backends, precisions)):
+        needed = [b for b, _ in ck.configurations(backends, precisions)] + args.baseline_only_backends
+        if any(not measured(ck.baseline_sha256, b, REFERENCE) for b in needed):
             print(f"note: also benchmarking baseline {ck.baseline} of {ck.path}")
             base = open_model(ck.baseline, args)
             if args.baseline:
@@ -276,6 +289,8 @@ def build_configs(models, args, backends, precisions, batch_sizes, device, threa
         # A baseline is always measured in fp32 too: every speedup is relative to its fp32 row on the same backend.
         wanted = precisions + ([REFERENCE] if ck.sha256 in baselines and REFERENCE not in precisions else [])
         todo = ck.configurations(backends, wanted)
+        if ck.sha256 in baselines:  # --baseline-backends: the references measured in this run, beside their rows
+            todo += [c for c in ck.configurations(args.baseline_only_backends, [REFERENCE]) if c not in todo]
         if not todo:
             print(
                 f"note: {ck.path} is {ck.precision} ({engine_of(ck.ckpt) or ck.source_format}): none of the "

@@ -65,12 +65,12 @@ if [ "${STAGE:-train}" = bench ]; then
     done
     # Torch-Pruning's own ONNX export, as its users would measure it (not fine-tuned: docs/measure-your-model.md)
     [ -f "$E/r56-tp.onnx" ] && models+=("$E/r56-tp.onnx")
-    # ONNX Runtime and OpenVINO for every model, eager PyTorch for the baseline only (the "x eager fp32" reference):
-    # 3 repeats of 8 interleaved slices, batch 1 and 64, every core.
-    B=(--baseline "$E/r56-ft.pt" --test-dir "$DATA" --threads "$THREADS" --batch-sizes 1,64 --repeat 3 --slices 8
-       --min-seconds 1 --skip-measured --no-progress "${QUIET[@]}" --out "$CSV")
-    python -m benchmark.run "$E/r56-ft.pt" --backends eager "${B[@]}"
-    python -m benchmark.run "${models[@]}" --backends onnx,openvino --label torch-pruning "${B[@]}"
+    # ONNX Runtime and OpenVINO for every model, eager PyTorch for the baseline only (the "x eager fp32" reference),
+    # all in one run so that the reference is interleaved with the rows it divides: 3 repeats of 8 slices, batch 1
+    # and 64, every core.
+    python -m benchmark.run "${models[@]}" --backends onnx,openvino --baseline-backends eager --label torch-pruning \
+      --baseline "$E/r56-ft.pt" --test-dir "$DATA" --threads "$THREADS" --batch-sizes 1,64 --repeat 3 --slices 8 \
+      --min-seconds 1 --skip-measured --no-progress "${QUIET[@]}" --out "$CSV"
     python -m plots.make --results "$CSV" --out "$IMGS/$tag"
     python -m plots.summary --results "$CSV" --out "$RESULTS/summary_$tag.md" --title "$e-epoch equal fine-tune (seed $SEED)"
   done

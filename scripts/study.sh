@@ -236,12 +236,10 @@ fi
 # ---- measure every checkpoint against the equally fine-tuned baseline, then figures and summary ----
 mkdir -p "$RESULTS" "$IMGS"
 echo "[bench] ${#MEASURED[@]} checkpoints on $(python -c 'from common.machine import cpu_name; print(cpu_name())')"
-if [[ ,$BACKENDS, != *,eager,* ]]; then  # the baseline on eager PyTorch, the reference of "x eager fp32"
-  python -m benchmark.run "$B/r56-ft.pt" --baseline "$B/r56-ft.pt" --test-dir "$DATA" --threads "$THREADS" --backends eager "${BENCH[@]}" \
-    --skip-measured --no-progress "${QUIET[@]}" --out "$RESULTS/benchmark.csv"
-fi
+# the baseline also on eager PyTorch (the reference of "x eager fp32"), in the same interleaved run
 python -m benchmark.run "${MEASURED[@]}" --baseline "$B/r56-ft.pt" --test-dir "$DATA" --threads "$THREADS" \
-  --backends "$BACKENDS" "${BENCH[@]}" --skip-measured --no-progress "${QUIET[@]}" --out "$RESULTS/benchmark.csv"
+  --backends "$BACKENDS" --baseline-backends eager "${BENCH[@]}" --skip-measured --no-progress "${QUIET[@]}" \
+  --out "$RESULTS/benchmark.csv"
 python -m plots.make --results "$RESULTS/benchmark.csv" --out "$IMGS"
 python -m plots.summary --results "$RESULTS/benchmark.csv" --out "$RESULTS/summary.md"
 

@@ -381,10 +381,11 @@ def tiny(tmp_path_factory):
     return {"dir": root, "data": data, "base": base, "pruned": pruned, "int8": int8}
 
 
-def _bench(tiny, out, *ckpts, backends="eager,onnx"):
+def _bench(tiny, out, *ckpts, backends="eager,onnx", extra=()):
     bench.main(
         [
             *map(str, ckpts),
+            *extra,
             "--test-dir",
             str(tiny["data"]),
             "--backends",
@@ -547,6 +548,29 @@ def test_openvino_fp32_top1_equals_eager_on_the_lossless_images(r56_converted, c
     eager = accuracy(TorchRunner(model, "eager", torch.device("cpu"), torch.float32), norm, images, labels, 100)
     ov = accuracy(make_runner("openvino", "fp32", model, ckpt, torch.device("cpu"), 2), norm, images, labels, 100)
     assert abs(ov - eager) <= 100.0 / len(labels)  # within one image of 1,000
+
+
+def test_baseline_backends_measure_the_reference_in_the_same_run_and_only_for_the_baseline(tiny, tmp_path, capsys):
+    """--baseline-backends eager: the baseline's eager fp32 rows come from the same interleaved run as the onnx rows
+    they divide (same date), and no other model is run on eager."""
+    out = tmp_path / "ref.csv"
+    rows = _bench(tiny, out, tiny["base"], tiny["pruned"], backends="onnx",
+                  extra=("--baseline", str(tiny["base"]), "--baseline-backends", "eager,onnx"))
+    got = {(r["method"], r["backend"], int(r["batch"])) for r in rows}
+    assert got == {(m, b, n) for m, b in (("baseline", "eager"), ("baseline", "onnx"), ("pruning", "onnx"))
+                   for n in (1, 4)}
+    assert len({r["date"] for r in rows}) == 1  # one run
+    # the pruned model alone still brings its baseline in, for the reference as for its own backend
+    capsys.readouterr()
+    rows = _bench(tiny, tmp_path / "alone.csv", tiny["pruned"], backends="onnx",
+                  extra=("--baseline", str(tiny["base"]), "--baseline-backends", "eager"))
+    assert "also benchmarking baseline" in capsys.readouterr().out
+    assert {(r["method"], r["backend"]) for r in rows} == {("baseline", "eager"), ("baseline", "onnx"),
+                                                          ("pruning", "onnx")}
+    with pytest.raises(SystemExit) as exit:
+        run_cli(bench.main, [str(tiny["base"]), "--test-dir", str(tiny["data"]), "--baseline-backends", "tensorrt",
+                             "--out", str(tmp_path / "bad.csv")])
+    assert exit.value.code == 2 and "unknown backend 'tensorrt'" in capsys.readouterr().err
 
 
 def test_skip_measured_reuses_only_this_machines_rows(tiny, tmp_path, capsys):
