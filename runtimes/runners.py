@@ -48,7 +48,7 @@ def top1_and_loss(runner, batches, what):
     for images, labels in batches:
         logits = torch.as_tensor(runner.logits(runner.prepare(images.cpu()))).float()
         if not bool(torch.isfinite(logits).all()):
-            raise UserError(f"{what}: its int8 graph produces non-finite logits")
+            raise UserError(f"{what}: the model produces non-finite logits (NaN or inf)")
         labels = labels.cpu()
         correct += int((logits.argmax(1) == labels).sum())
         loss += float(torch.nn.functional.cross_entropy(logits, labels, reduction="sum"))
