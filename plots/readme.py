@@ -172,11 +172,14 @@ def _ranking_sentence(rows, short_rows):
             f"epochs: {_names(now - before)}; no longer within: {_names(before - now)}.")
 
 
-def _budget_changes(budget_csv, name):
-    """[(budget, mean change over its seeds, seeds)] of one configuration in results/budget.csv."""
-    table = read_budget(budget_csv)
+def changes_by_budget(table, name):
+    """{budget: (mean change over its seeds, seeds)} of one configuration of a budget table (results/budget.csv)."""
     g = table[table["configuration"] == name].dropna(subset=["top1_change"])
-    return [(b, mean_sd(c["top1_change"].tolist())[0], len(c)) for b, c in g.groupby("budget_epochs")]
+    return {b: (mean_sd(c["top1_change"].tolist())[0], len(c)) for b, c in g.groupby("budget_epochs")}
+
+
+def _seeds_note(seeds):
+    return f" ({seeds} seeds)" if seeds > 1 else ""
 
 
 def _target_sentence(df, rows, budget_csv):
@@ -201,9 +204,10 @@ def _target_sentence(df, rows, budget_csv):
             f"{TOLERANCE} points behind, the nearest {describe(key)} at {fmt(r['top1_change'])}.")
     if budget_csv is None:
         return text
-    points = _budget_changes(budget_csv, configuration(r["name"])[0])
+    by_budget = changes_by_budget(read_budget(budget_csv), configuration(r["name"])[0])
+    points = [(b, c, n) for b, (c, n) in sorted(by_budget.items())]
     text += (f" Its change per budget (`{budget_csv}`): "
-             + ", ".join(f"{c:+.2f} at {b:g}" + (f" ({n} seeds)" if n > 1 else "") for b, c, n in points))
+             + ", ".join(f"{c:+.2f} at {b:g}{_seeds_note(n)}" for b, c, n in points))
     fit = [(math.log2(b), c) for b, c, _ in points if b >= 2]  # the 0.2 point trained on a fifth of the images
     if len(fit) < 2:
         return text + "."
@@ -276,14 +280,8 @@ def block_budget(csv):
         if name == "r56-ft":
             continue
         g = table[table["configuration"] == name]
-        cells = []
-        for b in budgets:
-            changes = g[g["budget_epochs"] == b]["top1_change"].dropna().tolist()
-            cells.append(
-                ""
-                if not changes
-                else f"{mean_sd(changes)[0]:+.2f}" + (f" ({len(changes)} seeds)" if len(changes) > 1 else "")
-            )
+        points = changes_by_budget(table, name)
+        cells = [f"{points[b][0]:+.2f}{_seeds_note(points[b][1])}" if b in points else "" for b in budgets]
         last = g[g["budget_epochs"] == longest]
         seconds = last["train_seconds"].dropna()
         where = ", ".join(
