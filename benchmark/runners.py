@@ -6,7 +6,7 @@ import torch
 from common import machine
 from common.errors import UserError
 from runtimes.int8 import ENGINES, engine_of
-from runtimes.runners import DTYPES, make_runner  # noqa: F401 (the benchmark's runner factory)
+from runtimes.runners import DTYPES, make_runner, top1_and_loss  # noqa: F401 (make_runner: the benchmark's runner factory)
 
 BACKENDS = ("eager", "compile", "onnx", "openvino")
 FLOAT_PRECISIONS = {"eager": ("fp32", "bf16", "fp16"), "compile": ("fp32", "bf16", "fp16"), "onnx": ("fp32",),
@@ -63,16 +63,7 @@ def check_request(backends, precisions, device):
 
 
 def accuracy(runner, normalize, images, labels, batch):
-    """Top-1 (%) of a runner over the test set, in batches of `batch`; the last batch is padded to the same
-    shape (torch.compile would otherwise compile one more graph) and the padding discarded."""
-    correct = 0
-    for i in range(0, len(images), batch):
-        chunk = images[i:i + batch]
-        n = len(chunk)
-        if n < batch:
-            chunk = torch.cat([chunk, chunk[:1].expand(batch - n, -1, -1, -1)])
-        logits = runner.logits(runner.prepare(normalize(chunk)))[:n]
-        if not bool(torch.isfinite(logits).all()):  # NaN argmaxes to class 0: a top-1 of noise, not a result
-            raise UserError(f"{runner.config}: the model produces non-finite logits (NaN or inf)")
-        correct += int((logits.argmax(1) == labels[i:i + n]).sum())
-    return 100.0 * correct / len(images)
+    """Top-1 (%) of a runner over the test set (uint8 `images`), in batches of `batch`, the last padded to that
+    shape (runtimes.runners.top1_and_loss)."""
+    batches = ((normalize(images[i:i + batch]), labels[i:i + batch]) for i in range(0, len(images), batch))
+    return top1_and_loss(runner, batches, runner.config, pad_to=batch)[0]

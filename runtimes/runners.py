@@ -40,19 +40,25 @@ def make_runner(backend, precision, model, entries, device, threads, compiled=Tr
     return OpenVinoRunner(openvino_model(model, entries, precision), precision, threads)
 
 
-def top1_and_loss(runner, batches, what):
-    """(top-1 %, mean cross-entropy) of a runner over normalised `batches` (common.data.Batches), on the CPU; `what`
-    names the model in the refusal of non-finite logits (NaN argmaxes to class 0: a top-1 of noise, not a result)."""
+def top1_and_loss(runner, batches, what, pad_to=None):
+    """(top-1 %, mean cross-entropy) of a runner over normalised (images, labels) `batches` (common.data.Batches or
+    any such iterable), scored on the CPU; `what` names the model in the refusal of non-finite logits (NaN argmaxes
+    to class 0: a top-1 of noise, not a result). `pad_to`: a shorter batch is padded to this many images and the
+    padding discarded, so that a runner built per shape (torch.compile, OpenVINO) builds no extra one for the last."""
     correct = total = 0
     loss = 0.0
     for images, labels in batches:
-        logits = torch.as_tensor(runner.logits(runner.prepare(images.cpu()))).float()
+        n = len(labels)
+        images = images.cpu()
+        if pad_to and n < pad_to:
+            images = torch.cat([images, images[:1].expand(pad_to - n, *images.shape[1:])])
+        logits = torch.as_tensor(runner.logits(runner.prepare(images))).float()[:n]
         if not bool(torch.isfinite(logits).all()):
             raise UserError(f"{what}: the model produces non-finite logits (NaN or inf)")
         labels = labels.cpu()
         correct += int((logits.argmax(1) == labels).sum())
         loss += float(torch.nn.functional.cross_entropy(logits, labels, reduction="sum"))
-        total += len(labels)
+        total += n
     return 100.0 * correct / max(total, 1), loss / max(total, 1)
 
 

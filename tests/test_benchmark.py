@@ -537,6 +537,33 @@ def test_openvino_fp32_matches_eager_fp32_logits(tiny):
     )
 
 
+def test_accuracy_pads_the_last_batch_to_the_runners_shape_and_refuses_nan_logits():
+    """A runner built per batch shape sees one shape only; the padding is not scored; NaN logits are refused."""
+    from benchmark.runners import accuracy
+
+    class Recorder:
+        config = "recorder"
+
+        def __init__(self, fill=None):
+            self.shapes, self.fill = [], fill
+
+        def prepare(self, x):
+            return x
+
+        def logits(self, x):
+            self.shapes.append(x.shape[0])
+            out = torch.nn.functional.one_hot(x[:, 0, 0, 0].long() % 10, 10).float()  # predicts pixel (0,0) % 10
+            return out if self.fill is None else out.fill_(self.fill)
+
+    images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1).expand(10, 3, 2, 2).contiguous()
+    labels = torch.tensor([0, 1, 2, 3, 4, 5, 6, 7, 0, 0])  # the last two wrong
+    runner = Recorder()
+    assert accuracy(runner, lambda x: x.float(), images, labels, 4) == 80.0  # 10 images, not 12
+    assert runner.shapes == [4, 4, 4]
+    with pytest.raises(UserError, match="recorder: the model produces non-finite logits"):
+        accuracy(Recorder(fill=float("nan")), lambda x: x.float(), images, labels, 4)
+
+
 def test_openvino_fp32_top1_equals_eager_on_the_lossless_images(r56_converted, cifar_dir):
     from benchmark.runners import accuracy
     from runtimes.runners import TorchRunner, make_runner
