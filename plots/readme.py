@@ -164,10 +164,11 @@ def _ranking_sentence(rows, short_rows):
     if best == short_best:
         first = f"The answer is the 2-epoch one: the fastest configuration within {TOLERANCE} points is the same"
     else:
+        gone = " (not in this set)" if short_best and short_best not in rows else ""
         first = (f"The answer differs from the 2-epoch one: the fastest configuration within {TOLERANCE} points was "
-                 f"{describe(short_best) if short_best else 'none'} there")
+                 f"{describe(short_best) if short_best else 'none'} there{gone}")
     if now == before:
-        return f"{first}, and so are the configurations within {TOLERANCE} points (of the {len(both)} both sets ran)."
+        return f"{first}; of the {len(both)} configurations both sets ran, the same ones are within {TOLERANCE} points."
     return (f"{first}; of the {len(both)} configurations both sets ran, within {TOLERANCE} points now and not at 2 "
             f"epochs: {_names(now - before)}; no longer within: {_names(before - now)}.")
 
