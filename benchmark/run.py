@@ -290,7 +290,7 @@ def build_configs(models, args, backends, precisions, batch_sizes, device, threa
         wanted = precisions + ([REFERENCE] if ck.sha256 in baselines and REFERENCE not in precisions else [])
         todo = ck.configurations(backends, wanted)
         if ck.sha256 in baselines:  # --baseline-backends: the references measured in this run, beside their rows
-            todo += [c for c in ck.configurations(args.baseline_only_backends, [REFERENCE]) if c not in todo]
+            todo += ck.configurations(args.baseline_only_backends, [REFERENCE])  # none in `backends` (check_args)
         if not todo:
             print(
                 f"note: {ck.path} is {ck.precision} ({engine_of(ck.ckpt) or ck.source_format}): none of the "
