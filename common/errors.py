@@ -9,6 +9,12 @@ class UserError(Exception):
     """Bad input from the user (path, file, parameter). Printed as one line, exit code 2."""
 
 
+def first_line(e):
+    """The last non-empty line of an exception from a library, at most 160 characters: the reason inside a one-line
+    refusal."""
+    return (str(e).strip().splitlines() or [type(e).__name__])[-1][:160]
+
+
 # Bounds of the options several CLIs share, by argparse dest: (lowest, highest or None).
 # Shared options' ranges: CIFAR-10 has 50,000 training and 10,000 test images, so a larger subset is a typo that
 # would silently use them all; the synthetic set and step counts are capped where their memory or time is still

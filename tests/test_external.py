@@ -1,8 +1,11 @@
 """Model files other tools made (ONNX, OpenVINO IR, torch.export), measured by benchmark.run like checkpoints;
 the Torch-Pruning import; the input contract and hostile files refused in one line."""
+import contextlib
 import importlib
+import io
 import json
 import pickle
+import warnings
 import zipfile
 
 import numpy as np
@@ -204,7 +207,7 @@ def _hostile(d):
     pickled = dict(entries, **{config_name: json.dumps(config).encode(),
                                f"{folder}/{config['config'][first]['path_name']}": pickle.dumps(Evil())})
     _zip(d / "h-pickle.pt2", pickled)
-    cases["pt2 pickled object"] = ("h-pickle.pt2", NORM_ARGS, "not a plain tensor")
+    cases["pt2 pickled object"] = ("h-pickle.pt2", NORM_ARGS, "stored with pickle")
     _zip(d / "h-customobj.pt2", dict(entries, **{f"{folder.rsplit('/', 1)[0]}/custom_objects/custom_obj_0": b"x"}))
     cases["pt2 custom object"] = ("h-customobj.pt2", NORM_ARGS, "custom")
     return cases
@@ -250,3 +253,106 @@ def test_contract_and_hostile_files_are_one_line_exit_2_and_nothing_written(made
     assert len(err.splitlines()) == 1, err
     assert re.search(pattern, err, re.IGNORECASE), err
     assert snapshot(d) == before and not (d / "PWNED").exists()
+
+
+# ---------------------------------------------------------------- torch.export archives that run code
+
+def _payloads(d):
+    """{name: (path, what benchmark.run does with it)}: torch.export archives that create d/PWNED when
+    torch.export.load reads them (or when the loaded program runs), each built from the honest r8.pt2."""
+    Evil.marker = d / "PWNED"
+    evil = pickle.dumps(Evil())
+    with zipfile.ZipFile(d / "r8.pt2") as z:
+        entries = {n: z.read(n) for n in z.namelist()}
+    prefix = next(iter(entries)).split("/", 1)[0]
+    program = json.loads(entries[f"{prefix}/models/model.json"])
+    weights_config = json.loads(entries[f"{prefix}/data/weights/model_weights_config.json"])
+    first = next(iter(weights_config["config"]))
+    cases = {}
+
+    def write(name, changed, added=(), before=(), outcome="refused"):
+        members = list(before) + [(n, changed.get(n[len(prefix) + 1:], v)) for n, v in entries.items()]
+        members += [(f"{prefix}/{n}", v) for n, v in added]
+        path = d / f"pay-{name.replace(' ', '-')}.pt2"
+        with warnings.catch_warnings(), zipfile.ZipFile(path, "w") as z:
+            warnings.simplefilter("ignore")  # zipfile warns about the duplicated name, which is the point
+            for n, v in members:
+                z.writestr(n, v)
+        cases[name] = (path, outcome)
+
+    def program_with(change):
+        copy = json.loads(json.dumps(program))
+        change(copy)
+        return {"models/model.json": json.dumps(copy).encode()}
+
+    marker = repr(str(d / "PWNED"))
+    write("pickled sample inputs", {"data/sample_inputs/model.pt": evil}, outcome="measured")
+    write("second model", {}, [("models/evil.json", entries[f"{prefix}/models/model.json"]),
+                               ("data/weights/evil_weights_config.json", json.dumps({"config": {"w": {
+                                   "path_name": "weight_99", "is_param": True, "use_pickle": True,
+                                   "tensor_meta": None}}}).encode()),
+                               ("data/weights/weight_99", evil),
+                               ("data/sample_inputs/evil.pt", entries[f"{prefix}/data/sample_inputs/model.pt"])])
+    write("legacy weights", {}, [("data/weights/model.pt", evil)])
+    write("opaque constant", {"data/constants/model_constants_config.json": json.dumps({"config": {"c": {
+        "path_name": "opaque_obj_0", "is_param": False, "use_pickle": True, "tensor_meta": None}}}).encode()},
+        [("data/constants/opaque_obj_0", evil)])
+    pickled = json.loads(json.dumps(weights_config))
+    pickled["config"][first]["use_pickle"] = True
+    weight = f"{prefix}/data/weights/{pickled['config'][first]['path_name']}"
+    clean = io.BytesIO()
+    torch.save(torch.zeros(1), clean)
+    entries_without = {n: v for n, v in entries.items() if n != weight}
+    entries, saved = entries_without, entries  # the evil copy first, a clean tensor last: readers differ
+    write("duplicate member", {"data/weights/model_weights_config.json": json.dumps(pickled).encode()},
+          before=[(weight, evil)], added=[(weight[len(prefix) + 1:], clean.getvalue())])
+    entries = saved
+    write("sympy size", program_with(lambda p: p["graph_module"]["graph"]["tensor_values"]["x"]["sizes"][0][
+        "as_expr"].update(expr_str=f"open({marker}, 'w') and Symbol('s77', positive=True, integer=True)")))
+    write("guard code", program_with(lambda p: p.update(guards_code=[f"open({marker}, 'w')"])), outcome="measured")
+    write("python function", program_with(lambda p: p["graph_module"]["graph"]["nodes"][0].update(
+        target="torch.os.system")))
+    write("compiled library", {}, [("data/aotinductor/model/model.so", b"\x7fELF")])
+    return cases
+
+
+# every payload but the last two runs its code when torch.export.load reads it or the loaded program runs
+LIVE = ["pickled sample inputs", "second model", "legacy weights", "opaque constant", "duplicate member",
+        "sympy size", "guard code"]
+PAYLOADS = LIVE + ["python function", "compiled library"]
+
+
+@pytest.fixture(scope="module")
+def payloads(made):
+    return _payloads(made)
+
+
+@pytest.mark.parametrize("name", PAYLOADS)
+def test_no_torch_export_archive_runs_code(made, payloads, name, capsys):
+    d = made
+    path, outcome = payloads[name]
+    marker = d / "PWNED"
+    if name in LIVE:  # the payload is real: torch itself runs it
+        with warnings.catch_warnings(), contextlib.suppress(Exception):
+            warnings.simplefilter("ignore")
+            torch.export.load(path).module()(torch.zeros(2, 3, 32, 32))
+        assert marker.exists(), f"{name}: the payload did not run in torch.export.load"
+        marker.unlink()
+        capsys.readouterr()  # torch's own warnings about the file
+    out = d / f"payload-{name.replace(' ', '-')}.csv"
+    before = snapshot(d)
+    with pytest.raises(SystemExit) as e:
+        run_cli(importlib.import_module("benchmark.run").main,
+                [str(path), *NORM_ARGS, "--backends", "eager", "--batch-sizes", "8", "--test-dir", str(d / "data"),
+                 "--quick", "--threads", "1", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert not marker.exists(), f"{name}: code from the archive ran"
+    assert "Traceback" not in err
+    if outcome == "measured":  # the member torch would run is replaced (sample inputs) or dropped (guards)
+        assert e.value.code == 0, err
+        assert (pd.read_csv(out)["source_format"] == "torch.export").all()
+        out.unlink()
+    else:
+        assert e.value.code == 2 and len(err.splitlines()) == 1, err
+        assert "refused" in err, err
+    assert snapshot(d) == before
