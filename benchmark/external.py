@@ -13,8 +13,8 @@ batch 1, as for checkpoints), so theoretical and measured speedups mean the same
 
 What is refused, before the model is built: files over the size a checkpoint may have; ONNX external data outside
 the file's own folder; operators outside the standard ONNX domain (custom ops run native code); an OpenVINO IR
-without its .bin or with layers outside the standard opsets; a torch.export archive holding pickled objects that are
-not plain tensors (torch.export.load unpickles without weights_only) or operators outside aten.
+without its .bin or with layers outside the standard opsets; a torch.export archive holding anything
+benchmark.pt2_archive cannot check (torch.export.load reads only the archive it rebuilds) or operators outside aten.
 
     file           backends it runs on                              precision
     .onnx          onnx (ONNX Runtime), openvino (reads ONNX)        int8 if it holds QuantizeLinear, else fp32

@@ -44,3 +44,20 @@ def verdict(interval, n=MIN_SEEDS_FOR_A_CLAIM):
 def pm(values, digits=2):
     mean, sd = mean_sd(values)
     return f"{mean:.{digits}f} +- {sd:.{digits}f}" if len(values) > 1 else f"{mean:.{digits}f}"
+
+
+def tolerance_verdict(interval, n, tolerance):
+    """The answer's rule (docs/results.md, "The verdict rule", fixed before seeds 1 and 2 of the 32-epoch set
+    existed): a configuration is "within T points" of its baseline only when the paired 95% interval of its change
+    lies above -T; "more than T points behind" when it lies below -T; "not distinguishable from -T" when it straddles
+    -T. One seed has no interval and gets no verdict word, two seeds are too few (MIN_SEEDS_FOR_A_CLAIM)."""
+    if n < 2 or interval is None:
+        return "one seed"
+    if n < MIN_SEEDS_FOR_A_CLAIM:
+        return f"{n} seeds: too few"
+    low, high = interval
+    if low > -tolerance:
+        return f"within {tolerance:g} points"
+    if high < -tolerance:
+        return f"more than {tolerance:g} points behind"
+    return f"not distinguishable from -{tolerance:g}"

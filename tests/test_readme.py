@@ -85,52 +85,74 @@ def test_every_verdict_in_a_seed_table_follows_its_interval():
         assert cells[4] == expected, row
 
 
-def _answer_rows(changes, speeds):
-    """(rows {configuration key: its batch-64 row}, the frame with batch-64 and batch-1 rows) of made-up numbers."""
+def _answer_rows(speeds):
+    """(rows {configuration key: its batch-64 row}, the frame with batch-64 and batch-1 rows) of made-up speeds."""
     names = {"r32-kd-int8": "r32-kd-int8-openvino", "r20-kd-int8": "r20-kd-int8-openvino", "r56-B-ft": "r56-B-ft"}
     records = []
-    for key, change in changes.items():
-        for batch, x in zip((64, 1), speeds[key]):
+    for key, pair in speeds.items():
+        for batch, x in zip((64, 1), pair):
             records.append({"name": names[key], "backend": "openvino", "precision": "int8" if "int8" in key else "fp32",
-                            "batch": batch, "x_eager": x, "top1_change": change})
+                            "batch": batch, "x_eager": x, "throughput_ips": 100 * x})
     df = pd.DataFrame(records)
-    rows = {k: df[(df["name"] == names[k]) & (df["batch"] == 64)].iloc[0] for k in changes}
+    rows = {k: df[(df["name"] == names[k]) & (df["batch"] == 64)].iloc[0] for k in speeds}
     return rows, df
 
 
-def test_the_ranking_sentence_names_what_came_within_the_tolerance_and_what_fell_out():
-    from plots.readme import _ranking_sentence
-    speeds = {"r32-kd-int8": (13.8, 11.7), "r20-kd-int8": (19.8, 17.5), "r56-B-ft": (1.6, 3.6)}
-    long, _ = _answer_rows({"r32-kd-int8": -0.2, "r20-kd-int8": -0.4, "r56-B-ft": -0.6}, speeds)
-    short, _ = _answer_rows({"r32-kd-int8": 0.1, "r20-kd-int8": -1.0, "r56-B-ft": -0.2}, speeds)
-    text = _ranking_sentence(long, short)
-    assert "differs from the 2-epoch one" in text and "was ResNet-32 student, Hinton KD -> int8 there" in text
-    assert "not at 2 epochs: ResNet-20 student, Hinton KD -> int8;" in text
-    assert "no longer within: L1 filter pruning, Li et al. B." in text
-    same = _ranking_sentence(short, short)
-    assert "is the same;" in same and "of the 3 configurations both sets ran, the same ones are within" in same
-    del long["r32-kd-int8"]  # the 2-epoch answer missing from the longer set is said, not compared as a change
-    assert "was ResNet-32 student, Hinton KD -> int8 there (not in this set);" in _ranking_sentence(long, short)
+def _budget(changes, epochs=32):
+    """A budget table: {configuration: [change of seed 0, seed 1, ...]} at `epochs`."""
+    return pd.DataFrame([{"configuration": name, "budget_epochs": epochs, "seed": seed, "top1_change": c}
+                         for name, values in changes.items() for seed, c in enumerate(values)])
 
 
-def test_the_target_sentence_says_met_or_the_nearest_miss_and_its_budget_trend(tmp_path):
-    from plots.readme import _target_sentence
-    speeds = {"r32-kd-int8": (13.8, 11.7), "r20-kd-int8": (19.8, 17.5)}
-    rows, df = _answer_rows({"r32-kd-int8": -0.2, "r20-kd-int8": -0.4}, speeds)
-    assert "met by ResNet-20 student, Hinton KD -> int8 (19.8x and 17.5x at batch 1, change -0.40)" in \
-        _target_sentence(df, rows, None)
-    rows, df = _answer_rows({"r32-kd-int8": -0.2, "r20-kd-int8": -1.2}, speeds)
-    budget = tmp_path / "budget.csv"
-    budget.write_text("configuration,budget_epochs,seed,top1_change\n"
-                      "r20-kd-int8-openvino,0.2,0,-3.0\nr20-kd-int8-openvino,2,0,-1.6\nr20-kd-int8-openvino,2,1,-1.4\n"
-                      "r20-kd-int8-openvino,8,0,-1.3\nr20-kd-int8-openvino,32,0,-1.0\n")
-    text = _target_sentence(df, rows, str(budget))
-    assert "not met" in text and "the nearest ResNet-20 student, Hinton KD -> int8 at -1.20" in text
-    assert "-3.00 at 0.2, -1.50 at 2 (2 seeds), -1.30 at 8, -1.00 at 32" in text
-    # log2 budgets 1, 3, 5 against -1.5, -1.3, -1.0: slope 0.125 per doubling; -0.5 from -1.0 at 32 in 4 doublings
-    assert "closes +0.12 points per doubling" in text and "about 512 epochs" in text
-    budget.write_text("configuration,budget_epochs,seed,top1_change\n"
-                      "r20-kd-int8-openvino,2,0,-1.0\nr20-kd-int8-openvino,8,0,-1.3\n")
-    assert "does not close (-0.15 points per doubling" in _target_sentence(df, rows, str(budget))
-    rows, df = _answer_rows({"r32-kd-int8": -0.2}, {"r32-kd-int8": (13.8, 11.7)})
-    assert "no configuration runs that fast" in _target_sentence(df, rows, None)
+def test_the_verdict_rule_follows_the_interval_against_the_tolerance():
+    from common.stats import tolerance_verdict
+    assert tolerance_verdict((-0.4, 0.3), 3, 0.5) == "within 0.5 points"
+    assert tolerance_verdict((-0.9, -0.6), 3, 0.5) == "more than 0.5 points behind"
+    assert tolerance_verdict((-0.7, -0.2), 3, 0.5) == "not distinguishable from -0.5"
+    assert tolerance_verdict(None, 1, 0.5) == "one seed"  # no verdict word for one seed
+    assert tolerance_verdict((-0.1, 0.1), 2, 0.5) == "2 seeds: too few"
+
+
+def test_change_stats_pairs_the_seeds_and_applies_the_rule():
+    from plots.readme import change_stats
+    st = change_stats(_budget({"r32-kd-int8-openvino": [-0.2, -0.4, -0.3]}), "r32-kd-int8-openvino", 32)
+    # mean -0.3, sd 0.1, t(0.975, 2) = 4.303: half-width 4.303 * 0.1 / sqrt(3) = 0.248
+    assert st["n"] == 3 and st["mean"] == pytest.approx(-0.3) and st["sd"] == pytest.approx(0.1)
+    assert st["interval"] == pytest.approx((-0.548, -0.052), abs=1e-3)
+    assert st["verdict"] == "not distinguishable from -0.5" and st["seed0"] == -0.2
+    assert change_stats(_budget({"r56-ft": [0, 0, 0]}), "r56-ft", 32)["verdict"] == "baseline"
+
+
+def test_the_answer_is_the_fastest_by_the_rule_and_the_mean_alone_is_named_apart():
+    from plots.readme import _answer_sentence, _seed0_sentence, change_stats
+    rows, df = _answer_rows({"r32-kd-int8": (13.5, 10.5), "r20-kd-int8": (18.9, 15.6)})
+    budget = _budget({"r32-kd-int8-openvino": [0.1, -0.1, 0.0], "r20-kd-int8-openvino": [-0.3, -0.6, -0.1]})
+    text = _answer_sentence(df, rows, budget, 32, 64, "x.csv")
+    assert "by the rule:** ResNet-32 student, Hinton KD -> int8 on OpenVINO int8, 13.5x eager fp32" in text
+    assert "By the mean alone (no verdict): ResNet-20 student, Hinton KD -> int8" in text
+    assert "-0.33 +- 0.25 sd, 95% interval -0.96 to +0.29, 3 seeds" in text
+    stats = {k: change_stats(budget, f"{k}-openvino", 32) for k in rows}
+    assert _seed0_sentence(df, rows, stats).endswith("at batch 64 is ResNet-20 student, Hinton KD -> int8; the rule "
+                                                    "names ResNet-32 student, Hinton KD -> int8 (up to 3 seeds).")
+    one_seed = _budget({"r32-kd-int8-openvino": [0.1], "r20-kd-int8-openvino": [-0.3]})
+    text = _answer_sentence(df, rows, one_seed, 32, 64, "x.csv")
+    assert "by the rule:** none: no configuration has 3 seeds at this budget (at most 1)." in text
+    assert "ResNet-20 student, Hinton KD -> int8 on OpenVINO int8, 18.9x eager fp32, change -0.30 (one seed)" in text
+
+
+def test_the_target_is_met_by_the_rule_or_the_nearest_miss_shows_every_budget_without_a_trend():
+    from plots.readme import _target_sentence, change_stats
+    rows, df = _answer_rows({"r32-kd-int8": (13.8, 11.7), "r20-kd-int8": (19.8, 17.5)})
+    budget = _budget({"r32-kd-int8-openvino": [-0.2, -0.1, -0.3], "r20-kd-int8-openvino": [-0.3, -0.25, -0.35]})
+    stats = {k: change_stats(budget, f"{k}-openvino", 32) for k in rows}
+    assert "met by ResNet-20 student, Hinton KD -> int8 (19.8x and 17.5x at batch 1, change -0.30 +- 0.05 sd" in \
+        _target_sentence(df, rows, stats, budget, "b.csv")
+    budget = pd.concat([_budget({"r20-kd-int8-openvino": [-1.5, -1.3, -1.1]}, 2),
+                        _budget({"r32-kd-int8-openvino": [-0.2], "r20-kd-int8-openvino": [-0.9]})])
+    stats = {k: change_stats(budget, f"{k}-openvino", 32) for k in rows}
+    text = _target_sentence(df, rows, stats, budget, "b.csv")
+    assert "not met; the nearest that fast, ResNet-20 student, Hinton KD -> int8, changes -0.90 (one seed)" in text
+    assert "2 epochs -1.30 +- 0.20 sd, 95% interval -1.80 to -0.80, 3 seeds; 32 epochs -0.90 (one seed)." in text
+    assert "No trend is extrapolated" in text
+    rows, df = _answer_rows({"r32-kd-int8": (13.8, 11.7)})
+    assert "no configuration runs that fast" in _target_sentence(df, rows, stats, budget, "b.csv")
