@@ -158,9 +158,8 @@ def parse_args(argv=None):
     p.add_argument(
         "--require-quiet",
         action="store_true",
-        help="refuse to start when other processes use more than %d%% of the cores this run asks for, and "
-        "stop (nothing written) when they do during the run; without it such rows are only marked "
-        "busy" % round(100 * BUSY_SHARE),
+        help=f"refuse to start when other processes use more than {round(100 * BUSY_SHARE)}%% of the cores this run "
+        "asks for, and stop (nothing written) when they do during the run; without it such rows are only marked busy",
     )
     p.add_argument("--out", default="results/benchmark.csv", help="results CSV; rows are added or replaced")
     p.add_argument("--no-progress", dest="progress", action="store_false")
