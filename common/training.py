@@ -124,6 +124,13 @@ class RunFolder:
         self.last = os.path.join(path, "last.pt")
         self.log = os.path.join(path, "log.csv")
 
+    def check_fresh(self):
+        """A new run must not overwrite another run's state or log (or a user's files of those names)."""
+        found = [os.path.basename(p) for p in (self.last, self.log) if os.path.lexists(p)]
+        if found:
+            raise UserError(f"{self.path} already holds {' and '.join(found)} of a run: continue it with --resume, "
+                            "or remove it / pick another --run-dir")
+
     def load_last(self):
         if not os.path.exists(self.last):
             return None
@@ -139,7 +146,10 @@ class RunFolder:
         if state is None:
             return 0
         self.load_weights(model, state)
-        return int(state["train_state"]["epoch"])
+        done = state["train_state"].get("epoch")
+        if type(done) is not int or done < 0:
+            raise UserError(f"{self.last}: --resume: the run state says {done!r} epochs done")
+        return done
 
     def load_weights(self, model, state):
         """The run state's weights into `model`, or one line when the run folder holds another model's run."""
@@ -200,6 +210,14 @@ class TrainConfig:
     rank: int = 0
     world: int = 1
     progress: bool = True
+    seed: int = None        # data order and augmentation; with batch_size and subset part of what --resume checks
+    batch_size: int = None
+    subset: int = None
+
+    def identity(self):
+        """What a resumed run must share with the run that left its state: the recipe and the data it sees."""
+        return {k: getattr(self, k) for k in ("epochs", "lr", "schedule", "momentum", "weight_decay", "nesterov",
+                                               "warmup_steps", "seed", "batch_size", "subset")}
 
 
 def fit(model, train_batches, test_batches, cfg, *, spec, meta, loss_fn=None, after_step=None, extra=None,
@@ -222,6 +240,8 @@ def fit(model, train_batches, test_batches, cfg, *, spec, meta, loss_fn=None, af
     optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                                 nesterov=cfg.nesterov)
     run = RunFolder(cfg.run_dir) if cfg.run_dir else None
+    if run is not None and not cfg.resume and rank == 0:
+        run.check_fresh()
     start_epoch = resume(run, cfg, model, extra, optimizer) if cfg.resume and run is not None else 0
     if rank == 0 and run is not None:  # the folder itself appears with the first finished epoch
         run.truncate_log(start_epoch)
@@ -247,7 +267,7 @@ def fit(model, train_batches, test_batches, cfg, *, spec, meta, loss_fn=None, af
                    "images_per_s": seen / seconds}
         if rank == 0 and run is not None:
             run.append_log({k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()})
-            train_state = {"optimizer": optimizer.state_dict(), "epoch": epoch + 1,
+            train_state = {"optimizer": optimizer.state_dict(), "epoch": epoch + 1, "recipe": cfg.identity(),
                            "extra": extra.state_dict() if extra is not None else {}}
             save_checkpoint(run.last, spec, model.state_dict(), meta, train_state=train_state)
         if rank == 0:
@@ -276,14 +296,22 @@ def resume(run, cfg, model, extra, optimizer):
     if state is None:
         return 0
     run.load_weights(model, state)
+    stored = state["train_state"].get("recipe")
+    if isinstance(stored, dict):  # run states written before the recipe was stored are taken as they are
+        differ = [f"{k} {stored.get(k)!r} -> {v!r}" for k, v in cfg.identity().items() if stored.get(k) != v]
+        if differ:
+            raise UserError(f"{run.last}: --resume: the run was started with another recipe ({'; '.join(differ)}); "
+                            "resume it with its own arguments, or remove it / pick another --run-dir")
     try:
         if extra is not None:
             extra.load_state_dict(state["train_state"]["extra"])
         optimizer.load_state_dict(state["train_state"]["optimizer"])
-        start_epoch = int(state["train_state"]["epoch"])
+        start_epoch = state["train_state"]["epoch"]
     except (RuntimeError, KeyError, TypeError, ValueError):
         raise UserError(f"{run.last}: --resume: the run state does not fit this run (another method "
                         f"or optimizer); remove it or pick another --run-dir") from None
+    if type(start_epoch) is not int or not 0 <= start_epoch <= cfg.epochs:
+        raise UserError(f"{run.last}: --resume: the run state says {start_epoch!r} epochs done, not 0..{cfg.epochs}")
     if cfg.rank == 0:
         print(f"resuming {cfg.run_dir} after epoch {start_epoch}/{cfg.epochs}")
     return start_epoch

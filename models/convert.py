@@ -98,6 +98,11 @@ def spec_from_state_dict(state, shortcut, cfg, path):
 
 def loaded(spec, state, src):
     """(the model of `spec` holding `state`, the source file's sha256), or one CheckpointError."""
+    for name, value in state.items():  # load_state_dict would drop an imaginary part and copy NaN silently
+        if not isinstance(value, torch.Tensor) or value.is_complex():
+            raise CheckpointError(f"{src}: {str(name)[:80]} is not a real-valued tensor")
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise CheckpointError(f"{src}: {str(name)[:80]} holds NaN or infinite values")
     model = build_model(spec)
     try:
         model.load_state_dict(state, strict=True)

@@ -3,6 +3,7 @@ import csv
 import importlib
 import os
 import pickle
+import re
 import shutil
 
 import pytest
@@ -74,6 +75,12 @@ def files(tmp_path_factory):
     (d / "folder.pt").mkdir()
     torch.save({"best_prec1": 90.0, "state_dict": {"module.conv1.weight": torch.zeros(16, 3, 3, 3)}}, d / "external.pt")
     torch.save({"weird": [1, 2, 3]}, d / "other.pt")
+    published = {"module." + k: v for k, v in build_model(spec).state_dict().items()}  # akamaster's layout
+    weight = published["module.conv1.weight"].clone()
+    weight[0, 0, 0, 0] = float("nan")
+    torch.save({"best_prec1": 90.0, "state_dict": dict(published, **{"module.conv1.weight": weight})}, d / "nan.th")
+    torch.save({"best_prec1": 90.0, "state_dict": dict(published, **{
+        "module.linear.weight": published["module.linear.weight"].to(torch.complex64) * (1 + 1j)})}, d / "complex.th")
     Evil.marker = d / "PWNED"
     torch.save({"format": "cifar-compress/1", "payload": Evil()}, d / "evil.pt")
     with open(d / "evil.pkl", "wb") as f:
@@ -169,6 +176,8 @@ CASES = [
     ("models.convert", ["{d}/text.pt", "--out", "{d}/out.pt"], "unreadable|truncated|refused"),
     ("models.convert", ["{d}/other.pt", "--out", "{d}/out.pt"], "unknown checkpoint format"),
     ("models.convert", ["{d}/evil.pt", "--out", "{d}/out.pt"], "refused"),
+    ("models.convert", ["{d}/nan.th", "--out", "{d}/out.pt"], "NaN or infinite"),
+    ("models.convert", ["{d}/complex.th", "--out", "{d}/out.pt"], "not a real-valued tensor"),
     ("pruning_l1.prune", ["{d}/good.pt", "--variant", "A", "--out", "{d}/out.pt"], "resnet56|ResNet-56|depth"),
     ("pruning_l1.prune", ["{d}/good.pt", "--ratio", "1.0", "--out", "{d}/out.pt"], r"\[0, 1\)|ratio"),
     ("pruning_l1.prune", ["{d}/good.pt", "--ratio", "-0.2", "--out", "{d}/out.pt"], r"\[0, 1\)|ratio"),
@@ -473,3 +482,36 @@ def test_the_benchmark_keeps_only_the_timed_shapes_compiled():
         "Exception from src/inference/src/dev/plugin.cpp:54:\nResource temporarily unavailable\n\n"
     )
     assert openvino_reason(error) == "Resource temporarily unavailable"
+
+
+def _train(argv, capsys):
+    """(exit status, stderr) of `python -m train argv`."""
+    with pytest.raises(SystemExit) as e:
+        run_cli(importlib.import_module("train.__main__").main, argv)
+    return e.value.code, capsys.readouterr().err.strip()
+
+
+def test_resume_refuses_another_recipe_a_junk_epoch_and_a_fresh_run_over_a_run_folder(tmp_path, capsys):
+    write_synthetic_layout(tmp_path / "data", n_train=64, n_test=32)
+    run = tmp_path / "run"
+    base = ["resnet8", "--data-dir", str(tmp_path / "data"), "--batch-size", "32", "--threads", "1",
+            "--no-progress", "--run-dir", str(run)]
+    code, err = _train(base + ["--epochs", "1", "--out", str(tmp_path / "a.pt")], capsys)
+    assert code == 0 and (run / "last.pt").exists()
+    before = snapshot(tmp_path)
+    for argv, pattern in [
+        (["--epochs", "3", "--resume"], r"another recipe \(epochs 1 -> 3\)"),
+        (["--epochs", "1", "--lr", "0.5", "--resume"], r"another recipe \(lr 0.1 -> 0.5\)"),
+        (["--epochs", "1", "--seed", "7", "--resume"], r"another recipe \(seed 0 -> 7\)"),
+        (["--epochs", "1"], "already holds last.pt and log.csv of a run"),  # a fresh run would overwrite them
+    ]:
+        code, err = _train(base + argv + ["--out", str(tmp_path / "b.pt")], capsys)
+        assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+        assert re.search(pattern, err), err
+        assert snapshot(tmp_path) == before
+    state = torch.load(run / "last.pt", weights_only=True)
+    for junk in (-3, 10**12, "2"):
+        state["train_state"]["epoch"] = junk
+        torch.save(state, run / "last.pt")
+        code, err = _train(base + ["--epochs", "1", "--resume", "--out", str(tmp_path / "b.pt")], capsys)
+        assert code == 2 and "epochs done" in err and not (tmp_path / "b.pt").exists(), err

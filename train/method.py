@@ -199,7 +199,8 @@ def train_config(args, ctx, epochs=None, lr=None, run_dir=None):
     return TrainConfig(epochs=epochs or args.epochs, lr=lr or args.lr, schedule=args.schedule,
                        momentum=args.momentum, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
                        device=ctx.device, amp=args.amp, run_dir=run_dir or args.run_dir, resume=args.resume,
-                       rank=ctx.rank, world=ctx.world, progress=args.progress)
+                       rank=ctx.rank, world=ctx.world, progress=args.progress, seed=getattr(args, "seed", None),
+                       batch_size=getattr(args, "batch_size", None), subset=getattr(args, "subset", None))
 
 
 def parse_args(method, description, argv=None):
