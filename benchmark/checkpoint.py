@@ -9,6 +9,7 @@ import torch
 from benchmark.sizes import compressed_size
 from common import machine
 from common.checkpoint import file_sha256, int8_tied, read_checkpoint_bytes
+from runtimes.int8 import check_tied
 from common.data import normalizer
 from common.errors import UserError
 from common.metrics import model_metrics
@@ -54,6 +55,8 @@ class Checkpoint:
         self.normalize = normalizer(norm["mean"], norm["std"])
         self.precision = str(self.meta.get("precision") or "fp32")
         self.int8_tied = int8_tied(self.ckpt)  # its hashes, when recorded, were checked at load
+        if self.precision == "int8":
+            check_tied(self.model, self.ckpt, path)  # and its graph holds these weights, quantised
         self.set_baseline(self.meta.get("lineage", {}).get("baseline") or "")
         self.metrics = model_metrics(self.model)
         self.file_bytes = len(raw)

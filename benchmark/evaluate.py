@@ -12,7 +12,7 @@ from common.metrics import file_bytes, model_metrics
 from common.outputs import to_json
 from common.training import evaluate, resolve_device
 from models import load_model
-from runtimes.int8 import ENGINES, engine_of
+from runtimes.int8 import ENGINES, check_tied, engine_of
 from runtimes.runners import make_runner, top1_and_loss
 
 
@@ -30,7 +30,9 @@ def parse_args(argv=None):
 
 
 def int8_top1(path, model, ckpt, batches):
-    """(top-1 %, mean cross-entropy) of the checkpoint's int8 graph on its engine's runtime, on the CPU."""
+    """(top-1 %, mean cross-entropy) of the checkpoint's int8 graph on its engine's runtime, on the CPU, once the
+    graph is shown to hold the checkpoint's own weights (runtimes.int8.check_tied)."""
+    check_tied(model, ckpt, path)
     runner = make_runner(ENGINES[engine_of(ckpt)], "int8", model, ckpt, torch.device("cpu"),
                          torch.get_num_threads(), compiled=False)
     return top1_and_loss(runner, batches, path)

@@ -104,3 +104,127 @@ def pt2e_from_observers(model, observers, batch):
         path, _, attr = name.rpartition(".")
         getattr(prepared.get_submodule(path), attr).resize_(value.shape).copy_(value)
     return convert_pt2e(prepared)
+
+
+# ---------------------------------------------------------------- what ties an int8 graph to its checkpoint's weights
+#
+# Hashes stored in the same file tie nothing: whoever swaps the graph can recompute them. What cannot be faked is the
+# graph's own content: each conv and linear layer of an ONNX Runtime or OpenVINO int8 graph holds its weights as
+# int8 values and scales, and dequantised they must be the checkpoint's BN-folded fp32 weights, layer by layer, to
+# within TIE_STEPS quantisation steps (a step: max |w| / 127 of the output channel). Rounding to 8 bits is half a step
+# off; NNCF's overflow fix quantises some layers to 7 bits, one step off; another model's graph misses by hundreds.
+# A PT2E graph is rebuilt from the checkpoint's own weights at every load, so its weights are tied by construction.
+
+WEIGHT_OPS = {"Convolution", "GroupConvolution", "MatMul"}
+TIE_STEPS = 1.5
+
+
+def graph_weights(ckpt):
+    """The weights an int8 graph computes with, dequantised, in graph order (numpy float32), or None for PT2E."""
+    engine = engine_of(ckpt)
+    if engine == "onnxruntime":
+        return _onnx_weights(tensor_to_bytes(ckpt["onnx"]))
+    if engine == "openvino":
+        return _openvino_weights(openvino_from_entry(ckpt["openvino"]))
+    return None
+
+
+def _onnx_weights(data):
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load_from_string(data).graph
+    init = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    weights = []
+    for node in graph.node:
+        if node.op_type not in ("Conv", "Gemm", "MatMul") or len(node.input) < 2:
+            continue
+        name = node.input[1]
+        source = producer.get(name)
+        if source is not None and source.op_type == "DequantizeLinear":
+            q, scale = init.get(source.input[0]), init.get(source.input[1])
+            zero = init.get(source.input[2]) if len(source.input) > 2 else None
+            if q is None or scale is None:
+                raise ValueError(f"{node.op_type} {node.name}: its weight is not a stored int8 tensor")
+            axis = next((a.i for a in source.attribute if a.name == "axis"), 1)
+            shape = [1] * q.ndim
+            if np.ndim(scale):
+                shape[axis] = -1
+            q = q.astype(np.float32) - (0 if zero is None else np.reshape(zero, shape).astype(np.float32))
+            weights.append(q * np.reshape(scale, shape).astype(np.float32))
+        elif name in init:
+            weights.append(init[name].astype(np.float32))
+        else:
+            raise ValueError(f"{node.op_type} {node.name}: its weight is computed, not stored")
+        if node.op_type == "Gemm" and not any(a.name == "transB" and a.i for a in node.attribute):
+            weights[-1] = weights[-1].T
+    return weights
+
+
+def _openvino_weights(model):
+    return [_ov_constant(op.input(1).get_source_output().get_node())
+            for op in model.get_ordered_ops() if op.get_type_name() in WEIGHT_OPS
+            and op.input(1).get_source_output().get_node().get_type_name() != "Parameter"
+            and _ov_is_constant(op.input(1).get_source_output().get_node())]
+
+
+def _ov_is_constant(node):
+    if node.get_type_name() == "Constant":
+        return True
+    return node.get_type_name() != "Parameter" and all(
+        _ov_is_constant(i.get_source_output().get_node()) for i in node.inputs()) and node.get_input_size() > 0
+
+
+def _ov_constant(node):
+    """The value of a weight's constant subgraph (the decompression NNCF writes: Convert, Subtract, Multiply, and
+    Reshape, Transpose, FakeQuantize), evaluated in numpy."""
+    kind = node.get_type_name()
+    args = [_ov_constant(i.get_source_output().get_node()) for i in node.inputs()]
+    if kind == "Constant":
+        return np.array(node.get_data(), dtype=np.float32)
+    if kind == "Convert":
+        return args[0].astype(np.float32)
+    if kind in ("Multiply", "Subtract", "Add"):
+        return {"Multiply": np.multiply, "Subtract": np.subtract, "Add": np.add}[kind](args[0], args[1])
+    if kind == "Reshape":
+        return np.reshape(args[0], [int(v) for v in args[1]])
+    if kind == "Transpose":
+        return np.transpose(args[0], [int(v) for v in args[1]])
+    if kind == "FakeQuantize":
+        x, in_low, in_high, out_low, out_high = args
+        levels = node.get_attributes()["levels"]
+        q = np.round((np.clip(x, in_low, in_high) - in_low) / (in_high - in_low) * (levels - 1))
+        return q / (levels - 1) * (out_high - out_low) + out_low
+    raise ValueError(f"a weight is computed by {kind}, which this check does not evaluate")
+
+
+def check_tied(model, ckpt, path):
+    """One UserError unless the checkpoint's int8 graph holds its own BN-folded weights, quantised (above)."""
+    from torch import nn
+
+    from common.errors import UserError
+    from models.fold import fold_batchnorm
+
+    try:
+        theirs = graph_weights(ckpt)
+    except (ValueError, RuntimeError, KeyError) as e:
+        raise UserError(f"{path}: its int8 graph cannot be tied to its weights ({str(e)[:160]})") from None
+    if theirs is None:
+        return
+    ours = [m.weight.detach().float().numpy() for m in fold_batchnorm(model).modules()
+            if isinstance(m, (nn.Conv2d, nn.Linear))]
+    if len(theirs) != len(ours):
+        raise UserError(f"{path}: its int8 graph has {len(theirs)} conv/linear layers, its model {len(ours)}: the "
+                        "graph was made from another model")
+    for i, (w, g) in enumerate(zip(ours, theirs)):
+        if g.shape != w.shape and g.ndim == 2 and g.T.shape == w.shape:
+            g = g.T
+        if g.shape != w.shape:
+            raise UserError(f"{path}: layer {i + 1} of its int8 graph has weights of shape {list(g.shape)}, its model "
+                            f"{list(w.shape)}: the graph was made from another model")
+        step = np.abs(w).reshape(len(w), -1).max(1) / 127 + 1e-7
+        off = (np.abs(g - w).reshape(len(w), -1).max(1) / step).max()
+        if off > TIE_STEPS:
+            raise UserError(f"{path}: layer {i + 1} of its int8 graph is {off:.0f} quantisation steps away from the "
+                            "checkpoint's weights: the graph was made from another model")

@@ -392,6 +392,9 @@ def int8_pair(tmp_path_factory):
                 str(d / f"{name}-int8.pt"),
             ]
         )
+        importlib.import_module("quantization.ptq").main(
+            [str(d / f"{name}.pt"), "--engine", "openvino", "--data-dir", str(d / "data"), "--calib-images", "32",
+             "--out", str(d / f"{name}-int8-ov.pt")])
     return d
 
 
@@ -404,32 +407,55 @@ def _evaluate_json(path, data, capsys):
 
 
 def test_an_int8_graph_is_tied_to_the_weights_it_was_made_from(int8_pair, capsys):
+    """A's checkpoint carrying b's graph is refused, whether its hashes are deleted (the pre-hash format) or
+    recomputed over the swapped graph: the graph's dequantised weights must be a's own, layer by layer."""
     import json
+
+    from common.checkpoint import int8_fingerprints
 
     d = int8_pair
     a, b = torch.load(d / "a-int8.pt", weights_only=True), torch.load(d / "b-int8.pt", weights_only=True)
     assert {"weights_sha256", "graph_sha256"} <= set(a["meta"]["artifacts"]["int8"])
     swapped = dict(a, onnx=b["onnx"])  # b's graph inside a's checkpoint
     torch.save(swapped, d / "swapped.pt")
-    for module, argv in (
-        ("benchmark.evaluate", [str(d / "swapped.pt"), "--test-dir", str(d / "data")]),
-        (
-            "benchmark.run",
-            [str(d / "swapped.pt"), "--test-dir", str(d / "data"), "--quick", "--out", str(d / "swapped.csv")],
-        ),
-    ):
-        with pytest.raises(SystemExit) as e:
-            run_cli(importlib.import_module(module).main, argv)
-        err = capsys.readouterr().err.strip()
-        assert e.value.code == 2 and len(err.splitlines()) == 1 and "not the one made with this checkpoint" in err
-    assert not (d / "swapped.csv").exists()
-    # An int8 checkpoint made before the hashes existed: evaluation scores the graph it carries (b's), not its weights
+    rehashed = dict(swapped, meta=json.loads(json.dumps(a["meta"])))
+    rehashed["meta"]["artifacts"]["int8"].update(int8_fingerprints(a["state_dict"], {"onnx": b["onnx"]}))
+    torch.save(rehashed, d / "rehashed.pt")
     old = dict(swapped, meta=json.loads(json.dumps(a["meta"])))
     del old["meta"]["artifacts"]["int8"]["weights_sha256"], old["meta"]["artifacts"]["int8"]["graph_sha256"]
     torch.save(old, d / "old.pt")
-    scored = _evaluate_json(d / "old.pt", d / "data", capsys)
-    assert scored["top1"] == _evaluate_json(d / "b-int8.pt", d / "data", capsys)["top1"]
-    assert scored["loss"] == pytest.approx(_evaluate_json(d / "b-int8.pt", d / "data", capsys)["loss"])
+    for name, pattern in (("swapped", "not the one made with this checkpoint"),
+                          ("rehashed", "quantisation steps away"), ("old", "quantisation steps away")):
+        for module, argv in (
+            ("benchmark.evaluate", [str(d / f"{name}.pt"), "--test-dir", str(d / "data")]),
+            ("benchmark.run", [str(d / f"{name}.pt"), "--test-dir", str(d / "data"), "--quick", "--out",
+                               str(d / f"{name}.csv")]),
+        ):
+            with pytest.raises(SystemExit) as e:
+                run_cli(importlib.import_module(module).main, argv)
+            err = capsys.readouterr().err.strip()
+            assert e.value.code == 2 and len(err.splitlines()) == 1 and pattern in err, (name, module, err)
+        assert not (d / f"{name}.csv").exists()
+    # the honest ones score
+    assert _evaluate_json(d / "b-int8.pt", d / "data", capsys)["top1"] >= 0
+
+
+def test_an_openvino_int8_graph_is_tied_to_the_weights_it_was_made_from(int8_pair, capsys):
+    import json
+
+    from common.checkpoint import int8_fingerprints
+
+    d = int8_pair
+    a, b = torch.load(d / "a-int8-ov.pt", weights_only=True), torch.load(d / "b-int8-ov.pt", weights_only=True)
+    rehashed = dict(a, openvino=b["openvino"], meta=json.loads(json.dumps(a["meta"])))
+    rehashed["meta"]["artifacts"]["int8"].update(int8_fingerprints(a["state_dict"], {"openvino": b["openvino"]}))
+    torch.save(rehashed, d / "rehashed-ov.pt")
+    with pytest.raises(SystemExit) as e:
+        run_cli(importlib.import_module("benchmark.evaluate").main, [str(d / "rehashed-ov.pt"), "--test-dir",
+                                                                     str(d / "data")])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and "quantisation steps away" in err, err
+    assert _evaluate_json(d / "a-int8-ov.pt", d / "data", capsys)["top1"] >= 0
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs a FIFO")
