@@ -42,6 +42,7 @@ FORMATS = {".onnx": "onnx", ".xml": "openvino-ir", ".pt2": "torch.export"}
 MAX_BYTES = MAX_UNPACKED_BYTES  # the same bound as a checkpoint's tensors: a CIFAR model is far below it
 ONNX_DOMAINS = ("", "ai.onnx")
 TORCH_NAMESPACES = ("aten",)
+MEAN_RANGE, STD_RANGE = (0.0, 1.0), (0.01, 2.0)
 
 
 def is_external(path):
@@ -85,6 +86,11 @@ def load_onnx(path):
         model = onnx.load_from_string(raw)
     except Exception as e:
         raise UserError(f"{path}: not a readable ONNX file ({first_line(e)})") from None
+    names = [t.name for t in model.graph.initializer] + [t.values.name for t in model.graph.sparse_initializer]
+    if len(set(names)) != len(names):  # runtimes pick different copies (ONNX Runtime and OpenVINO: 72 points apart)
+        twice = sorted({n for n in names if names.count(n) > 1})[0]
+        raise UserError(f"{path}: refused: the initializer {twice[:60]!r} is defined twice (which one a runtime uses "
+                        "differs)")
     folder = os.path.realpath(os.path.dirname(os.path.abspath(path)))
     external = [t for t in ext._get_all_tensors(model) if ext.uses_external_data(t)]
     total = len(raw)
@@ -309,7 +315,7 @@ def _reshaped(ov_model, batch):
 class ExternalModel:
     """A model file to benchmark, with the attributes and methods benchmark.checkpoint.Checkpoint has."""
 
-    def __init__(self, path, mean=None, std=None, label=""):
+    def __init__(self, path, mean=None, std=None, label="", metadata_first=False):
         import openvino as ov
 
         self.path, self.label = path, label or "external"
@@ -341,7 +347,7 @@ class ExternalModel:
         self.sha256 = hashlib.sha256(identity).hexdigest()
         self.file_bytes = len(identity)
         self.fixed_batch = check_contract(path, in_dims, out_dims)
-        self.norm = self._normalization(mean, std, meta)
+        self.norm = self._normalization(mean, std, meta, metadata_first)
         self.normalize = normalizer(self.norm["mean"], self.norm["std"])
         self.module = self.program.module() if self.program is not None else None
         if self.module is not None and self.ov_model is None:
@@ -361,8 +367,8 @@ class ExternalModel:
         self.model, self.ckpt, self.meta, self.int8_tied = None, {}, {"method": "external"}, False
         self.is_baseline, self.baseline, self.baseline_sha256 = True, "", self.sha256
 
-    def _normalization(self, mean, std, meta):
-        if mean is None and std is None and "mean" in meta and "std" in meta:
+    def _normalization(self, mean, std, meta, metadata_first=False):
+        if (metadata_first or mean is None and std is None) and "mean" in meta and "std" in meta:
             mean = parse_triple(meta["mean"], f"{self.path}: metadata 'mean'")
             std = parse_triple(meta["std"], f"{self.path}: metadata 'std'")
         if mean is None or std is None:
@@ -371,8 +377,15 @@ class ExternalModel:
                 "scale, e.g. --mean 0.4914,0.4822,0.4465 --std 0.2470,0.2435,0.2616; 0,0,0 and 1,1,1 "
                 "for a model that normalises inside its graph)"
             )
-        if not all(s > 0 for s in std):
-            raise UserError(f"{self.path}: --std must be positive")
+        # A CIFAR model's input normalisation in the 0..1 pixel scale: means of the data (~0.47) or 0/0.5, stds of the
+        # data (~0.25), 0.5 or 1. Outside these bounds it is the 0..255 scale or a broken file: accuracy at chance.
+        if not all(MEAN_RANGE[0] <= m <= MEAN_RANGE[1] for m in mean) or \
+                not all(STD_RANGE[0] <= v <= STD_RANGE[1] for v in std):
+            raise UserError(
+                f"{self.path}: normalisation mean {','.join(f'{m:g}' for m in mean)} std "
+                f"{','.join(f'{v:g}' for v in std)} is outside the 0..1 pixel scale (mean in {MEAN_RANGE[0]:g}.."
+                f"{MEAN_RANGE[1]:g}, std in {STD_RANGE[0]:g}..{STD_RANGE[1]:g}; values in 0..255 are divided by 255)"
+            )
         return {"mean": list(mean), "std": list(std)}
 
     def _pt2_openvino(self):

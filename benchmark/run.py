@@ -203,10 +203,11 @@ def check_args(args):
     return backends, precisions, batch_sizes, device
 
 
-def open_model(path, args):
-    """A project checkpoint or a model file other tools made, as the benchmark sees it."""
+def open_model(path, args, baseline=False):
+    """A project checkpoint or a model file other tools made, as the benchmark sees it. --mean/--std are the
+    measured files'; a baseline file keeps its own normalisation metadata where it has one."""
     if is_external(path):
-        return ExternalModel(path, args.mean_values, args.std_values, args.label)
+        return ExternalModel(path, args.mean_values, args.std_values, args.label, metadata_first=baseline)
     return Checkpoint(path)
 
 
@@ -250,9 +251,9 @@ def gather_models(args, backends, precisions, measured):
     not measured (fp32) on every backend needed."""
     models = {}
     if args.baseline:
-        open_model(args.baseline, args)  # a clear error now, not after minutes of measuring
+        open_model(args.baseline, args, baseline=True)  # a clear error now, not after minutes of measuring
     for path in args.checkpoints:
-        ck = open_model(path, args)
+        ck = open_model(path, args, baseline=path == args.baseline)
         if args.baseline:
             ck.set_baseline(args.baseline)
         models.setdefault(ck.sha256, ck)
@@ -265,7 +266,7 @@ def gather_models(args, backends, precisions, measured):
         needed = [b for b, _ in ck.configurations(backends, precisions)] + args.baseline_only_backends
         if any(not measured(ck.baseline_sha256, b, REFERENCE) for b in needed):
             print(f"note: also benchmarking baseline {ck.baseline} of {ck.path}")
-            base = open_model(ck.baseline, args)
+            base = open_model(ck.baseline, args, baseline=True)
             if args.baseline:
                 base.set_baseline(args.baseline)
             models[base.sha256] = base

@@ -55,7 +55,8 @@ REQUIRED = ["checkpoint", "checkpoint_sha256", "method", "baseline_sha256", "bac
             "latency_p90_ms", "latency_p95_ms", "latency_p99_ms", "throughput_ips"]
 
 
-NUMERIC = [c for c in REQUIRED if c in NUMERIC_COLUMNS]  # the schema's types (common/results_schema.py)
+NUMERIC = [c for c in REQUIRED if c in NUMERIC_COLUMNS]
+POSITIVE = {"batch", "throughput_ips"}  # every ratio divides by these  # the schema's types (common/results_schema.py)
 
 
 class PlotError(UserError):
@@ -86,6 +87,10 @@ def load(path):
             raise PlotError(
                 f"{path}: line {line}: column {column} holds {values[infinite].iloc[0]}, not a finite number"
             )
+        if column in POSITIVE and (values <= 0).any():  # a rate of zero is a broken row, not an infinite ratio
+            line = int((values <= 0).to_numpy().nonzero()[0][0]) + 2
+            raise PlotError(f"{path}: line {line}: column {column} holds {values[values <= 0].iloc[0]}, not a "
+                            "positive number")
         df[column] = values
     return df
 

@@ -40,7 +40,7 @@ def make_runner(backend, precision, model, entries, device, threads, compiled=Tr
     return OpenVinoRunner(openvino_model(model, entries, precision), precision, threads)
 
 
-def top1_and_loss(runner, batches, what, pad_to=None):
+def top1_and_loss(runner, batches, what, pad_to=None, classes=10):
     """(top-1 %, mean cross-entropy) of a runner over normalised (images, labels) `batches` (common.data.Batches or
     any such iterable), scored on the CPU; `what` names the model in the refusal of non-finite logits (NaN argmaxes
     to class 0: a top-1 of noise, not a result). `pad_to`: a shorter batch is padded to this many images and the
@@ -52,7 +52,11 @@ def top1_and_loss(runner, batches, what, pad_to=None):
         images = images.cpu()
         if pad_to and n < pad_to:
             images = torch.cat([images, images[:1].expand(pad_to - n, *images.shape[1:])])
-        logits = torch.as_tensor(runner.logits(runner.prepare(images))).float()[:n]
+        logits = torch.as_tensor(runner.logits(runner.prepare(images))).float()
+        if tuple(logits.shape) != (len(images), classes):  # the contract on the real output, whatever a graph declares
+            raise UserError(f"{what}: the model gives logits of shape {list(logits.shape)} for {len(images)} "
+                            f"images; the contract is N x {classes} (CIFAR-10 logits)")
+        logits = logits[:n]
         if not bool(torch.isfinite(logits).all()):
             raise UserError(f"{what}: the model produces non-finite logits (NaN or inf)")
         labels = labels.cpu()

@@ -169,6 +169,34 @@ def _hostile(d):
     onnx.save(onnx.load_from_string(_export_shape(hundred, (2, 3, 32, 32))), str(d / "h-100.onnx"))
     cases["100 classes"] = ("h-100.onnx", NORM_ARGS, "N x 10")
     cases["no normalisation"] = ("r8-nometa.onnx", [], "--mean and --std")
+    # 1000 logits declared as 10, and N x 1000 logits reshaped to (N * 100) x 10: only the real output tells
+    thousand = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 1000)).eval()
+    graph = onnx.load_from_string(_export_shape(thousand, (2, 3, 32, 32)))
+    graph.graph.output[0].type.tensor_type.shape.dim[1].dim_value = 10
+    onnx.save(graph, str(d / "h-1000as10.onnx"))
+    cases["1000 classes declared 10"] = ("h-1000as10.onnx", NORM_ARGS, "logits of shape")
+
+    class Reshaped(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = thousand
+
+        def forward(self, x):
+            return self.inner(x).reshape(-1, 10)
+    onnx.save(onnx.load_from_string(_export_shape(Reshaped().eval(), (2, 3, 32, 32))), str(d / "h-reshaped.onnx"))
+    cases["reshaped N*100 x 10"] = ("h-reshaped.onnx", NORM_ARGS, "logits of shape")
+    graph = onnx.load(str(d / "r8-nometa.onnx"))  # an initializer twice, with other values
+    twin = onnx.TensorProto()
+    twin.CopyFrom(graph.graph.initializer[0])
+    twin.raw_data = bytes(len(twin.raw_data))
+    graph.graph.initializer.append(twin)
+    onnx.save(graph, str(d / "h-dup.onnx"))
+    cases["duplicate initializer"] = ("h-dup.onnx", NORM_ARGS, "defined twice")
+    save_onnx(build_model(make_spec("resnet8")).eval(), d / "h-255.onnx",
+              {"mean": "125.3,123.0,113.9", "std": "63.0,62.1,66.7"})
+    cases["normalisation in 0..255"] = ("h-255.onnx", [], "outside the 0..1 pixel scale")
+    cases["normalisation 1e30"] = ("r8-nometa.onnx", ["--mean", "1e30,0,0", "--std", "1,1,1"], "outside the 0..1")
+    cases["normalisation 1e-30"] = ("r8-nometa.onnx", ["--mean", "0,0,0", "--std", "1e-30,1,1"], "outside the 0..1")
     # external data pointing outside the model's folder
     graph = onnx.load(str(d / "r8-nometa.onnx"))
     tensor = graph.graph.initializer[0]
@@ -232,7 +260,9 @@ def hostile(made):
     return _hostile(made)
 
 
-CASES = ["input 64x64", "100 classes", "no normalisation", "external data outside", "custom domain", "oversized",
+CASES = ["input 64x64", "100 classes", "no normalisation", "1000 classes declared 10", "reshaped N*100 x 10",
+         "duplicate initializer", "normalisation in 0..255", "normalisation 1e30", "normalisation 1e-30",
+         "external data outside", "custom domain", "oversized",
          "IR custom layer", "IR without .bin", "IR entities", "pt2 pickled object", "pt2 custom object"]
 
 
@@ -356,3 +386,16 @@ def test_no_torch_export_archive_runs_code(made, payloads, name, capsys):
         assert e.value.code == 2 and len(err.splitlines()) == 1, err
         assert "refused" in err, err
     assert snapshot(d) == before
+
+
+def test_a_baseline_file_keeps_its_own_normalisation(made):
+    """--mean/--std are the measured file's; the --baseline file reads its own metadata (it scored 45 instead of 87
+    with the user's values, a +42-point "change")."""
+    d = made
+    out = d / "own-norm.csv"
+    _main("benchmark.run", [str(d / "r8-nometa.onnx"), "--mean", "0,0,0", "--std", "1,1,1", "--baseline",
+                            str(d / "r8.onnx"), "--backends", "onnx", "--batch-sizes", "8", "--test-dir",
+                            str(d / "data"), "--quick", "--threads", "1", "--out", str(out)])
+    norms = dict(zip(pd.read_csv(out)["checkpoint"].map(lambda p: p.rsplit("/", 1)[-1]),
+                     pd.read_csv(out)["input_norm"]))
+    assert norms == {"r8-nometa.onnx": "mean 0,0,0 std 1,1,1", "r8.onnx": "mean 0.5,0.5,0.5 std 0.25,0.25,0.25"}

@@ -103,6 +103,10 @@ def files(tmp_path_factory):
     row[header.index("measured_speedup")] = "inf"  # no measurement is infinite
     with open(d / "inf.csv", "w", newline="") as f:
         csv.writer(f).writerows([header, next(csv.reader([committed[1]])), row])
+    zero = next(csv.reader([committed[1]]))
+    zero[header.index("throughput_ips")] = "0"  # printed as "infx the eager fp32 baseline" before
+    with open(d / "zero.csv", "w", newline="") as f:
+        csv.writer(f).writerows([header, zero, next(csv.reader([committed[2]]))])
     write_synthetic_layout(d / "data", n_train=200, n_test=100)
     shutil.copytree(d / "data", d / "corrupt")
     batch = d / "corrupt" / "cifar-10-batches-py" / "test_batch"
@@ -152,6 +156,8 @@ CASES = [
     ),
     ("plots.original", ["{d}/inf.csv", "--batch", "0", "--out", "{d}/original.md"], "--batch must be in 1..65536"),
     ("plots.make", ["--results", "{d}/inf.csv", "--out", "{d}/imgs"], "not a finite number"),
+    ("plots.make", ["--results", "{d}/zero.csv", "--out", "{d}/imgs"], "not a positive number"),
+    ("plots.summary", ["--results", "{d}/zero.csv", "--out", "{d}/summary.md"], "not a positive number"),
     ("benchmark.evaluate", ["{d}/bomb.pt"], "expanded or overlapping view"),
     ("benchmark.run", ["{d}/bomb.pt", "--test-dir", "{d}/data", "--out", "{d}/out.csv"], "expanded or overlapping"),
     (
