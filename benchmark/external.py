@@ -43,6 +43,11 @@ MAX_BYTES = MAX_UNPACKED_BYTES  # the same bound as a checkpoint's tensors: a CI
 ONNX_DOMAINS = ("", "ai.onnx")
 TORCH_NAMESPACES = ("aten",)
 MEAN_RANGE, STD_RANGE = (0.0, 1.0), (0.01, 2.0)
+CONTROL_FLOW = {"Loop", "TensorIterator", "If"}
+# A CIFAR-10 classifier needs well under a GMAC per image (ResNet-110: 0.25); a graph far above it is a mistake or a
+# time bomb (3,000 chained 4096 x 4096 MatMuls ran until killed). benchmark.run --max-gmacs raises the bound.
+MAX_GMACS = 5.0
+MAX_TENSOR_ELEMENTS = 1 << 26  # per image: 256 MB in fp32, a thousand times a ResNet's largest activation
 
 
 def is_external(path):
@@ -180,6 +185,9 @@ def load_ir(path):
     )
     if custom:
         raise UserError(f"{path}: refused: layers outside the standard opsets ({', '.join(custom)[:120]})")
+    loops = sorted({layer.get("type", "") for layer in root.iter("layer")} & CONTROL_FLOW)
+    if loops:  # as for ONNX: a CIFAR classifier has no control flow, and a loop's cost cannot be counted before running
+        raise UserError(f"{path}: refused: control flow ({', '.join(loops)})")
     try:
         model = openvino_from_entry({"xml": bytes_to_tensor(xml), "bin": bytes_to_tensor(weights)})
     except Exception as e:
@@ -278,12 +286,16 @@ def _shape(dims):
 
 
 def graph_cost(ov_model, batch):
-    """(MACs per image, parameters) counted from an openvino.Model: every Convolution, GroupConvolution and MatMul
-    at the model's batch, divided by it; parameters = elements of the weights those layers take (whatever converts,
-    dequantises or fake-quantises them on the way)."""
-    macs, params = 0, 0
+    """(MACs per image, parameters, elements of the largest tensor the graph makes) counted from an openvino.Model
+    at its batch: MACs of every Convolution, GroupConvolution and MatMul, divided by the batch; parameters = elements
+    of the weights those layers take (whatever converts, dequantises or fake-quantises them on the way)."""
+    macs, params, largest = 0, 0, 0
     for op in ov_model.get_ordered_ops():
         kind = op.get_type_name()
+        for i in range(op.get_output_size()):
+            shape = op.get_output_partial_shape(i)
+            if shape.rank.is_static and all(d.is_static for d in shape):
+                largest = max(largest, math.prod(d.get_length() for d in shape))
         if kind not in ("Convolution", "GroupConvolution", "MatMul"):
             continue
         out = op.get_output_partial_shape(0)
@@ -300,7 +312,7 @@ def graph_cost(ov_model, batch):
             k = a[-1] if not op.get_attributes().get("transpose_a") else a[-2]
             macs += math.prod(out) * k
         params += math.prod(w)
-    return macs / batch, params
+    return macs / batch, params, largest
 
 
 def _reshaped(ov_model, batch):
@@ -315,7 +327,7 @@ def _reshaped(ov_model, batch):
 class ExternalModel:
     """A model file to benchmark, with the attributes and methods benchmark.checkpoint.Checkpoint has."""
 
-    def __init__(self, path, mean=None, std=None, label="", metadata_first=False):
+    def __init__(self, path, mean=None, std=None, label="", metadata_first=False, max_gmacs=MAX_GMACS):
         import openvino as ov
 
         self.path, self.label = path, label or "external"
@@ -354,9 +366,15 @@ class ExternalModel:
             self.ov_model = self._pt2_openvino()
         batch = self.fixed_batch or 1
         try:
-            self.macs, self.params = graph_cost(_reshaped(self.ov_model, batch), batch)
+            self.macs, self.params, largest = graph_cost(_reshaped(self.ov_model, batch), batch)
         except Exception as e:
             raise UserError(f"{path}: the graph does not take N x 3 x 32 x 32 images ({first_line(e)})") from None
+        if largest > MAX_TENSOR_ELEMENTS * batch:  # refused before any runtime builds (and constant-folds) it
+            raise UserError(f"{path}: refused: the graph makes a tensor of {largest:,} elements at batch {batch} "
+                            f"(a CIFAR-10 ResNet's largest has 65,536 per image; the bound is {MAX_TENSOR_ELEMENTS:,})")
+        if self.macs > max_gmacs * 1e9:
+            raise UserError(f"{path}: refused: {self.macs / 1e9:,.1f} GMAC per image, above the bound of "
+                            f"{max_gmacs:g} (a CIFAR-10 ResNet-110 needs 0.25; --max-gmacs raises it)")
         self.metrics = {
             "params": int(self.params),
             "nonzero_params": int(self.params),

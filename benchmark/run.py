@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from benchmark.checkpoint import Checkpoint, environment
-from benchmark.external import ExternalModel, is_external, parse_triple
+from benchmark.external import MAX_GMACS, ExternalModel, is_external, parse_triple
 from benchmark.results import measured_row, merge_rows, read_rows
 from benchmark.runners import BACKENDS, accuracy, available_backends, check_request
 from benchmark.load import BUSY_SHARE, CpuMeter, busy_columns, quiet_check
@@ -78,6 +78,9 @@ def parse_args(argv=None):
         "scale (default: the file's metadata 'mean')",
     )
     p.add_argument("--std", default=None, help="R,G,B std of model files (default: the file's metadata 'std')")
+    p.add_argument("--max-gmacs", type=float, default=MAX_GMACS,
+                   help="refuse model files above this many GMAC per image, counted from the graph before anything "
+                   "runs (default: %(default)g; a CIFAR-10 ResNet-110 needs 0.25)")
     p.add_argument(
         "--test-dir",
         default=os.environ.get("CIFAR10_DIR"),
@@ -207,7 +210,8 @@ def open_model(path, args, baseline=False):
     """A project checkpoint or a model file other tools made, as the benchmark sees it. --mean/--std are the
     measured files'; a baseline file keeps its own normalisation metadata where it has one."""
     if is_external(path):
-        return ExternalModel(path, args.mean_values, args.std_values, args.label, metadata_first=baseline)
+        return ExternalModel(path, args.mean_values, args.std_values, args.label, metadata_first=baseline,
+                             max_gmacs=args.max_gmacs)
     return Checkpoint(path)
 
 

@@ -12,7 +12,7 @@ class UserError(Exception):
 def first_line(e):
     """The last non-empty line of an exception from a library, at most 160 characters: the reason inside a one-line
     refusal."""
-    return (str(e).strip().splitlines() or [type(e).__name__])[-1][:160]
+    return (str(e).strip().splitlines() or [type(e).__name__])[-1].strip()[:160]
 
 
 # Bounds of the options several CLIs share, by argparse dest: (lowest, highest or None).
@@ -21,7 +21,7 @@ def first_line(e):
 # seconds, not hours.
 BOUNDS = {"threads": (1, 1024), "subset": (1, 50000), "test_subset": (1, 10000), "calib_images": (1, 50000),
           "synthetic": (1, 100000), "steps": (1, 100000), "batch": (1, 65536),
-          "batch_size": (1, 65536), "epochs": (1, 100000), "weight_decay": (0, None)}
+          "batch_size": (1, 65536), "epochs": (1, 100000), "weight_decay": (0, None), "max_gmacs": (0.001, 1000)}
 
 
 class Parser(argparse.ArgumentParser):

@@ -17,7 +17,7 @@ request at a time, which a second stream could not serve (each runner's `config`
 import numpy as np
 import torch
 
-from common.errors import UserError
+from common.errors import UserError, first_line
 from runtimes.export import onnx_bytes, tensor_to_bytes
 from models.fold import fold_batchnorm
 from runtimes.int8 import openvino_from_entry, openvino_from_module, pt2e_from_observers
@@ -52,7 +52,11 @@ def top1_and_loss(runner, batches, what, pad_to=None, classes=10):
         images = images.cpu()
         if pad_to and n < pad_to:
             images = torch.cat([images, images[:1].expand(pad_to - n, *images.shape[1:])])
-        logits = torch.as_tensor(runner.logits(runner.prepare(images))).float()
+        try:
+            logits = torch.as_tensor(runner.logits(runner.prepare(images))).float()
+        except Exception as e:  # a graph that asks for terabytes, a shape it cannot take: one line, not a traceback
+            raise UserError(f"{what}: the model fails on a batch of {len(images)} images "
+                            f"({type(e).__name__}: {first_line(e)})") from None
         if tuple(logits.shape) != (len(images), classes):  # the contract on the real output, whatever a graph declares
             raise UserError(f"{what}: the model gives logits of shape {list(logits.shape)} for {len(images)} "
                             f"images; the contract is N x {classes} (CIFAR-10 logits)")
@@ -169,7 +173,7 @@ class OnnxRunner(Runner):
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
+        opts.log_severity_level = 4  # fatal only: an error reaches the user once, as the one-line refusal
         providers = ["CUDAExecutionProvider"] if device.type == "cuda" else ["CPUExecutionProvider"]
         try:
             self.session = ort.InferenceSession(graph, opts, providers=providers)

@@ -223,6 +223,26 @@ def _hostile(d):
     (d / "h-entity.xml").write_text('<?xml version="1.0"?><!DOCTYPE net [<!ENTITY a "aaaa">]>' + xml.split("?>", 1)[1])
     (d / "h-entity.bin").write_bytes((d / "r8.bin").read_bytes())
     cases["IR entities"] = ("h-entity.xml", NORM_ARGS, "entity")
+    (d / "h-loop.xml").write_text(xml.replace('type="Convolution"', 'type="Loop"', 1))
+    (d / "h-loop.bin").write_bytes((d / "r8.bin").read_bytes())
+    cases["IR control flow"] = ("h-loop.xml", NORM_ARGS, "control flow")
+    cases["above the MAC bound"] = ("r8-nometa.onnx", NORM_ARGS + ["--max-gmacs", "0.001"], "GMAC per image")
+    # a 16 GiB constant made at run time (it killed the benchmark by memory before its size was checked)
+    from onnx import TensorProto, helper, numpy_helper
+    inits = [numpy_helper.from_array(np.array([1 << 16, 1 << 16], np.int64), "shape"),
+             numpy_helper.from_array(np.zeros((3072, 10), np.float32), "w"),
+             numpy_helper.from_array(np.array([-1, 3072], np.int64), "flat_shape")]
+    nodes = [helper.make_node("ConstantOfShape", ["shape"], ["big"],
+                              value=helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])),
+             helper.make_node("ReduceSum", ["big"], ["total"], keepdims=0),
+             helper.make_node("Reshape", ["input", "flat_shape"], ["flat"]),
+             helper.make_node("MatMul", ["flat", "w"], ["product"]),
+             helper.make_node("Add", ["product", "total"], ["logits"])]
+    graph = helper.make_graph(nodes, "bomb", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                                                           ["N", 3, 32, 32])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(d / "h-16gib.onnx"))
+    cases["16 GiB constant"] = ("h-16gib.onnx", NORM_ARGS, "makes a tensor of 4,294,967,296 elements")
     # torch.export archives holding a pickled object, and a custom object entry
     with zipfile.ZipFile(d / "r8.pt2") as z:
         entries = {n: z.read(n) for n in z.namelist()}
@@ -263,7 +283,8 @@ def hostile(made):
 CASES = ["input 64x64", "100 classes", "no normalisation", "1000 classes declared 10", "reshaped N*100 x 10",
          "duplicate initializer", "normalisation in 0..255", "normalisation 1e30", "normalisation 1e-30",
          "external data outside", "custom domain", "oversized",
-         "IR custom layer", "IR without .bin", "IR entities", "pt2 pickled object", "pt2 custom object"]
+         "IR custom layer", "IR without .bin", "IR entities", "IR control flow", "above the MAC bound",
+         "16 GiB constant", "pt2 pickled object", "pt2 custom object"]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -399,3 +420,19 @@ def test_a_baseline_file_keeps_its_own_normalisation(made):
     norms = dict(zip(pd.read_csv(out)["checkpoint"].map(lambda p: p.rsplit("/", 1)[-1]),
                      pd.read_csv(out)["input_norm"]))
     assert norms == {"r8-nometa.onnx": "mean 0,0,0 std 1,1,1", "r8.onnx": "mean 0.5,0.5,0.5 std 0.25,0.25,0.25"}
+
+
+def test_a_model_that_fails_on_a_batch_is_one_line():
+    """A graph that asks for terabytes at run time (or any runtime error) is refused in one line while scoring."""
+    from common.errors import UserError
+    from runtimes.runners import top1_and_loss
+
+    class Failing:
+        def prepare(self, images):
+            return images
+
+        def logits(self, x):
+            raise MemoryError("std::bad_alloc: 2.5 TB\n  at line 1\n  at line 2")
+
+    with pytest.raises(UserError, match=r"^m.pt2: the model fails on a batch of 4 images \(MemoryError: at line 2\)$"):
+        top1_and_loss(Failing(), [(torch.zeros(4, 3, 32, 32), torch.zeros(4, dtype=torch.long))], "m.pt2")

@@ -169,6 +169,10 @@ def test_cli_subprocess_bad_variant(tmp_path):
 def test_scratch_b_epochs():
     assert train.scratch_b_epochs(160, 1.255e8, 9.09e7) == 221  # Liu et al.: same training MACs
     assert train.scratch_b_epochs(1, 2.0, 1.0) == 2
+    from common.errors import UserError
+    for dense in (1e30, float("nan"), float("inf"), -1.0, 0.5e8):  # a lineage's MACs: absurd, or below the pruned
+        with pytest.raises(UserError, match="scratch B"):
+            train.scratch_b_epochs(160, dense, 9.09e7)
 
 
 def test_finetune_and_scratch_run_through_shared_loop(tmp_path):

@@ -14,18 +14,29 @@ and its lineage names the parent, so reports pair every compressed model with it
 lr 0.1, step) for the same epochs (E), or for epochs scaled by the MAC ratio baseline/this model so the training
 compute matches the dense model's (B): Liu et al.'s "rethinking the value of network pruning" baselines.
 """
+import math
 import os
 
 from common import cli
-from common.errors import UserError, run_cli
+from common.errors import BOUNDS, UserError, run_cli
 from common.metrics import model_metrics
 from models import DEPTH_NAMES, build_model, load_model
 from train.method import Compressed, Method, Setup, run
 
 
 def scratch_b_epochs(epochs, dense_macs, pruned_macs):
-    """Scratch-B: as many epochs as give the same training MACs as `epochs` of the dense model."""
-    return max(1, round(epochs * dense_macs / pruned_macs))
+    """Scratch-B: as many epochs as give the same training MACs as `epochs` of the dense model, within the bounds of
+    --epochs (a lineage that records 1e30 dense MACs asked for 8e22 epochs)."""
+    if not (math.isfinite(dense_macs) and math.isfinite(pruned_macs) and dense_macs > 0 and pruned_macs > 0):
+        raise UserError(f"--scratch B: the MACs on record are not positive numbers (dense {dense_macs:g}, this model "
+                        f"{pruned_macs:g})")
+    ratio = dense_macs / pruned_macs
+    low, high = BOUNDS["epochs"]
+    if not 1 <= ratio <= 100 or not low <= round(epochs * ratio) <= high:
+        raise UserError(f"--scratch B: {epochs} epochs x {dense_macs:.4g}/{pruned_macs:.4g} MACs = "
+                        f"{epochs * ratio:.4g} epochs; a pruned model has 1 to 100x fewer MACs than its dense one and "
+                        f"the epochs must be in {low}..{high}: the dense model's MACs on record are wrong")
+    return max(1, round(epochs * ratio))
 
 
 def dense_macs(parent, path):
