@@ -96,6 +96,8 @@ def load_onnx(path):
         twice = sorted({n for n in names if names.count(n) > 1})[0]
         raise UserError(f"{path}: refused: the initializer {twice[:60]!r} is defined twice (which one a runtime uses "
                         "differs)")
+    if any(ext.uses_external_data(t) for t in _sparse_tensors(model)):  # onnx's loader skips them; a runtime opened
+        raise UserError(f"{path}: refused: a sparse tensor with external data (read from wherever the runtime runs)")
     folder = os.path.realpath(os.path.dirname(os.path.abspath(path)))
     external = [t for t in ext._get_all_tensors(model) if ext.uses_external_data(t)]
     total = len(raw)
@@ -161,6 +163,25 @@ def _onnx_meta(model):
 
 
 # ---------------------------------------------------------------- OpenVINO IR
+
+
+def _sparse_tensors(model):
+    """The values and indices of every sparse tensor of a model: sparse initializers and Constant attributes, in
+    every graph, subgraph and function."""
+    import onnx
+
+    graphs, found = [model.graph], []
+    nodes = [n for f in model.functions for n in f.node]
+    while graphs:
+        graph = graphs.pop()
+        found += [t for s in graph.sparse_initializer for t in (s.values, s.indices)]
+        nodes += list(graph.node)
+        while nodes:
+            for a in nodes.pop().attribute:
+                found += [t for s in ([a.sparse_tensor] if a.HasField("sparse_tensor") else []) + list(a.sparse_tensors)
+                          for t in (s.values, s.indices)]
+                graphs += ([a.g] if a.type == onnx.AttributeProto.GRAPH else []) + list(a.graphs)
+    return found
 
 
 def load_ir(path):

@@ -18,19 +18,35 @@ import time
 BUSY_SHARE = 0.10
 
 
-def _proc_stat():
-    """(busy CPU seconds of every core, steal seconds), or None where there is no /proc/stat."""
+def usable_cpus():
+    """The CPUs this process may run on (its affinity mask; every CPU where the OS has no such call)."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return list(range(os.cpu_count() or 1))
+
+
+def _proc_stat(cpus=None):
+    """(busy CPU seconds, steal seconds) summed over `cpus` (the per-CPU lines of /proc/stat; all CPUs when None),
+    or None where the counters cannot be read."""
+    wanted = None if cpus is None else {f"cpu{c}" for c in cpus}
+    busy = steal = 0
     try:
         with open("/proc/stat") as f:
-            fields = f.readline().split()
-    except OSError:
+            for line in f:
+                fields = line.split()
+                if not fields or not fields[0].startswith("cpu"):
+                    continue
+                if (wanted is None and fields[0] != "cpu") or (wanted is not None and fields[0] not in wanted):
+                    continue
+                ticks = [int(v) for v in fields[1:]] + [0] * 10
+                user, nice, system, _idle, _iowait, irq, softirq, stolen = ticks[:8]
+                busy += user + nice + system + irq + softirq
+                steal += stolen
+        hz = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
         return None
-    if not fields or fields[0] != "cpu":
-        return None
-    ticks = [int(v) for v in fields[1:]] + [0] * 10
-    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks[:8]
-    hz = os.sysconf("SC_CLK_TCK")
-    return (user + nice + system + irq + softirq) / hz, steal / hz
+    return busy / hz, steal / hz
 
 
 def _own_cpu():
@@ -41,19 +57,22 @@ def _own_cpu():
 class CpuMeter:
     """meter.start(); ...timed work...; share, steal = meter.stop(): other processes' share of the run's cores."""
 
-    def __init__(self, threads, cores=None):
-        self.threads = max(1, int(threads))
-        self.cores = cores or os.cpu_count() or 1
-        self.available = _proc_stat() is not None
+    def __init__(self, threads, cpus=None):
+        # The cores this run can use are those of its affinity mask, and no more than it has: --threads 24 on 2
+        # cores asks for 2 (measured against 24, a full load read as 8%)
+        self.cpus = usable_cpus() if cpus is None else list(cpus)
+        self.cores = len(self.cpus)
+        self.threads = min(max(1, int(threads)), self.cores)
+        self.available = _proc_stat(self.cpus) is not None
         self._start = None
 
     def start(self):
-        self._start = (time.perf_counter(), _proc_stat(), _own_cpu())
+        self._start = (time.perf_counter(), _proc_stat(self.cpus), _own_cpu())
 
     def stop(self):
         """(busy share, steal share) since start(); (None, None) without the kernel's counters."""
         wall0, stat0, own0 = self._start
-        wall, stat, own = time.perf_counter() - wall0, _proc_stat(), _own_cpu() - own0
+        wall, stat, own = time.perf_counter() - wall0, _proc_stat(self.cpus), _own_cpu() - own0
         if stat0 is None or stat is None or wall <= 0:
             return None, None
         other = max(0.0, (stat[0] - stat0[0]) - own) / wall  # cores' worth of other processes' work

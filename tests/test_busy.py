@@ -87,7 +87,7 @@ def test_require_quiet_refuses_a_busy_machine_with_one_line(tiny, tmp_path):
 
 
 def test_the_meter_counts_other_processes_not_its_own_work():
-    meter = CpuMeter(threads=1, cores=os.cpu_count())
+    meter = CpuMeter(threads=1)
     meter.start()
     x = torch.randn(512, 512)
     end = time.perf_counter() + 0.5
@@ -98,6 +98,34 @@ def test_the_meter_counts_other_processes_not_its_own_work():
     assert share is not None and 0 <= share <= 1 and 0 <= steal <= 1
     if before <= BUSY_SHARE:  # on a quiet machine our own busy loop must not look like someone else's
         assert share < 0.2
+
+
+def test_more_threads_than_cores_are_measured_against_the_cores_there_are():
+    """--threads 24 on a 2-core machine with both cores taken read 8% (24 in the denominator) and passed as quiet."""
+    from benchmark.load import usable_cpus
+
+    assert CpuMeter(threads=24).threads == len(usable_cpus())
+    burners = _burners(len(usable_cpus()))
+    try:
+        time.sleep(0.5)
+        meter = CpuMeter(threads=24)
+        meter.start()
+        time.sleep(1.0)
+        share, _ = meter.stop()
+    finally:
+        for b in burners:
+            b.kill()
+    assert share > BUSY_SHARE
+
+
+def test_the_meter_reads_only_the_cores_of_its_affinity_mask():
+    """Two CPUs named, one of them only: the counters summed are that one's."""
+    from benchmark.load import _proc_stat, usable_cpus
+
+    cpus = usable_cpus()
+    whole, one = _proc_stat(cpus), _proc_stat(cpus[:1])
+    assert whole is not None and one is not None and one[0] <= whole[0]
+    assert CpuMeter(threads=4, cpus=cpus[:1]).threads == 1
 
 
 def test_busy_columns_from_slices():

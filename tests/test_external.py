@@ -243,6 +243,20 @@ def _hostile(d):
                               [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])], inits)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(d / "h-16gib.onnx"))
     cases["16 GiB constant"] = ("h-16gib.onnx", NORM_ARGS, "makes a tensor of 4,294,967,296 elements")
+    # a sparse Constant whose values live in a file of the current directory (ONNX Runtime opened it from there)
+    values = helper.make_tensor("values", TensorProto.FLOAT, [1], [0.0])
+    values.ClearField("float_data")
+    values.data_location = TensorProto.EXTERNAL
+    entry = values.external_data.add()
+    entry.key, entry.value = "location", "secret.bin"
+    sparse = helper.make_sparse_tensor(values, helper.make_tensor("indices", TensorProto.INT64, [1], [0]), [10])
+    nodes = [helper.make_node("Constant", [], ["offset"], sparse_value=sparse),
+             helper.make_node("Reshape", ["input", "flat_shape"], ["flat"]),
+             helper.make_node("MatMul", ["flat", "w"], ["product"]),
+             helper.make_node("Add", ["product", "offset"], ["logits"])]
+    graph = helper.make_graph(nodes, "sparse", graph.input, graph.output, inits[1:])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(d / "h-sparse.onnx"))
+    cases["sparse external data"] = ("h-sparse.onnx", NORM_ARGS, "sparse tensor with external data")
     # torch.export archives holding a pickled object, and a custom object entry
     with zipfile.ZipFile(d / "r8.pt2") as z:
         entries = {n: z.read(n) for n in z.namelist()}
@@ -284,7 +298,7 @@ CASES = ["input 64x64", "100 classes", "no normalisation", "1000 classes declare
          "duplicate initializer", "normalisation in 0..255", "normalisation 1e30", "normalisation 1e-30",
          "external data outside", "custom domain", "oversized",
          "IR custom layer", "IR without .bin", "IR entities", "IR control flow", "above the MAC bound",
-         "16 GiB constant", "pt2 pickled object", "pt2 custom object"]
+         "16 GiB constant", "sparse external data", "pt2 pickled object", "pt2 custom object"]
 
 
 @pytest.mark.parametrize("case", CASES)
