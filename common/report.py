@@ -112,8 +112,14 @@ def benchmark_machine(path):
 def pipe_table(header, rows):
     """The one table writer of every report, summary and generated README block: pipe-table lines from a header
     and rows of cells (anything str() prints)."""
-    line = lambda cells: "| " + " | ".join(str(c) for c in cells) + " |"  # noqa: E731
+    line = lambda cells: "| " + " | ".join(cell_text(c) for c in cells) + " |"  # noqa: E731
     return [line(header), "|" + " --- |" * len(header)] + [line(r) for r in rows]
+
+
+def cell_text(value):
+    """A table cell from any value: one line, its pipes escaped (a --label with a pipe split every table it landed in)
+    and no HTML comment opener (a label holding a generated-block marker made every later --write add lines)."""
+    return " ".join(str(value).split("\n")).replace("|", "\\|").replace("<!--", "&lt;!--")
 
 
 def markdown_table(columns, rows):

@@ -450,20 +450,68 @@ KINDS = {
 }
 
 
-def regenerate(text):
-    """(new text, [kinds whose block differs])."""
-    stale = []
+MARKER = re.compile(r"<!--\s*(begin|end)\b(.*?)-->")
+MARKER_LINE = re.compile(r"<!-- (begin|end) (\w+)((?: [^ >]+)*) -->")
 
-    def replace(m):
-        kind, args = m.group(1), m.group(2).split()
-        if kind not in KINDS:
-            raise UserError(f"README block '{kind}': unknown kind ({', '.join(KINDS)})")
-        body = KINDS[kind](*args)
-        if body != m.group(3):
+
+def blocks(text, name="the page"):
+    """[(kind, args, start, end)] of every generated block: `text[start:end]` is its body. Markers are parsed
+    strictly: a marker alone on its line, every begin closed by the end of its kind before anything else begins; a
+    page that breaks this is refused with its line number (a misspelled or missing end marker once made --write
+    delete the text between two blocks, and --check pass)."""
+    found, open_block = [], None
+    for m in MARKER.finditer(text):
+        line_no = text.count("\n", 0, m.start()) + 1
+        line_start, line_end = text.rfind("\n", 0, m.start()) + 1, text.find("\n", m.end())
+        line = text[line_start:len(text) if line_end < 0 else line_end]
+        strict = MARKER_LINE.fullmatch(line)
+        if strict is None:
+            raise UserError(f"{name}:{line_no}: a generated-block marker must be alone on its line, as "
+                            "'<!-- begin KIND ARGS -->' or '<!-- end KIND -->'")
+        which, kind, args = strict.groups()
+        if which == "begin":
+            if open_block:
+                raise UserError(f"{name}:{line_no}: '{kind}' begins inside the '{open_block[0]}' block of line "
+                                f"{open_block[3]} (no end marker before it)")
+            if kind not in KINDS:
+                raise UserError(f"{name}:{line_no}: unknown block kind '{kind}' ({', '.join(KINDS)})")
+            open_block = (kind, args.split(), line_start + len(line) + 1, line_no)
+        else:
+            if not open_block or open_block[0] != kind or args:
+                raise UserError(f"{name}:{line_no}: '<!-- end {kind}{args} -->' closes no open '{kind}' block")
+            found.append((open_block[0], open_block[1], open_block[2], line_start))
+            open_block = None
+    if open_block:
+        raise UserError(f"{name}:{open_block[3]}: the '{open_block[0]}' block has no end marker")
+    return found
+
+
+def _body(kind, args, name):
+    """A block's generated text: its CSV arguments must be regular files (a FIFO hung the reader), and their number
+    what its kind takes."""
+    import inspect
+
+    try:
+        inspect.signature(KINDS[kind]).bind(*args)
+    except TypeError:
+        raise UserError(f"{name}: block '{kind} {' '.join(args)}': wrong arguments "
+                        f"({kind}{inspect.signature(KINDS[kind])})") from None
+    for arg in args:
+        if arg.endswith(".csv") and not os.path.isfile(arg):
+            raise UserError(f"{name}: block '{kind}': {arg} is not a file")
+    return KINDS[kind](*args)
+
+
+def regenerate(text, name="the page"):
+    """(new text, [kinds whose block differs]); the text outside the blocks is kept byte for byte."""
+    stale, pieces, done = [], [], 0
+    for kind, args, start, end in blocks(text, name):
+        body = _body(kind, args, name)
+        if body != text[start:end]:
             stale.append(f"{kind} {' '.join(args)}")
-        return f"<!-- begin {kind}{m.group(2)} -->\n{body}<!-- end {kind} -->"
-
-    return BLOCK.sub(replace, text), stale
+        pieces += [text[done:start], body]
+        done = end
+    return "".join(pieces) + text[done:], stale
 
 
 def main(argv=None):
@@ -473,15 +521,20 @@ def main(argv=None):
     mode.add_argument("--check", action="store_true", help="exit 1 when a block differs from its CSVs")
     mode.add_argument("--write", action="store_true", help="rewrite the blocks in place")
     args = p.parse_args(argv)
+    if not os.path.isfile(args.readme):
+        raise UserError(f"{args.readme}: not a file")
     try:
-        with open(args.readme) as f:
-            text = f.read()
+        with open(args.readme, newline="") as f:  # line endings as they are: a CRLF page stays CRLF
+            raw = f.read()
     except OSError as e:
         raise UserError(f"{args.readme}: cannot read ({e.strerror})") from None
-    new, stale = regenerate(text)
+    except UnicodeDecodeError:
+        raise UserError(f"{args.readme}: not UTF-8 text") from None
+    crlf = "\r\n" in raw
+    new, stale = regenerate(raw.replace("\r\n", "\n") if crlf else raw, args.readme)
     if args.write:
         if stale:
-            atomic_write_text(args.readme, new)
+            atomic_write_text(args.readme, new.replace("\n", "\r\n") if crlf else new)
         print(f"{args.readme}: {len(stale)} block(s) rewritten" + (f": {'; '.join(stale)}" if stale else ""))
     elif stale:
         print(

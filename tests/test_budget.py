@@ -33,10 +33,16 @@ def test_a_resumed_run_records_the_seconds_of_all_its_epochs(tmp_path):
     from train.__main__ import main as train_main
     data = tmp_path / "data"
     write_synthetic_layout(str(data), n_train=128, n_test=64)
-    base = ["resnet8", "--epochs", "1", "--data-dir", str(data), "--batch-size", "64", "--no-progress",
-            "--lr", "0.05", "--run-dir", str(tmp_path / "run")]
+    run = tmp_path / "run"
+    base = ["resnet8", "--epochs", "2", "--data-dir", str(data), "--batch-size", "64", "--no-progress",
+            "--lr", "0.05", "--run-dir", str(run)]
     train_main(base + ["--out", str(tmp_path / "one.pt")])
-    base[2] = "2"  # the same run folder, one more epoch: resumes after epoch 1
+    # as if killed after epoch 1: the run state says 1 epoch done and the log holds its row
+    state = torch.load(run / "last.pt", weights_only=True)
+    state["train_state"]["epoch"] = 1
+    torch.save(state, run / "last.pt")
+    lines = (run / "log.csv").read_text().splitlines(keepends=True)
+    (run / "log.csv").write_text("".join(lines[:2]))
     train_main(base + ["--resume", "--out", str(tmp_path / "two.pt")])
     with open(tmp_path / "run" / "log.csv") as f:
         logged = [float(r["seconds"]) for r in csv.DictReader(f)]

@@ -156,3 +156,73 @@ def test_the_target_is_met_by_the_rule_or_the_nearest_miss_shows_every_budget_wi
     assert "No trend is extrapolated" in text
     rows, df = _answer_rows({"r32-kd-int8": (13.8, 11.7)})
     assert "no configuration runs that fast" in _target_sentence(df, rows, stats, budget, "b.csv")
+
+
+# ---------------------------------------------------------------- generated blocks: strict markers, user text
+
+
+def _readme_cli(path, *flags):
+    """(exit status, stderr) of python -m plots.readme PATH FLAGS."""
+    import importlib
+
+    from common.errors import run_cli
+    with pytest.raises(SystemExit) as e:
+        run_cli(importlib.import_module("plots.readme").main, [str(path), *flags])
+    return e.value.code
+
+
+BUDGET = "results/budget.csv"
+
+
+@pytest.mark.parametrize("page,line", [
+    (f"a\n<!-- begin budget {BUDGET} -->\nold\n<!-- end budgte -->\nmine\n<!-- begin budget {BUDGET} -->\nx\n"
+     "<!-- end budget -->\n", 4),  # a misspelled end: --write once deleted 'mine'
+    (f"<!-- begin budget {BUDGET} -->\n<!-- begin budget {BUDGET} -->\nx\n<!-- end budget -->\n", 2),  # nested
+    (f"text\n<!-- begin budget {BUDGET} -->\nold table\n", 2),  # no end marker: --check once passed
+    (f"text <!-- begin budget {BUDGET} -->\nx\n<!-- end budget -->\n", 1),  # not alone on its line
+    ("<!-- begin budget -->\nx\n<!-- end budget -->\n", 1),  # wrong arguments
+    ("<!-- begin nonsense x.csv -->\nx\n<!-- end nonsense -->\n", 1),
+])
+def test_broken_markers_are_refused_with_their_line_and_nothing_written(tmp_path, capsys, page, line):
+    path = tmp_path / "page.md"
+    path.write_text(page)
+    for flags in (["--check"], ["--write"]):
+        assert _readme_cli(path, *flags) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+        assert f"page.md:{line}:" in err or (line == 1 and "wrong arguments" in err), err
+        assert path.read_text() == page
+
+
+def test_write_keeps_crlf_line_endings_and_the_text_outside_blocks(tmp_path, capsys):
+    from tests.conftest import ROOT
+    path = tmp_path / "page.md"
+    page = f"intro\r\n<!-- begin budget {ROOT / BUDGET} -->\r\nstale\r\n<!-- end budget -->\r\noutro\r\n"
+    path.write_bytes(page.encode())
+    assert _readme_cli(path, "--write") == 0
+    written = path.read_bytes().decode()
+    assert written.startswith("intro\r\n<!-- begin budget") and written.endswith("<!-- end budget -->\r\noutro\r\n")
+    assert "\n" not in written.replace("\r\n", "") and "stale" not in written
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="needs a FIFO")
+def test_a_marker_naming_a_fifo_is_refused_not_read(tmp_path, capsys):
+    import os
+    os.mkfifo(tmp_path / "fifo.csv")
+    path = tmp_path / "page.md"
+    path.write_text(f"<!-- begin budget {tmp_path / 'fifo.csv'} -->\nx\n<!-- end budget -->\n")
+    assert _readme_cli(path, "--check") == 2
+    assert "is not a file" in capsys.readouterr().err
+
+
+def test_user_text_in_a_table_cannot_split_it_or_open_a_marker():
+    from common.report import pipe_table
+    lines = pipe_table(["label", "x"], [["a|b <!-- end answer -->\nnext", 1]])
+    assert lines[2] == "| a\\|b &lt;!-- end answer --> next | 1 |"
+
+
+def test_figures_draw_a_dollar_label_as_text():
+    import matplotlib
+
+    import plots.make  # noqa: F401 (sets the figures' text options)
+    assert matplotlib.rcParams["text.parse_math"] is False
