@@ -21,7 +21,8 @@ def first_line(e):
 # seconds, not hours.
 BOUNDS = {"threads": (1, 1024), "subset": (1, 50000), "test_subset": (1, 10000), "calib_images": (1, 50000),
           "synthetic": (1, 100000), "steps": (1, 100000), "batch": (1, 65536),
-          "batch_size": (1, 65536), "epochs": (1, 100000), "weight_decay": (0, None), "max_gmacs": (0.001, 1000)}
+          "batch_size": (1, 65536), "epochs": (1, 100000), "weight_decay": (0, None), "max_gmacs": (0.001, 1000),
+          "quiet_wait": (0, 86400)}
 
 
 class Parser(argparse.ArgumentParser):

@@ -24,6 +24,11 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 BUDGETS=${BUDGETS:-8 32}
 SEED=${SEED:-0}
+for e in $BUDGETS; do  # checked before any queue starts in the background
+  [[ $e =~ ^[1-9][0-9]{0,3}$ ]] || { echo "budget.sh: BUDGETS must be epoch counts (1..9999), got '$e'" >&2; exit 2; }
+done
+[[ $SEED =~ ^[0-9]{1,9}$ ]] || { echo "budget.sh: SEED must be a non-negative integer, got '$SEED'" >&2; exit 2; }
+[ -n "${BUDGETS// }" ] || { echo "budget.sh: BUDGETS is empty" >&2; exit 2; }
 BF16=$(python -c 'from common.machine import cpu_has_native_bf16 as b; print(1 if b() else "")')
 ft_dir() { echo "runs/ft-e$1$([ "$SEED" = 0 ] || echo "-s$SEED")"; }
 

@@ -5,6 +5,9 @@
 #   bash scripts/main.sh            # data into $CIFAR10_DIR (default ~/.cache/cifar-compress/cifar10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+case "${PRESET:-quick}" in smoke|quick|paper|students) ;;  # checked before the taste stage runs
+  *) echo "main.sh: unknown PRESET '${PRESET}' (smoke, quick, paper or students)" >&2; exit 2 ;;
+esac
 export CIFAR10_DIR="${CIFAR10_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cifar-compress/cifar10}"
 if [ ! -f "$CIFAR10_DIR/cifar-10-batches-py/test_batch" ]; then
   if [ -f ../shared/cifar10/build.py ]; then

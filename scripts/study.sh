@@ -21,6 +21,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh  # DATA, THREADS, step OUTPUT command...
 PRESET=${1:-quick}
+case "$PRESET" in taste|smoke|quick|paper|students) ;;  # checked before anything is made (no empty run tree)
+  *) echo "study.sh: unknown preset '$PRESET' (taste, smoke, quick, paper or students)" >&2; exit 2 ;;
+esac
 RUNS=${RUNS:-runs/study-$PRESET}; no_dash RUNS
 mkdir -p "$RUNS"/{base,l1,fisher,weight,lowrank,distill,quant,stack}
 

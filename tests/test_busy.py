@@ -77,7 +77,7 @@ def test_require_quiet_refuses_a_busy_machine_with_one_line(tiny, tmp_path):
     burners = _burners(os.cpu_count() or 1)
     try:
         time.sleep(0.5)
-        r = _bench(tiny, tmp_path / "refused.csv", "--require-quiet")
+        r = _bench(tiny, tmp_path / "refused.csv", "--require-quiet", "--quiet-wait", "2")
     finally:
         for b in burners:
             b.kill()
@@ -159,3 +159,33 @@ def test_quiet_vs_loaded_table_says_how_far_each_ratio_moved(tmp_path):
     text = (tmp_path / "c.md").read_text()
     # the pruned model: 1800 -> 600 img/s (-67%), x eager 2.25 -> 6.00 (+167%), speedup 1.50 -> 1.00 (-33%)
     assert "| p | openvino fp32 | 64 | 1% / 90% | 1800 | 600 | -67% | 2.25 | 6.00 | 167% | 1.50 | 1.00 | -33% |" in text
+
+
+def test_a_rerun_with_nothing_left_to_measure_needs_no_quiet_machine(tiny, tmp_path):
+    """After an interruption, scripts/main.sh run again beside another job failed at once in a stage whose rows were
+    all measured: the quiet check ran before it was known that nothing was left."""
+    out = tmp_path / "done.csv"
+    assert _bench(tiny, out).returncode == 0
+    burners = _burners(os.cpu_count() or 1)
+    try:
+        time.sleep(0.5)
+        r = _bench(tiny, out, "--require-quiet", "--quiet-wait", "1", "--skip-measured")
+    finally:
+        for b in burners:
+            b.kill()
+    assert r.returncode == 0, r.stderr
+    assert "nothing to measure" in r.stdout
+
+
+def test_busy_is_judged_against_the_background_and_retimed_with_its_baseline():
+    from types import SimpleNamespace
+
+    from benchmark.run import busy_groups
+
+    assert busy_columns([(0.12, 0.0)], background=0.05)["busy"] == "no"  # 7 points over the machine's own 5%
+    assert busy_columns([(0.12, 0.0)], background=0.0)["busy"] == "yes"
+    model = lambda sha, base: SimpleNamespace(model=SimpleNamespace(sha256=sha, baseline_sha256=base))  # noqa: E731
+    configs = [model("b", "b"), model("x", "b"), model("y", "b"), model("c", "c"), model("z", "c")]
+    loads = {(0, 64): [(0.0, 0.0)], (1, 64): [(0.5, 0.0)], (2, 64): [(0.0, 0.0)], (3, 64): [(0.0, 0.0)],
+             (4, 64): [(0.0, 0.0)]}
+    assert busy_groups(configs, loads, 0.0) == [0, 1, 2]  # x was busy: its baseline b and b's other rows again

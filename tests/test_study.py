@@ -115,3 +115,24 @@ def test_study_without_data_stops_at_once_with_a_clear_message(tmp_path):
         ["bash", "scripts/study.sh", "bogus"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert r.returncode == 2 and "unknown preset" in r.stderr
+
+
+@pytest.mark.parametrize("env,argv", [
+    ({"PRESET": "bogus"}, ["scripts/main.sh"]),
+    ({}, ["scripts/study.sh", "bogus"]),
+    ({"BUDGETS": "xyz"}, ["scripts/budget.sh"]),
+    ({"BUDGETS": "8", "SEED": "-1"}, ["scripts/budget.sh"]),
+    ({"BUDGETS": " "}, ["scripts/budget.sh"]),
+])
+def test_scripts_check_their_input_before_doing_anything(env, argv):
+    """PRESET=bogus ran the whole taste stage before failing; study.sh bogus left an empty run tree; BUDGETS=xyz
+    exited while its queue A kept running in the background."""
+    import os
+    import subprocess
+
+    runs = ROOT / "runs"
+    before = sorted(p.name for p in runs.iterdir()) if runs.exists() else None
+    r = subprocess.run(["bash", *argv], cwd=ROOT, env=dict(os.environ, **env), capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert (sorted(p.name for p in runs.iterdir()) if runs.exists() else None) == before
