@@ -102,13 +102,23 @@ def load_onnx(path):
     external = [t for t in ext._get_all_tensors(model) if ext.uses_external_data(t)]
     total = len(raw)
     for tensor in external:
-        location = {e.key: e.value for e in tensor.external_data}.get("location", "")
+        entry = {e.key: e.value for e in tensor.external_data}
+        location = entry.get("location", "")
         target = os.path.realpath(os.path.join(folder, location))
         if os.path.isabs(location) or os.path.commonpath([folder, target]) != folder:
             raise UserError(f"{path}: refused: external data {location!r} lies outside the model's folder")
         if not os.path.isfile(target):
             raise UserError(f"{path}: external data {location!r} not found beside the model")
-        total += os.path.getsize(target)
+        if os.stat(target).st_nlink > 1:  # a hard link's other name may lie anywhere
+            raise UserError(f"{path}: refused: external data {location!r} is a hard link")
+        size = os.path.getsize(target)
+        for key in ("offset", "length"):
+            if key in entry and not (entry[key].isdigit() and int(entry[key]) <= size):
+                raise UserError(f"{path}: refused: external data {location!r} has {key} {entry[key][:20]!r}, not "
+                                f"a byte count within its {size:,} bytes")
+        if int(entry.get("offset", 0)) + int(entry.get("length", 0)) > size:
+            raise UserError(f"{path}: refused: external data {location!r} ends past its {size:,} bytes")
+        total += size
         if total > MAX_BYTES:
             raise UserError(f"{path}: refused: with its external data larger than {MAX_BYTES >> 20} MiB")
     if external:

@@ -32,7 +32,7 @@ from benchmark.timing import (LATENCY_ITERATIONS, PERCENTILES, THROUGHPUT_IMAGES
 from common import cli
 from common.progress import progress_bar
 from common.data import load_cifar10
-from common.errors import UserError, run_cli
+from common.errors import UserError, check_label, run_cli
 from common.outputs import check_output
 from runtimes.int8 import engine_of
 from runtimes.runners import check_int8_graph
@@ -193,8 +193,7 @@ def check_args(args):
     args.std_values = parse_triple(args.std, "--std") if args.std is not None else None
     if (args.mean is None) != (args.std is None):
         raise UserError("--mean and --std go together")
-    if len(args.label) > 100 or any(c in args.label for c in "\n\r,"):
-        raise UserError("--label must be one short name without commas or line breaks")
+    check_label(args.label)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda asked for, but no CUDA GPU is available")
     device = torch.device(args.device)

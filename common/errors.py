@@ -9,6 +9,14 @@ class UserError(Exception):
     """Bad input from the user (path, file, parameter). Printed as one line, exit code 2."""
 
 
+def check_label(label, flag="--label"):
+    """A name for rows and tables: one printable line (no line or paragraph separators: U+2028 broke the CSV's rows),
+    no commas, at most 100 characters."""
+    if len(label) > 100 or not label.isprintable() or "," in label:
+        raise UserError(f"{flag} must be one short printable name without commas or line breaks")
+    return label
+
+
 def first_line(e):
     """The last non-empty line of an exception from a library, at most 160 characters: the reason inside a one-line
     refusal."""
@@ -22,7 +30,7 @@ def first_line(e):
 BOUNDS = {"threads": (1, 1024), "subset": (1, 50000), "test_subset": (1, 10000), "calib_images": (1, 50000),
           "synthetic": (1, 100000), "steps": (1, 100000), "batch": (1, 65536),
           "batch_size": (1, 65536), "epochs": (1, 100000), "weight_decay": (0, None), "max_gmacs": (0.001, 1000),
-          "quiet_wait": (0, 86400)}
+          "quiet_wait": (0, 86400), "seed": (0, 2**32 - 1), "lr": (0, 10)}
 
 
 class Parser(argparse.ArgumentParser):

@@ -171,19 +171,32 @@ class RunFolder:
         except OSError as e:
             raise UserError(f"{self.log}: cannot write ({describe_os_error(e)})") from None
 
+    def read_log(self):
+        """log.csv's rows, each with an integer epoch and finite non-negative seconds; one UserError for anything
+        else (a hand edit, a truncated or binary file)."""
+        if not os.path.exists(self.log):
+            return []
+        try:
+            with open(self.log, newline="") as f:
+                rows = list(csv.DictReader(f))
+            for r in rows:
+                r["epoch"], r["seconds"] = int(r["epoch"]), float(r["seconds"])
+                if r["epoch"] < 1 or not 0 <= r["seconds"] < float("inf"):
+                    raise ValueError(f"epoch {r['epoch']}, seconds {r['seconds']}")
+        except (OSError, UnicodeDecodeError, csv.Error, KeyError, TypeError, ValueError) as e:
+            raise UserError(f"{self.log}: unreadable run log ({type(e).__name__}: {str(e)[:80]}); remove the run "
+                            "folder or pick another --run-dir") from None
+        return rows
+
     def logged_seconds(self):
         """Training seconds of the epochs in log.csv (a resumed run's earlier processes included)."""
-        if not os.path.exists(self.log):
-            return 0.0
-        with open(self.log, newline="") as f:
-            return sum(float(r.get("seconds") or 0.0) for r in csv.DictReader(f))
+        return sum(r["seconds"] for r in self.read_log())
 
     def truncate_log(self, epochs_done):
         """Drop log rows of epochs that a resumed run will redo (the killed run may have logged past last.pt)."""
         if not os.path.exists(self.log):
             return
-        with open(self.log, newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= epochs_done]
+        rows = [r for r in self.read_log() if r["epoch"] <= epochs_done]
         def write(tmp):
             with open(tmp, "w", newline="") as f:
                 if rows:

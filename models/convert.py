@@ -23,6 +23,7 @@ its ONNX export with benchmark.run instead: docs/measure-your-model.md).
 """
 
 import hashlib
+import math
 import os
 import re
 
@@ -30,10 +31,10 @@ import torch
 
 from common import cli
 from common.checkpoint import CheckpointError, lineage, load_checkpoint, make_meta, safe_torch_load, save_checkpoint
-from common.errors import run_cli
+from common.errors import check_label, run_cli
 from common.metrics import model_metrics
 from common.outputs import check_output
-from models import build_model
+from models import SpecError, build_model
 from models.resnet import DEPTH_NAMES
 
 FORMATS = {
@@ -50,7 +51,7 @@ def detect_format(raw, path):
         isinstance(raw, dict)
         and raw
         and all(isinstance(v, torch.Tensor) for v in raw.values())
-        and any(k.removeprefix("module.") == "layer1.0.conv1.weight" for k in raw)
+        and any(isinstance(k, str) and k.removeprefix("module.") == "layer1.0.conv1.weight" for k in raw)
     ):
         return "state_dict"
     if not isinstance(raw, dict) or not isinstance(raw.get("state_dict"), dict):
@@ -65,8 +66,23 @@ def detect_format(raw, path):
     raise CheckpointError(f"{path}: has a state_dict but neither 'best_prec1' nor 'cfg': unknown origin")
 
 
+def unwrapped(state, path):
+    """The state_dict with DataParallel's "module." prefix removed; its keys must be parameter names."""
+    if not all(isinstance(k, str) for k in state):
+        raise CheckpointError(f"{path}: state_dict keys must be parameter names (text)")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
 def spec_from_state_dict(state, shortcut, cfg, path):
     """Rebuild the spec (blocks per stage, block widths, classes) from the tensors themselves."""
+
+    def rows(key):  # the first dimension of a weight: its output channels
+        value = state.get(key)
+        if not isinstance(value, torch.Tensor) or value.ndim < 2:
+            raise CheckpointError(f"{path}: {key} is not a weight tensor (got {type(value).__name__}"
+                                  f"{'' if not isinstance(value, torch.Tensor) else f' of shape {list(value.shape)}'})")
+        return int(value.shape[0])
+
     blocks = []
     for stage in (1, 2, 3):
         ids = {int(m.group(1)) for k in state for m in [re.match(rf"layer{stage}\.(\d+)\.conv1\.weight$", k)] if m}
@@ -75,13 +91,13 @@ def spec_from_state_dict(state, shortcut, cfg, path):
         blocks.append(len(ids))
     if len(set(blocks)) != 1:
         raise CheckpointError(f"{path}: unequal stages {blocks}: not a CIFAR ResNet")
-    mids = [int(state[f"layer{s}.{b}.conv1.weight"].shape[0]) for s in (1, 2, 3) for b in range(blocks[s - 1])]
-    if cfg is not None and [int(c) for c in cfg] != mids:
+    mids = [rows(f"layer{s}.{b}.conv1.weight") for s in (1, 2, 3) for b in range(blocks[s - 1])]
+    if cfg is not None and (not isinstance(cfg, (list, tuple)) or list(cfg) != mids):
         raise CheckpointError(f"{path}: 'cfg' {list(cfg)} disagrees with the block widths in its state_dict")
-    stage_widths = [int(state[f"layer{s}.0.conv2.weight"].shape[0]) for s in (1, 2, 3)]
+    stage_widths = [rows(f"layer{s}.0.conv2.weight") for s in (1, 2, 3)]
     if "linear.weight" not in state:  # rethinking's 'fc' is already renamed to 'linear' here
         raise CheckpointError(f"{path}: no classifier ('linear' or 'fc'): not a CIFAR ResNet")
-    num_classes = int(state["linear.weight"].shape[0])
+    num_classes = rows("linear.weight")
     depth = 6 * blocks[0] + 2
     name = f"resnet{depth}"
     return {
@@ -103,7 +119,10 @@ def loaded(spec, state, src):
             raise CheckpointError(f"{src}: {str(name)[:80]} is not a real-valued tensor")
         if value.is_floating_point() and not torch.isfinite(value).all():
             raise CheckpointError(f"{src}: {str(name)[:80]} holds NaN or infinite values")
-    model = build_model(spec)
+    try:
+        model = build_model(spec)
+    except SpecError as e:  # 0 or 5,000 classes, blocks 0 or 2,000 wide: not a model this project builds
+        raise CheckpointError(f"{src}: {e}") from None
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
@@ -119,12 +138,16 @@ def convert(src, dst, fmt="auto", like=None, label=""):
         return import_pruned(src, dst, raw, like, label)
     if not isinstance(raw, dict) or not isinstance(raw.get("state_dict"), dict):
         raise CheckpointError(f"{src}: not a {kind} checkpoint (no 'state_dict')")
-    state = {k.removeprefix("module."): v for k, v in raw["state_dict"].items()}
+    state = unwrapped(raw["state_dict"], src)
     if kind == "rethinking":
         state = {("linear." + k[3:] if k.startswith("fc.") else k): v for k, v in state.items()}
     spec = spec_from_state_dict(state, FORMATS[kind]["shortcut"], raw.get("cfg"), src)
     model, sha = loaded(spec, state, src)
     published = raw.get("best_prec1")
+    if published is not None and (isinstance(published, bool) or not isinstance(published, (int, float, torch.Tensor))
+                                  or not math.isfinite(float(published)) or not 0 <= float(published) <= 100):
+        raise CheckpointError(f"{src}: its published top-1 'best_prec1' is {str(published)[:40]!r}, not a number in "
+                              "0..100")
     metrics = dict(model_metrics(model), **({"published_top1": float(published)} if published is not None else {}))
     meta = make_meta(
         "baseline",
@@ -145,7 +168,7 @@ def import_pruned(src, dst, raw, like, label):
             "shortcut, normalisation and lineage)"
         )
     parent = load_checkpoint(like)
-    state = {k.removeprefix("module."): v for k, v in raw.items()}
+    state = unwrapped(raw, src)
     spec = spec_from_state_dict(state, parent["spec"].get("shortcut", "pad"), None, src)
     theirs = parent["spec"]
     if spec["blocks"] != theirs.get("blocks") or spec["stage_widths"] != theirs.get("stage_widths"):
@@ -154,8 +177,7 @@ def import_pruned(src, dst, raw, like, label):
             f"{theirs.get('blocks')} and {theirs.get('stage_widths')}: only the blocks' inner channels map onto the "
             "spec (a pruned residual path breaks the zero-padding shortcut); measure its ONNX export instead"
         )
-    if len(label) > 100 or "\n" in label:
-        raise CheckpointError("--label must be one short line")
+    check_label(label)
     model, sha = loaded(spec, state, src)
     meta = make_meta(
         "imported",

@@ -153,12 +153,14 @@ FIGURE_PANELS = [
 def plot(table, out_dir):
     budgets = sorted(table["budget_epochs"].unique())
     most = int(table.groupby(["configuration", "budget_epochs"])["seed"].nunique().max())
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 6.5), sharey=True)
     for ax, (title, configs) in zip(axes, FIGURE_PANELS):
-        for config in configs:
+        shown = [c for c in configs if curve(table, c)]
+        for i, config in enumerate(shown):
             points = curve(table, config)
-            if not points:
-                continue
+            # side by side at each budget (3% apart on the log axis), so that no point or bar hides another
+            dodge = 1.03 ** (i - (len(shown) - 1) / 2)
+            points = [(x * dodge, *rest) for x, *rest in points]
             xs, ys = [p[0] for p in points], [p[1] for p in points]
             line, = ax.plot(xs, ys, marker="o", linestyle="--" if "-int8-" in config else "-",
                             label=configuration(config)[1])
@@ -173,7 +175,7 @@ def plot(table, out_dir):
         ax.minorticks_off()
         ax.set_xlabel("fine-tune length (epochs of the 50,000 training images, log scale)")
         ax.set_title(title, fontsize=10)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)  # below: hides no point
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("top-1 change vs the equally fine-tuned baseline (points)")
     datas = "; ".join(sorted(set(table["data"].astype(str))))

@@ -56,8 +56,8 @@ REQUIRED = ["checkpoint", "checkpoint_sha256", "method", "baseline_sha256", "bac
             "latency_p90_ms", "latency_p95_ms", "latency_p99_ms", "throughput_ips"]
 
 
-NUMERIC = [c for c in REQUIRED if c in NUMERIC_COLUMNS]
-POSITIVE = {"batch", "throughput_ips"}  # every ratio divides by these  # the schema's types (common/results_schema.py)
+NUMERIC = [c for c in REQUIRED if c in NUMERIC_COLUMNS]  # the schema's types (common/results_schema.py)
+POSITIVE = {"batch", "throughput_ips"}  # every ratio divides by these
 
 
 class PlotError(UserError):
@@ -481,14 +481,14 @@ def plot_answer(df, out, style, batch=64):
     df = df[(df["batch"] == batch) & df["x_eager"].notna() & df["top1_change"].notna()]
     if df.empty:
         return None
-    df = df.assign(name=[label(r) for _, r in df.iterrows()])
+    df = df.assign(name=[label(r) for _, r in df.iterrows()], family=method_families(df))
     points = []
     for _, g in seed_groups(df, ["name", "backend", "precision"]):
         changes = g["top1_change"].tolist()
         points.append(
             {
                 "name": g["name"].iloc[0],
-                "method": str(g["method"].iloc[0]),
+                "method": str(g["family"].iloc[0]),
                 "backend": g["backend"].iloc[0],
                 "precision": g["precision"].iloc[0],
                 "x": float(g["x_eager"].mean()),
@@ -529,6 +529,14 @@ def plot_answer(df, out, style, batch=64):
         if (p["x"], p["y"]) in front:
             ax.annotate(p["name"], (p["x"], p["y"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.plot(*zip(*front), color="grey", linewidth=0.8, linestyle="--", zorder=1)
+    # A point far below the rest (a model measured before its fine-tune: -55) would squeeze every other point and the
+    # -0.5 line into a few pixels: the axis stops at FLOOR and such a point is drawn on the edge with its value.
+    floor = min(-2.0, min((p["y"] for p in points if p["y"] >= FLOOR), default=FLOOR) - 0.5)
+    ax.set_ylim(bottom=floor)
+    for p in points:
+        if p["y"] < floor:
+            ax.annotate(f"{p['name']}: {p['y']:+.1f}, off the axis", (p["x"], floor), textcoords="offset points",
+                        xytext=(4, 6), fontsize=7, arrowprops={"arrowstyle": "->", "color": "grey"})
     ax.axhline(-0.5, color="grey", linewidth=0.6, linestyle=":")
     ax.axhline(0, color="k", linewidth=0.6)
     ax.set_xscale("log")
@@ -564,6 +572,23 @@ def plot_answer(df, out, style, batch=64):
     fig.text(0.5, 0.005, "\n".join(textwrap.wrap(style.context.replace("\n", "; "), 150)), ha="center", fontsize=7)
     _save(fig, out, "answer", bottom=0.07)
     return points
+
+
+FLOOR = -10.0  # points of top-1: below it a point is drawn on the axis' edge with its value
+
+
+def method_families(df):
+    """A row's method for markers: an int8 model's is its parent's (so "int8" does not give every quantised model
+    one marker), read from the parent's own rows; the row's method where the parent is not in the CSV."""
+    methods = dict(zip(df["checkpoint"].astype(str).map(os.path.normpath), df["method"].astype(str)))
+    parents = df["parent"].fillna("").astype(str) if "parent" in df.columns else [""] * len(df)
+
+    def of(parent):  # the parent is recorded as an absolute path, the checkpoint as the benchmark was given it
+        parent = os.path.normpath(parent) if parent else ""
+        return next((m for path, m in methods.items() if parent == path or parent.endswith(os.sep + path)), None)
+
+    return [(of(parent) or method) if method == "int8" else method
+            for method, parent in zip(df["method"].astype(str), parents)]
 
 
 def _save(fig, out, name, bottom=0.06):

@@ -314,10 +314,22 @@ def _budget_cell(st):
 
 
 def read_budget(csv):
+    """results/budget.csv, its columns and their types checked (an empty, column-less or text file is one line)."""
+    from plots.budget import COLUMNS
     try:
-        return pd.read_csv(csv)
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        table = pd.read_csv(csv)
+    except (OSError, ValueError, UnicodeDecodeError) as e:  # pandas' parser and empty-data errors are ValueErrors
         raise UserError(f"{csv}: unreadable ({type(e).__name__})") from None
+    missing = [c for c in COLUMNS if c not in table.columns]
+    if missing or table.empty:
+        raise UserError(f"{csv}: not a budget table (python -m plots.budget): "
+                        + (f"missing columns {', '.join(missing[:4])}" if missing else "no rows"))
+    for column in ("budget_epochs", "seed", "top1", "top1_change"):
+        values = pd.to_numeric(table[column], errors="coerce")
+        if (table[column].notna() & values.isna()).any() or values.isin([float("inf"), float("-inf")]).any():
+            raise UserError(f"{csv}: column {column} holds values that are not finite numbers")
+        table[column] = values
+    return table
 
 
 def block_budget(csv):

@@ -208,8 +208,9 @@ def check_tied(model, ckpt, path):
 
     try:
         theirs = graph_weights(ckpt)
-    except (ValueError, RuntimeError, KeyError) as e:
-        raise UserError(f"{path}: its int8 graph cannot be tied to its weights ({str(e)[:160]})") from None
+    except Exception as e:  # the graph's bytes are untrusted: a protobuf, OpenVINO or shape error alike
+        raise UserError(f"{path}: its int8 graph cannot be read to tie it to its weights "
+                        f"({type(e).__name__}: {str(e).strip()[:160]})") from None
     if theirs is None:
         return
     ours = [m.weight.detach().float().numpy() for m in fold_batchnorm(model).modules()

@@ -81,6 +81,22 @@ def files(tmp_path_factory):
     torch.save({"best_prec1": 90.0, "state_dict": dict(published, **{"module.conv1.weight": weight})}, d / "nan.th")
     torch.save({"best_prec1": 90.0, "state_dict": dict(published, **{
         "module.linear.weight": published["module.linear.weight"].to(torch.complex64) * (1 + 1j)})}, d / "complex.th")
+
+    def changed(name, **extra):  # published weights with some tensors replaced (keyword: module path with _ for .)
+        state = dict(published)
+        for key, value in extra.items():
+            state["module." + key.replace("__", ".")] = value
+        torch.save({"best_prec1": 90.0, "state_dict": state}, d / f"{name}.th")
+
+    torch.save({"best_prec1": 90.0, "state_dict": {**published, 7: torch.zeros(1)}}, d / "intkeys.th")
+    changed("scalar", layer1__0__conv1__weight=torch.tensor(1.0))
+    for n in (0, 5000):
+        changed(f"classes{n}", linear__weight=torch.zeros(n, 64), linear__bias=torch.zeros(n))
+    for width in (0, 2000):
+        bn = {f"layer1__0__bn1__{k}": torch.zeros(width) for k in ("weight", "bias", "running_mean", "running_var")}
+        changed(f"wide{width}", layer1__0__conv1__weight=torch.zeros(width, 16, 3, 3),
+                layer1__0__conv2__weight=torch.zeros(16, width, 3, 3), **bn)
+    torch.save({"best_prec1": "ninety", "state_dict": published}, d / "textprec.th")
     Evil.marker = d / "PWNED"
     torch.save({"format": "cifar-compress/1", "payload": Evil()}, d / "evil.pt")
     with open(d / "evil.pkl", "wb") as f:
@@ -184,6 +200,20 @@ CASES = [
     ("models.convert", ["{d}/evil.pt", "--out", "{d}/out.pt"], "refused"),
     ("models.convert", ["{d}/nan.th", "--out", "{d}/out.pt"], "NaN or infinite"),
     ("models.convert", ["{d}/complex.th", "--out", "{d}/out.pt"], "not a real-valued tensor"),
+    ("models.convert", ["{d}/intkeys.th", "--out", "{d}/out.pt"], "keys must be parameter names"),
+    ("models.convert", ["{d}/scalar.th", "--out", "{d}/out.pt"], "not a weight tensor"),
+    ("models.convert", ["{d}/classes0.th", "--out", "{d}/out.pt"], "num_classes must be an integer in 1..1000"),
+    ("models.convert", ["{d}/classes5000.th", "--out", "{d}/out.pt"], "num_classes must be an integer in 1..1000"),
+    ("models.convert", ["{d}/wide0.th", "--out", "{d}/out.pt"], "at least one filter"),
+    ("models.convert", ["{d}/wide2000.th", "--out", "{d}/out.pt"], "above 1024"),
+    ("models.convert", ["{d}/textprec.th", "--out", "{d}/out.pt"], "not a number in 0..100"),
+    ("train", ["resnet8", "--data-dir", "{d}/data", "--seed", "-1", "--out", "{d}/out.pt"], "--seed must be in"),
+    ("train", ["resnet8", "--data-dir", "{d}/data", "--seed", str(2**40), "--out", "{d}/out.pt"], "--seed must be in"),
+    ("train", ["resnet8", "--data-dir", "{d}/data", "--lr", "1e300", "--out", "{d}/out.pt"], "--lr must be in"),
+    ("benchmark.run", ["{d}/good.pt", "--test-dir", "{d}/data", "--label", "a\u2028b", "--out", "{d}/out.csv"],
+     "printable name"),
+    ("benchmark.run", ["{d}/good.pt", "--test-dir", "{d}/data", "--batch-sizes", "-1", "--out", "{d}/out.csv"],
+     "batch"),
     ("pruning_l1.prune", ["{d}/good.pt", "--variant", "A", "--out", "{d}/out.pt"], "resnet56|ResNet-56|depth"),
     ("pruning_l1.prune", ["{d}/good.pt", "--ratio", "1.0", "--out", "{d}/out.pt"], r"\[0, 1\)|ratio"),
     ("pruning_l1.prune", ["{d}/good.pt", "--ratio", "-0.2", "--out", "{d}/out.pt"], r"\[0, 1\)|ratio"),
@@ -541,6 +571,12 @@ def test_resume_refuses_another_recipe_a_junk_epoch_and_a_fresh_run_over_a_run_f
         assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
         assert re.search(pattern, err), err
         assert snapshot(tmp_path) == before
+    log = (run / "log.csv").read_bytes()
+    for junk in (log.replace(b",", b";"), log + b"x,y,z\n", b"\xff\xfe\x00binary", log.replace(b"\n1,", b"\nabc,")):
+        (run / "log.csv").write_bytes(junk)  # a missing column, a junk row, binary bytes, a text epoch
+        code, err = _train(base + ["--epochs", "1", "--resume", "--out", str(tmp_path / "b.pt")], capsys)
+        assert code == 2 and "unreadable run log" in err and len(err.splitlines()) == 1, err
+    (run / "log.csv").write_bytes(log)
     state = torch.load(run / "last.pt", weights_only=True)
     for junk in (-3, 10**12, "2"):
         state["train_state"]["epoch"] = junk
