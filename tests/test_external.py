@@ -206,6 +206,30 @@ def _hostile(d):
     entry.key, entry.value = "location", "../../etc/passwd"
     onnx.save(graph, str(d / "h-outside.onnx"))
     cases["external data outside"] = ("h-outside.onnx", NORM_ARGS, "outside the model's folder")
+    # external data inside the folder, with an offset or length that is not a byte count of it, or a hard link
+    (d / "ext.bin").write_bytes(bytes(64))
+    for name, fields in (("negative offset", {"offset": "-8"}), ("text offset", {"offset": "abc"}),
+                         ("huge length", {"length": str(1 << 40)})):
+        graph = onnx.load(str(d / "r8-nometa.onnx"))
+        tensor = graph.graph.initializer[0]
+        tensor.ClearField("raw_data")
+        tensor.data_location = onnx.TensorProto.EXTERNAL
+        for key, value in {"location": "ext.bin", **fields}.items():
+            entry = tensor.external_data.add()
+            entry.key, entry.value = key, value
+        onnx.save(graph, str(d / f"h-{name.replace(' ', '-')}.onnx"))
+        cases[f"external data {name}"] = (f"h-{name.replace(' ', '-')}.onnx", NORM_ARGS, "not a byte count")
+    import os
+    (d / "other.bin").write_bytes(bytes(64))
+    os.link(d / "other.bin", d / "linked.bin")  # a second name: the first may lie anywhere
+    graph = onnx.load(str(d / "r8-nometa.onnx"))
+    tensor = graph.graph.initializer[0]
+    tensor.ClearField("raw_data")
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    entry = tensor.external_data.add()
+    entry.key, entry.value = "location", "linked.bin"
+    onnx.save(graph, str(d / "h-hardlink.onnx"))
+    cases["external data hard link"] = ("h-hardlink.onnx", NORM_ARGS, "hard link")
     # a custom-op domain
     graph = onnx.load(str(d / "r8-nometa.onnx"))
     graph.graph.node.append(onnx.helper.make_node("Evil", [graph.graph.input[0].name], ["evil_out"], domain="com.evil"))
@@ -296,7 +320,8 @@ def hostile(made):
 
 CASES = ["input 64x64", "100 classes", "no normalisation", "1000 classes declared 10", "reshaped N*100 x 10",
          "duplicate initializer", "normalisation in 0..255", "normalisation 1e30", "normalisation 1e-30",
-         "external data outside", "custom domain", "oversized",
+         "external data outside", "external data negative offset", "external data text offset",
+         "external data huge length", "external data hard link", "custom domain", "oversized",
          "IR custom layer", "IR without .bin", "IR entities", "IR control flow", "above the MAC bound",
          "16 GiB constant", "sparse external data", "pt2 pickled object", "pt2 custom object"]
 
