@@ -18,7 +18,6 @@ import os
 
 import matplotlib
 matplotlib.use("Agg")
-matplotlib.rcParams["text.parse_math"] = False  # a label is text: "$x$" in a user's label is drawn, not parsed
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 

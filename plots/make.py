@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import matplotlib
 
 matplotlib.use("Agg")
-matplotlib.rcParams["text.parse_math"] = False  # a label is text: "$x$" in a user's label is drawn, not parsed
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -254,10 +253,16 @@ def _context(df):
     return f"{machine_context(df)}\naccuracy data: {datas}"
 
 
+def drawn(text):
+    """User text (a --label, a file name) as a figure draws it: a "$" is a dollar sign, not the start of math (an
+    unmatched "$\\foo" stopped the figures)."""
+    return str(text).replace("$", r"\$")
+
+
 def _key_text(points, style):
     """'1 r56-ft   2 r56-l1-A ...': which checkpoint each number beside a point stands for."""
     names = sorted({p["checkpoint"] for p in points}, key=style.numbers.get)
-    return "   ".join(f"{style.numbers[n]} {n}" for n in names)
+    return "   ".join(f"{style.numbers[n]} {drawn(n)}" for n in names)
 
 
 def _scatter_by(ax, points, style, xkey="x", ykey="y"):
@@ -527,16 +532,15 @@ def plot_answer(df, out, style, batch=64):
     front = pareto([(p["x"], p["y"]) for p in points])
     for p in points:
         if (p["x"], p["y"]) in front:
-            ax.annotate(p["name"], (p["x"], p["y"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+            ax.annotate(drawn(p["name"]), (p["x"], p["y"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.plot(*zip(*front), color="grey", linewidth=0.8, linestyle="--", zorder=1)
     # A point far below the rest (a model measured before its fine-tune: -55) would squeeze every other point and the
     # -0.5 line into a few pixels: the axis stops at FLOOR and such a point is drawn on the edge with its value.
     floor = min(-2.0, min((p["y"] for p in points if p["y"] >= FLOOR), default=FLOOR) - 0.5)
     ax.set_ylim(bottom=floor)
-    for p in points:
-        if p["y"] < floor:
-            ax.annotate(f"{p['name']}: {p['y']:+.1f}, off the axis", (p["x"], floor), textcoords="offset points",
-                        xytext=(4, 6), fontsize=7, arrowprops={"arrowstyle": "->", "color": "grey"})
+    for k, p in enumerate(sorted((p for p in points if p["y"] < floor), key=lambda p: p["x"])):
+        ax.annotate(f"{drawn(p['name'])}: {p['y']:+.1f}, off the axis", (p["x"], floor), textcoords="offset points",
+                    xytext=(6, 8 + 11 * k), fontsize=7, arrowprops={"arrowstyle": "->", "color": "grey"})
     ax.axhline(-0.5, color="grey", linewidth=0.6, linestyle=":")
     ax.axhline(0, color="k", linewidth=0.6)
     ax.set_xscale("log")

@@ -221,8 +221,13 @@ def test_user_text_in_a_table_cannot_split_it_or_open_a_marker():
     assert lines[2] == "| a\\|b &lt;!-- end answer --> next | 1 |"
 
 
-def test_figures_draw_a_dollar_label_as_text():
-    import matplotlib
+def test_figures_draw_a_dollar_label_as_text(tmp_path):
+    """A --label "$\\foo$" (mathtext with an unknown symbol) once stopped plots.make; it is drawn as text."""
+    import matplotlib.pyplot as plt
 
-    import plots.make  # noqa: F401 (sets the figures' text options)
-    assert matplotlib.rcParams["text.parse_math"] is False
+    from plots.make import drawn
+    fig, ax = plt.subplots()
+    ax.annotate(drawn("r56 [$\\foo$]"), (0, 0))
+    fig.savefig(tmp_path / "f.png")
+    plt.close(fig)
+    assert drawn("a$b$") == "a\\$b\\$"
