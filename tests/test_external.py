@@ -197,39 +197,29 @@ def _hostile(d):
     cases["normalisation in 0..255"] = ("h-255.onnx", [], "outside the 0..1 pixel scale")
     cases["normalisation 1e30"] = ("r8-nometa.onnx", ["--mean", "1e30,0,0", "--std", "1,1,1"], "outside the 0..1")
     cases["normalisation 1e-30"] = ("r8-nometa.onnx", ["--mean", "0,0,0", "--std", "1e-30,1,1"], "outside the 0..1")
-    # external data pointing outside the model's folder
-    graph = onnx.load(str(d / "r8-nometa.onnx"))
-    tensor = graph.graph.initializer[0]
-    tensor.ClearField("raw_data")
-    tensor.data_location = onnx.TensorProto.EXTERNAL
-    entry = tensor.external_data.add()
-    entry.key, entry.value = "location", "../../etc/passwd"
-    onnx.save(graph, str(d / "h-outside.onnx"))
-    cases["external data outside"] = ("h-outside.onnx", NORM_ARGS, "outside the model's folder")
-    # external data inside the folder, with an offset or length that is not a byte count of it, or a hard link
-    (d / "ext.bin").write_bytes(bytes(64))
-    for name, fields in (("negative offset", {"offset": "-8"}), ("text offset", {"offset": "abc"}),
-                         ("huge length", {"length": str(1 << 40)})):
+    def external(name, **fields):  # r8 with its first initializer's data in a file, as the fields say
         graph = onnx.load(str(d / "r8-nometa.onnx"))
         tensor = graph.graph.initializer[0]
         tensor.ClearField("raw_data")
         tensor.data_location = onnx.TensorProto.EXTERNAL
-        for key, value in {"location": "ext.bin", **fields}.items():
+        for key, value in fields.items():
             entry = tensor.external_data.add()
             entry.key, entry.value = key, value
-        onnx.save(graph, str(d / f"h-{name.replace(' ', '-')}.onnx"))
-        cases[f"external data {name}"] = (f"h-{name.replace(' ', '-')}.onnx", NORM_ARGS, "not a byte count")
+        onnx.save(graph, str(d / name))
+        return name
+
+    cases["external data outside"] = (external("h-outside.onnx", location="../../etc/passwd"), NORM_ARGS,
+                                      "outside the model's folder")
+    # external data inside the folder, with an offset or length that is not a byte count of it, or a hard link
+    (d / "ext.bin").write_bytes(bytes(64))
+    for name, fields in (("negative offset", {"offset": "-8"}), ("text offset", {"offset": "abc"}),
+                         ("huge length", {"length": str(1 << 40)})):
+        path = external(f"h-{name.replace(' ', '-')}.onnx", location="ext.bin", **fields)
+        cases[f"external data {name}"] = (path, NORM_ARGS, "not a byte count")
     import os
     (d / "other.bin").write_bytes(bytes(64))
     os.link(d / "other.bin", d / "linked.bin")  # a second name: the first may lie anywhere
-    graph = onnx.load(str(d / "r8-nometa.onnx"))
-    tensor = graph.graph.initializer[0]
-    tensor.ClearField("raw_data")
-    tensor.data_location = onnx.TensorProto.EXTERNAL
-    entry = tensor.external_data.add()
-    entry.key, entry.value = "location", "linked.bin"
-    onnx.save(graph, str(d / "h-hardlink.onnx"))
-    cases["external data hard link"] = ("h-hardlink.onnx", NORM_ARGS, "hard link")
+    cases["external data hard link"] = (external("h-hardlink.onnx", location="linked.bin"), NORM_ARGS, "hard link")
     # a custom-op domain
     graph = onnx.load(str(d / "r8-nometa.onnx"))
     graph.graph.node.append(onnx.helper.make_node("Evil", [graph.graph.input[0].name], ["evil_out"], domain="com.evil"))
