@@ -30,7 +30,7 @@ def _proc_stat(cpus=None):
     """(busy CPU seconds, steal seconds) summed over `cpus` (the per-CPU lines of /proc/stat; all CPUs when None),
     or None where the counters cannot be read."""
     wanted = None if cpus is None else {f"cpu{c}" for c in cpus}
-    busy = steal = 0
+    busy = steal = found = 0
     try:
         with open("/proc/stat") as f:
             for line in f:
@@ -43,8 +43,11 @@ def _proc_stat(cpus=None):
                 user, nice, system, _idle, _iowait, irq, softirq, stolen = ticks[:8]
                 busy += user + nice + system + irq + softirq
                 steal += stolen
+                found += 1
         hz = os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError):
+        return None
+    if found != (1 if wanted is None else len(wanted)):  # a CPU's line missing: no reading rather than a wrong one
         return None
     return busy / hz, steal / hz
 

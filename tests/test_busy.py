@@ -189,3 +189,15 @@ def test_busy_is_judged_against_the_background_and_retimed_with_its_baseline():
     loads = {(0, 64): [(0.0, 0.0)], (1, 64): [(0.5, 0.0)], (2, 64): [(0.0, 0.0)], (3, 64): [(0.0, 0.0)],
              (4, 64): [(0.0, 0.0)]}
     assert busy_groups(configs, loads, 0.0) == [0, 1, 2]  # x was busy: its baseline b and b's other rows again
+
+
+def test_an_unreadable_proc_stat_gives_no_reading_not_a_traceback(monkeypatch, tmp_path):
+    import benchmark.load as load
+
+    (tmp_path / "stat").write_text("cpu  abc def\n")  # text where the kernel writes tick counts
+    real_open = open
+    monkeypatch.setattr(load, "open", lambda path, *a, **k: real_open(tmp_path / "stat", *a, **k)
+                        if path == "/proc/stat" else real_open(path, *a, **k), raising=False)
+    assert load._proc_stat() is None
+    meter = CpuMeter(threads=64)
+    assert meter.available is False and load.quiet_check(64) is None

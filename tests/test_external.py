@@ -465,3 +465,48 @@ def test_a_model_that_fails_on_a_batch_is_one_line():
 
     with pytest.raises(UserError, match=r"^m.pt2: the model fails on a batch of 4 images \(MemoryError: at line 2\)$"):
         top1_and_loss(Failing(), [(torch.zeros(4, 3, 32, 32), torch.zeros(4, dtype=torch.long))], "m.pt2")
+
+
+@pytest.mark.parametrize("case", ["config a list", "config of ints", "config nested deep", "program nested deep"])
+def test_malformed_pt2_json_is_one_line(made, case, capsys):
+    """The archive's JSON members as a hostile file may hold them: each refused in one line by benchmark.pt2_archive
+    before torch reads anything."""
+    d = made
+    with zipfile.ZipFile(d / "r8.pt2") as z:
+        entries = {n: z.read(n) for n in z.namelist()}
+    config = next(n for n in entries if n.endswith("model_weights_config.json"))
+    model = next(n for n in entries if n.endswith("models/model.json"))
+    deep = "[" * 5000 + "]" * 5000
+    changed = {"config a list": {config: b"[1, 2, 3]"}, "config of ints": {config: b'{"config": {"w": 7}}'},
+               "config nested deep": {config: ('{"config": ' + deep + "}").encode()},
+               "program nested deep": {model: ('{"graph_module": ' + deep + "}").encode()}}[case]
+    path = d / f"pay-{case.replace(' ', '-')}.pt2"
+    _zip(path, dict(entries, **changed))
+    before = snapshot(d)
+    with pytest.raises(SystemExit) as e:
+        run_cli(importlib.import_module("benchmark.run").main,
+                [str(path), *NORM_ARGS, "--test-dir", str(d / "data"), "--quick", "--out", str(d / "refused.csv")])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert snapshot(d) == before
+
+
+def test_a_rank_3_output_is_refused_in_one_line(made, capsys):
+    from torch import nn
+
+    class Rank3(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))
+
+        def forward(self, x):
+            return self.head(x).unsqueeze(1)
+    d = made
+    import onnx
+    onnx.save(onnx.load_from_string(_export_shape(Rank3().eval(), (2, 3, 32, 32))), str(d / "h-rank3.onnx"))
+    with pytest.raises(SystemExit) as e:
+        run_cli(importlib.import_module("benchmark.run").main,
+                [str(d / "h-rank3.onnx"), *NORM_ARGS, "--test-dir", str(d / "data"), "--quick", "--out",
+                 str(d / "refused.csv")])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and "N x 10" in err, err

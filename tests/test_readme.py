@@ -231,3 +231,20 @@ def test_figures_draw_a_dollar_label_as_text(tmp_path):
     fig.savefig(tmp_path / "f.png")
     plt.close(fig)
     assert drawn("a$b$") == "a\\$b\\$"
+
+
+@pytest.mark.parametrize("content", [b"", b"a,b\n1,2\n", b"configuration,description\nx,y\n", b"\xff\xfe\x00\x01"])
+def test_a_budget_csv_that_is_not_one_is_refused_in_one_line(tmp_path, capsys, content):
+    (tmp_path / "budget.csv").write_bytes(content)
+    path = tmp_path / "page.md"
+    path.write_text(f"<!-- begin budget {tmp_path / 'budget.csv'} -->\nx\n<!-- end budget -->\n")
+    assert _readme_cli(path, "--check") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "budget.csv" in err, err
+
+
+def test_a_page_that_is_not_utf8_is_refused_in_one_line(tmp_path, capsys):
+    path = tmp_path / "page.md"
+    path.write_bytes(b"\xff\xfe not text")
+    assert _readme_cli(path, "--check") == 2
+    assert "not UTF-8" in capsys.readouterr().err
