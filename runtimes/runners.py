@@ -14,6 +14,8 @@ left in float then run in f32, as in the other backends). Each batch size gets i
 model, with the LATENCY hint, one stream and --threads inference threads: the benchmark times one synchronous
 request at a time, which a second stream could not serve (each runner's `config` is recorded in every row).
 """
+import time
+
 import numpy as np
 import torch
 
@@ -40,6 +42,9 @@ def make_runner(backend, precision, model, entries, device, threads, compiled=Tr
     return OpenVinoRunner(openvino_model(model, entries, precision), precision, threads)
 
 
+MAX_SECONDS_PER_IMAGE = 1.0  # a model within benchmark.run's MAC bound runs far faster on any CPU this project met
+
+
 def top1_and_loss(runner, batches, what, pad_to=None, classes=10):
     """(top-1 %, mean cross-entropy) of a runner over normalised (images, labels) `batches` (common.data.Batches or
     any such iterable), scored on the CPU; `what` names the model in the refusal of non-finite logits (NaN argmaxes
@@ -47,19 +52,24 @@ def top1_and_loss(runner, batches, what, pad_to=None, classes=10):
     padding discarded, so that a runner built per shape (torch.compile, OpenVINO) builds no extra one for the last."""
     correct = total = 0
     loss = 0.0
-    for images, labels in batches:
+    for k, (images, labels) in enumerate(batches):
         n = len(labels)
         images = images.cpu()
         if pad_to and n < pad_to:
             images = torch.cat([images, images[:1].expand(pad_to - n, *images.shape[1:])])
         try:
+            t0 = time.perf_counter()
             logits = torch.as_tensor(runner.logits(runner.prepare(images))).float()
+            seconds = (time.perf_counter() - t0) / len(images)
         except Exception as e:  # a graph that asks for terabytes, a shape it cannot take: one line, not a traceback
             raise UserError(f"{what}: the model fails on a batch of {len(images)} images "
                             f"({type(e).__name__}: {first_line(e)})") from None
         if tuple(logits.shape) != (len(images), classes):  # the contract on the real output, whatever a graph declares
             raise UserError(f"{what}: the model gives logits of shape {list(logits.shape)} for {len(images)} "
                             f"images; the contract is N x {classes} (CIFAR-10 logits)")
+        if k > 0 and seconds > MAX_SECONDS_PER_IMAGE:  # the first batch may compile (torch.compile, OpenVINO)
+            raise UserError(f"{what}: the model needs {seconds:.2f} s per image (bound {MAX_SECONDS_PER_IMAGE:g} s; a "
+                            "CIFAR-10 ResNet needs milliseconds): scoring and timing it would not end")
         logits = logits[:n]
         if not bool(torch.isfinite(logits).all()):
             raise UserError(f"{what}: the model produces non-finite logits (NaN or inf)")

@@ -510,3 +510,26 @@ def test_a_rank_3_output_is_refused_in_one_line(made, capsys):
                  str(d / "refused.csv")])
     err = capsys.readouterr().err.strip()
     assert e.value.code == 2 and len(err.splitlines()) == 1 and "N x 10" in err, err
+
+
+def test_a_model_too_slow_to_finish_is_refused_after_its_first_batch(monkeypatch):
+    """Run time is bounded per configuration: from the second scored batch on (the first may compile), a model that
+    needs more than MAX_SECONDS_PER_IMAGE is refused in one line instead of running for hours."""
+    import runtimes.runners as runners
+    from common.errors import UserError
+
+    class Slow:
+        calls = 0
+
+        def prepare(self, images):
+            return images
+
+        def logits(self, x):
+            Slow.calls += 1
+            return torch.zeros(len(x), 10)
+
+    monkeypatch.setattr(runners, "MAX_SECONDS_PER_IMAGE", -1.0)  # any time is too long: the bound is what is tested
+    batch = (torch.zeros(4, 3, 32, 32), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(UserError, match="s per image"):
+        runners.top1_and_loss(Slow(), [batch, batch, batch], "slow.onnx")
+    assert Slow.calls == 2  # the first batch is not judged, the second is and stops the scoring
