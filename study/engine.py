@@ -92,15 +92,24 @@ def levels(tasks):
 
 def resolve(argv):
     """The argv a step runs: this interpreter for `python`, the verified file for pretrained:NAME."""
-    from models.pretrained import published
     out = []
     for a in argv:
         if a == "python":
             a = sys.executable
         elif a.startswith(PUBLISHED):
+            from models.pretrained import published  # imports torch: only for the steps that need it
             a = published(a[len(PUBLISHED):])
         out.append(a)
     return out
+
+
+def die_with_parent():
+    """In the child before exec (Linux): SIGTERM when the job process that started it dies."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 class TaskFailed(Exception):
@@ -124,8 +133,9 @@ class TaskJob(submitit.helpers.Checkpointable):
                 argv.append("--resume")
             os.makedirs(os.path.dirname(s.out) or ".", exist_ok=True)
             print(f"[run ] {s.out}: {' '.join(argv)}", flush=True)
-            # its own process group, so that a requeue stops the CLI and all it started
-            self._proc = subprocess.Popen(argv, start_new_session=True)
+            # its own process group, so that a requeue stops the CLI and all it started; and stopped with this job
+            # even when the job itself is killed outright (SIGKILL runs no cleanup)
+            self._proc = subprocess.Popen(argv, start_new_session=True, preexec_fn=die_with_parent)
             try:
                 code = self._proc.wait()
             finally:
@@ -148,7 +158,13 @@ class TaskJob(submitit.helpers.Checkpointable):
             pass
 
     def checkpoint(self, *args, **kwargs):
-        self._stop()
+        # Called inside the signal handler, while __call__ waits on the CLI (holding Popen's wait lock): signal it
+        # here, and let __call__'s `finally` reap it when submitit's exit unwinds that wait.
+        if self._proc is not None and self._proc.poll() is None:
+            try:
+                os.killpg(self._proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
         return submitit.helpers.DelayedSubmission(TaskJob(self.task))
 
     def __getstate__(self):  # a running process does not travel in the pickle of a requeued job
@@ -178,17 +194,18 @@ def executor(kind, folder, res, exclusive=False, name="study"):
         ex.update_parameters(timeout_min=res.timeout_min, signal_delay_s=res.signal_delay_s)
         return ex
     if kind == "slurm":
-        ex = submitit.SlurmExecutor(folder, max_num_timeout=res.max_num_timeout)
-        extra = {"requeue": True}
-        if exclusive:
-            extra["exclusive"] = True
-        if res.account:
-            extra["account"] = res.account
-        ex.update_parameters(job_name=name, time=int(res.timeout_min), cpus_per_task=res.threads, ntasks_per_node=1,
-                             nodes=1, signal_delay_s=res.signal_delay_s, array_parallelism=res.array_parallelism,
-                             additional_parameters=extra, **({"partition": res.partition} if res.partition else {}),
-                             **({"gpus_per_node": res.gpus} if res.gpus else {}),
-                             **({"mem": f"{res.mem_gb}G"} if res.mem_gb else {}))
+        try:
+            ex = submitit.SlurmExecutor(folder, max_num_timeout=res.max_num_timeout)
+        except RuntimeError as e:  # no srun on PATH: not a Slurm login node
+            raise UserError(f"--executor slurm: {e}") from None
+        optional = {"partition": res.partition, "account": res.account, "gpus_per_node": res.gpus,
+                    "mem": f"{res.mem_gb}G" if res.mem_gb else "", "exclusive": exclusive}
+        # --requeue: Slurm may requeue the job itself (node failure, preemption in requeue mode); submitit requeues
+        # it on the timeout signal, which comes signal_delay_s before the time limit.
+        ex.update_parameters(job_name=name, time=max(1, int(res.timeout_min)), cpus_per_task=res.threads,
+                             ntasks_per_node=1, nodes=1, signal_delay_s=res.signal_delay_s,
+                             array_parallelism=res.array_parallelism, additional_parameters={"requeue": True},
+                             **{k: v for k, v in optional.items() if v})
         return ex
     raise UserError(f"unknown executor {kind!r} (local, slurm or debug)")
 
@@ -264,11 +281,8 @@ def submit_slurm(tasks, folder, res, ex=None):
     arrays, previous = [], None
     for level in sorted(set(depth.values())):
         batch = [t for t in todo if depth[t.id] == level]
-        extra = dict(ex.parameters.get("additional_parameters", {}))
-        extra.pop("dependency", None)
         if previous:
-            extra["dependency"] = f"afterany:{previous}"
-        ex.update_parameters(additional_parameters=extra)
+            ex.update_parameters(dependency=f"afterany:{previous}")
         with ex.batch():
             jobs = [ex.submit(TaskJob(t)) for t in batch]
         previous = jobs[0].job_id.split("_")[0]
