@@ -227,7 +227,8 @@ def study_preset(preset):
                               (step(f"{base}/r56.pt", "train", "resnet20", *common, "--epochs", "2", "--lr", "0.05",
                                     "--batch-size", "64"),)))
         else:
-            l1 = [("A", ["--variant", "A"]), ("B", ["--variant", "B"]), ("u50r8", ["--ratio", "0.5", "--round-to", "8"])]
+            l1 = [("A", ["--variant", "A"]), ("B", ["--variant", "B"]),
+                  ("u50r8", ["--ratio", "0.5", "--round-to", "8"])]
             fisher = [("f72", ["--target-macs", "0.724"]), ("f50", ["--target-macs", "0.502"]),
                       ("f72r16", ["--target-macs", "0.724", "--round-to", "16"])]
             percents, calib = ["30", "50", "70", "90", "95"], "1024"
