@@ -1,17 +1,19 @@
 """The accuracy cost against the training budget: one row per configuration, budget and seed, from benchmark CSVs,
 and the figure of the top-1 change against the fine-tune's length.
 
-    python -m plots.budget --run 0.2=results/benchmark.csv --run 2=results/benchmark_e2_seeds.csv \\
-        --run 2=results/benchmark_fisher_e2.csv --run 8=results/benchmark_e8.csv --out results/budget.csv \\
-        --imgs imgs/budget
+    python -m plots.budget --run 0.2=results/quick/benchmark.csv --run 2=results/e2/benchmark.csv \\
+        --run 2=results/fisher_e2/benchmark.csv --run results/e8/benchmark.csv --run results/e32/benchmark.csv \\
+        --out results/budget.csv --imgs imgs/budget
 
---run EPOCHS=CSV: the benchmark CSV of the models fine-tuned for EPOCHS epoch-equivalents of the 50,000 training
-images (the quick study's 1 epoch on 10,000 images is 0.2); repeat it per CSV. A configuration is a checkpoint file
-name (the quick study's names are mapped onto the equal fine-tune's); its change is against the baseline of its own
-CSV and seed on the same data. When two CSVs of one budget hold the same configuration and seed, the first given
-wins. A checkpoint's top-1 is its fp32 row on eager PyTorch (else ONNX Runtime, else OpenVINO), an int8 model's its
-own int8 row. Training time, device and precision come from the rows' train_* columns (blank for CSVs measured
-before they existed); an int8 model's are its parent's.
+--run CSV: a benchmark CSV whose rows record their training (train_epochs, train_subset): each checkpoint's budget
+is its epochs in epoch-equivalents of the 50,000 training images (1 epoch on 10,000 images is 0.2), an int8 model's
+its parent's. --run EPOCHS=CSV: the budget of a CSV measured before those columns existed (python -m study report
+passes it from the registry, never from a file name); where the rows do record it, the two must agree. A
+configuration is a checkpoint file name of study/registry.py's equal fine-tune (the quick study's names are mapped
+onto it); its change is against the baseline of its own CSV and seed on the same data. When two CSVs of one budget
+hold the same configuration and seed, the first given wins. A checkpoint's top-1 is its fp32 row on eager PyTorch
+(else ONNX Runtime, else OpenVINO), an int8 model's its own int8 row. Training time, device and precision come from
+the rows' train_* columns (blank for CSVs measured before they existed); an int8 model's are its parent's.
 """
 import math
 import os
@@ -25,25 +27,11 @@ from common.errors import UserError, parser, run_cli  # noqa: E402
 from common.outputs import atomic_write, atomic_write_text, check_output  # noqa: E402
 from common.stats import mean_sd, paired_interval  # noqa: E402
 from plots.make import label, load, machine_context  # noqa: E402
+from study.registry import BUDGET_CONFIGS, QUICK_NAMES  # noqa: E402
 
-# file name -> (what it is, the method family of the figure). The quick study's names map onto these (ALIASES).
-CONFIGS = {
-    "r56-ft": ("baseline ResNet-56", "baseline"),
-    "r56-B-ft": ("L1 filter pruning, Li et al. B", "pruning"),
-    "r56-s0-50-75r16-ft": ("L1 filter pruning, stages 0/50/75%, widths x16", "pruning"),
-    "r56-fisher72": ("Fisher pruning at B's MACs", "pruning"),
-    "r56-spatial-f65-m16-ft": ("low-rank spatial, 65% MACs, ranks x16", "pruning"),
-    "r56-p90-kd": ("weight pruning 90%, gradual, KD", "pruning"),
-    "r56-tp-ft": ("Torch-Pruning (DepGraph, global) at half the MACs, imported", "pruning"),
-    "r32-kd": ("ResNet-32 student, Hinton KD", "students"),
-    "r20-kd": ("ResNet-20 student, Hinton KD", "students"),
-    "r32-noteacher": ("ResNet-32, no teacher", "students"),
-    "r20-noteacher": ("ResNet-20, no teacher", "students"),
-    "r20-fitnet": ("ResNet-20, two-stage FitNets", "students"),
-}
+CONFIGS = {name: text for name, text in BUDGET_CONFIGS}  # checkpoint name -> what it is
 ENGINES = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
-ALIASES = {"student-kd": "r20-kd", "student-noteacher": "r20-noteacher", "student-fitnet": "r20-fitnet",
-           "r56-f72": "r56-fisher72"}
+TRAIN_IMAGES = 50000  # an epoch-equivalent: one pass over the whole training set
 COLUMNS = ["configuration", "description", "method", "budget_epochs", "seed", "top1", "baseline_top1", "top1_change",
            "train_seconds", "train_device", "train_precision", "checkpoint_sha256", "data", "source", "measured_on"]
 FP32_ORDER = ["eager", "onnx", "openvino"]  # where an fp32 checkpoint's top-1 is read (all agree to ~0.05)
@@ -56,19 +44,33 @@ def configuration(name):
         if name.endswith(suffix):
             base = configuration(name[:-len(suffix)])
             return (base[0] + suffix, f"{base[1]} -> int8 {text}") if base else None
-    name = ALIASES.get(name, name)
-    return (name, CONFIGS[name][0]) if name in CONFIGS else None
+    name = QUICK_NAMES.get(name, name)
+    return (name, CONFIGS[name]) if name in CONFIGS else None
 
 
 def parse_run(text):
+    """(EPOCHS or None, CSV) of --run CSV or --run EPOCHS=CSV."""
     budget, sep, path = text.partition("=")
+    if not sep:
+        if not text.strip():
+            raise UserError("--run '': expected CSV or EPOCHS=CSV")
+        return None, text
     try:
         epochs = float(budget)
     except ValueError:
         epochs = float("nan")
-    if not sep or not path or not math.isfinite(epochs) or epochs <= 0:
-        raise UserError(f"--run {text!r}: expected EPOCHS=CSV with EPOCHS > 0 (e.g. 8=results/benchmark_e8.csv)")
+    if not path or not math.isfinite(epochs) or epochs <= 0:
+        raise UserError(f"--run {text!r}: expected CSV or EPOCHS=CSV with EPOCHS > 0 (e.g. 2=results/e2/benchmark.csv)")
     return epochs, path
+
+
+def recorded_budget(row):
+    """The epoch-equivalents a trained row records (train_epochs x train_subset / 50,000), or None."""
+    epochs, subset = row.get("train_epochs"), row.get("train_subset")
+    if epochs is None or not pd.notna(epochs) or not str(epochs).strip():
+        return None
+    subset = float(subset) if subset is not None and pd.notna(subset) and str(subset).strip() else TRAIN_IMAGES
+    return round(float(epochs) * min(subset, TRAIN_IMAGES) / TRAIN_IMAGES, 4)
 
 
 def _top1_rows(df):
@@ -89,6 +91,7 @@ def _tail(path):
 
 
 def rows_of(budget, path):
+    """The table's rows of one CSV; budget: the declared epochs of a CSV whose rows do not record them, else None."""
     df = load(path)
     picked = _top1_rows(df)
     by_path = {_tail(r["checkpoint"]): r for _, r in picked.iterrows()}  # a parent path may be absolute
@@ -101,12 +104,20 @@ def rows_of(budget, path):
         if config is None:
             continue
         trained = by_path.get(_tail(r.get("parent", "")), r) if config[0].count("-int8-") else r
+        recorded = recorded_budget(trained)
+        if recorded is not None and budget is not None and abs(recorded - budget) > 1e-6:
+            raise UserError(f"{path}: {r['checkpoint']} records {recorded:g} epochs of training, not the {budget:g} "
+                            "given with --run")
+        if recorded is None and budget is None:
+            raise UserError(f"{path}: {r['checkpoint']} does not record its training (no train_epochs): give its "
+                            "budget as --run EPOCHS=CSV")
+        epochs = budget if budget is not None else recorded
         baseline = base_top1.get((r["baseline_sha256"], r["data"]), float("nan"))
         seconds = trained.get("train_seconds", float("nan"))
         autocast = _text(trained.get("train_autocast", ""))
         device = _text(trained.get("train_device", ""))
         out.append({"configuration": config[0], "description": config[1], "method": r["method"],
-                    "budget_epochs": budget, "seed": int(r["seed"]) if pd.notna(r.get("seed")) else 0,
+                    "budget_epochs": epochs, "seed": int(r["seed"]) if pd.notna(r.get("seed")) else 0,
                     "top1": r["top1"], "baseline_top1": baseline, "top1_change": round(r["top1"] - baseline, 4),
                     "train_seconds": seconds, "train_device": device,
                     "train_precision": (autocast or "fp32") if device else "",
@@ -119,11 +130,11 @@ def rows_of(budget, path):
 
 
 def budget_table(runs):
-    """The rows of results/budget.csv from [(epochs, csv path)], first CSV first."""
+    """The rows of results/budget.csv from [(epochs or None, csv path)], first CSV first."""
     rows, seen = [], set()
     for budget, path in runs:
         for row in rows_of(budget, path):
-            key = (row["configuration"], budget, row["seed"])
+            key = (row["configuration"], row["budget_epochs"], row["seed"])
             if key not in seen:
                 seen.add(key)
                 rows.append(row)
@@ -195,8 +206,8 @@ def plot(table, out_dir):
 def main(argv=None):
     p = parser(__doc__)
     p.add_argument(
-        "--run", action="append", required=True, metavar="EPOCHS=CSV", help="a budget and its benchmark CSV (repeat)"
-    )
+        "--run", action="append", required=True, metavar="[EPOCHS=]CSV",
+        help="a benchmark CSV, or EPOCHS=CSV for one whose rows do not record their training (repeat)")
     p.add_argument("--out", default="results/budget.csv", help="the table (CSV)")
     p.add_argument("--imgs", default="imgs/budget", help="folder of the figure")
     args = p.parse_args(argv)

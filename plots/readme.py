@@ -75,7 +75,7 @@ def answer_order(rows):
 
 def describe(key):
     base = key[:-len("-int8")] if key.endswith("-int8") else key
-    return CONFIGS[base][0] + (" -> int8" if key.endswith("-int8") else "")
+    return CONFIGS[base] + (" -> int8" if key.endswith("-int8") else "")
 
 
 def same_row(df, row, batch):

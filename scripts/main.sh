@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: data, published baseline, a first answer in minutes (study preset taste), then
-# the study (preset: $PRESET, default quick). Results and figures go under runs/study-PRESET/ (PUBLISH=1: the
-# committed results/ and imgs/).
-#   bash scripts/main.sh            # data into $CIFAR10_DIR (default ~/.cache/cifar-compress/cifar10)
+# The main job on a fresh machine: the data, a first answer in minutes (set taste: the published ResNet-56
+# compressed without any training), then the study (set $PRESET, default quick): every task of the set as processes
+# on this machine, its benchmark, summaries and figures (python -m study; docs/cluster.md for a Slurm cluster).
+#   bash scripts/main.sh                   # data into $CIFAR10_DIR (default ~/.cache/cifar-compress/cifar10)
+#   PRESET=students bash scripts/main.sh   # another set; RUNS (default runs), PUBLISH=1 (the committed results/SET/
+#                                          # and imgs/SET/), ALLOW_BUSY=1 (benchmark beside other work, rows marked)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${PRESET:-quick}" in smoke|quick|paper|students) ;;  # checked before the taste stage runs
@@ -17,8 +19,11 @@ if [ ! -f "$CIFAR10_DIR/cifar-10-batches-py/test_batch" ]; then
       || { echo "main.sh: no CIFAR-10: build ../shared/cifar10 or allow the download into $CIFAR10_DIR" >&2; exit 2; }
   fi
 fi
+OPTIONS=(--runs "${RUNS:-runs}")
+[ "${PUBLISH:-}" = 1 ] && OPTIONS+=(--publish)
+[ "${ALLOW_BUSY:-}" = 1 ] && OPTIONS+=(--allow-busy)
 start=$(date +%s)
-RUNS=${RUNS:-runs/study-${PRESET:-quick}} bash scripts/study.sh taste
+python -m study all taste "${OPTIONS[@]}"
 echo "main.sh: first answer (before fine-tuning) after $(( ($(date +%s) - start) / 60 )) min; now the ${PRESET:-quick} study"
-RUNS=${RUNS:-runs/study-${PRESET:-quick}} bash scripts/study.sh "${PRESET:-quick}"
+python -m study all "${PRESET:-quick}" "${OPTIONS[@]}"
 echo "main.sh: done after $(( ($(date +%s) - start) / 60 )) min"

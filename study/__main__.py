@@ -7,6 +7,7 @@ Slurm cluster.
     python -m study run e32 --seeds 0,1,2 --executor slurm --partition gpu --gpus 1 --time 240
     python -m study bench e32 --seeds 0,1,2         # the set's one benchmark (waits for a quiet machine)
     python -m study report e32 --publish            # summaries and figures into results/e32/ and imgs/e32/
+    python -m study all quick                       # run, bench and report, one after another
 
 Sets: smoke, taste, quick, paper, students (presets of the whole study) and e2, e8, e32 (the equal fine-tune at
 2, 8 and 32 epochs). Every task is the existing CLIs called in order, each skipped when its output exists; a killed,
@@ -26,7 +27,7 @@ from study.engine import (Resources, default_where, executor, levels, parse_seed
                           submit_slurm)
 from study.registry import BUDGET_SOURCES, SETS
 
-VERBS = ("plan", "run", "bench", "report")
+VERBS = ("plan", "run", "bench", "report", "all")
 
 
 def data_default():
@@ -40,11 +41,11 @@ def where_of(args, study):
         data = data or os.path.join(args.runs, "study-smoke", "data")
     else:
         data = data or data_default()
-        if args.verb in ("run", "bench") and not os.path.isfile(os.path.join(data, "cifar-10-batches-py",
+        if args.verb in ("run", "bench", "all") and not os.path.isfile(os.path.join(data, "cifar-10-batches-py",
                                                                              "test_batch")):
             raise UserError(f"no CIFAR-10 under {data}: set CIFAR10_DIR or --data-dir, build it with 'python "
                             "../shared/cifar10/build.py DIR', or run scripts/main.sh (downloads with internet)")
-    bf16 = None if args.verb == "run" else False  # only training asks whether the CPU does bf16
+    bf16 = None if args.verb in ("run", "all") else False  # only training asks whether the CPU does bf16
     return default_where(args.runs, data, args.threads, bf16=bf16)
 
 
@@ -163,7 +164,7 @@ def resources(args, threads=None):
 def main(argv=None):
     p = parser(__doc__)
     p.add_argument("verb", choices=VERBS, help="plan: list the tasks; run: make the missing ones; bench: the set's "
-                   "benchmark; report: summaries and figures")
+                   "benchmark; report: summaries and figures; all: run, bench and report")
     p.add_argument("set", metavar="SET", help=f"one of: {', '.join(SETS)}")
     p.add_argument("--seeds", help="comma-separated seeds (default: the set's own: 0, or 0,1,2 for e2, e32 and "
                    "students)")
@@ -194,28 +195,29 @@ def main(argv=None):
     if args.time <= 0 or args.array_parallelism < 1:
         raise UserError("--time must be above 0 minutes and --array-parallelism at least 1")
     seeds = parse_seeds(args.seeds, study)
-    if args.verb == "bench" and args.seeds is None and study.bench_seeds:
-        seeds = list(study.bench_seeds)
     where = where_of(args, study)
     if args.verb == "plan":
         show_plan(plan(study.name, seeds, where))
         return 0
-    if args.verb == "bench":
-        bench(args, study, where, seeds)
-        return 0
-    if args.verb == "report":
+    if args.verb in ("run", "all"):
+        tasks = plan(study.name, seeds, where)
+        folder = os.path.join(args.runs, "submitit")
+        if args.executor == "slurm":
+            submit_slurm(tasks, folder, resources(args))
+            if args.verb == "all":
+                say("[study] on Slurm, bench and report come after the jobs: run 'python -m study bench' and "
+                    "'report' once they have ended")
+            return 0
+        failed = run_local(tasks, args.executor, folder, resources(args))
+        if failed:
+            say(f"[study] {len(failed)} task(s) failed: {', '.join(failed)}")
+            return 1
+        say(f"[study] {study.name}: every task of seeds {','.join(map(str, seeds))} is made")
+    bench_seeds = list(study.bench_seeds) if args.seeds is None and study.bench_seeds else seeds
+    if args.verb in ("bench", "all"):
+        bench(args, study, where, bench_seeds)
+    if args.verb in ("report", "all"):
         report(args, study, where, seeds)
-        return 0
-    tasks = plan(study.name, seeds, where)
-    folder = os.path.join(args.runs, "submitit")
-    if args.executor == "slurm":
-        submit_slurm(tasks, folder, resources(args))
-        return 0
-    failed = run_local(tasks, args.executor, folder, resources(args))
-    if failed:
-        say(f"[study] {len(failed)} task(s) failed: {', '.join(failed)}")
-        return 1
-    say(f"[study] {study.name}: every task of seeds {','.join(map(str, seeds))} is made")
     return 0
 
 

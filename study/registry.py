@@ -399,3 +399,9 @@ SETS = {s.name: s for s in [
 # with the budget of the ones whose rows do not record train_epochs (measured before the column existed); None:
 # read from the rows. fisher_e2 is Fisher pruning's own 2-epoch run (results/fisher_e2/benchmark.csv).
 BUDGET_SOURCES = (("quick", 0.2), ("e2", 2), ("fisher_e2", 2), ("e8", None), ("e32", None))
+# The configurations of results/budget.csv and the README's answer, in the order of their tables, and the quick
+# preset's checkpoint names for the same configurations.
+BUDGET_CONFIGS = tuple(EQUAL_ITEMS[i] for i in ("base", "l1b", "l1r16", "fisher72", "lowrank", "w90kd", "tp", "kd32",
+                                                "kd", "nt32", "nt", "fitnets"))
+QUICK_NAMES = {"student-kd": "r20-kd", "student-noteacher": "r20-noteacher", "student-fitnet": "r20-fitnet",
+               "r56-f72": "r56-fisher72"}

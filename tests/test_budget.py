@@ -108,9 +108,23 @@ def test_budget_cli_writes_the_table_and_figure_and_refuses_bad_runs(tmp_path, c
     assert os.path.getsize(tmp_path / "imgs" / "change_vs_budget.png") > 10_000
     written = pd.read_csv(tmp_path / "budget.csv")
     assert written.loc[written.configuration == "r20-kd", "top1_change"].iloc[0] == pytest.approx(-0.9)
-    for bad in ("8", "x=a.csv", "0=a.csv", "-2=a.csv", "nan=a.csv"):
+    for bad in ("", "x=a.csv", "0=a.csv", "-2=a.csv", "nan=a.csv", "8="):
         with pytest.raises(UserError):
             parse_run(bad)
+    assert parse_run("results/e8/benchmark.csv") == (None, "results/e8/benchmark.csv")
+    # a CSV whose rows do not record their training needs its budget given; one that does needs none, and a
+    # budget given against what the rows record is refused
+    with pytest.raises(UserError, match="does not record its training"):
+        budget_main(["--run", e8, "--out", str(tmp_path / "b2.csv"), "--imgs", str(tmp_path / "imgs")])
+    recorded = _csv(tmp_path / "e32.csv", [dict(_row("runs/ft-e32/r56-ft.pt", "b", "b", 90.0), train_epochs=32),
+                                           dict(_row("runs/ft-e32/r20-kd.pt", "k", "b", 89.5), train_epochs=32),
+                                           dict(_row("runs/q/r20-kd.pt", "kq", "b", 89.0), train_epochs=1,
+                                                train_subset=10000)])
+    budget_main(["--run", recorded, "--out", str(tmp_path / "b3.csv"), "--imgs", str(tmp_path / "imgs")])
+    got = pd.read_csv(tmp_path / "b3.csv")
+    assert sorted(got["budget_epochs"]) == [0.2, 32.0, 32.0]  # 1 epoch on 10,000 images: 0.2
+    with pytest.raises(UserError, match="records 32 epochs"):
+        budget_main(["--run", f"8={recorded}", "--out", str(tmp_path / "b4.csv"), "--imgs", str(tmp_path / "imgs")])
     with pytest.raises(UserError):  # the table may not overwrite its input
         budget_main(["--run", f"8={e8}", "--out", e8, "--imgs", str(tmp_path / "imgs")])
 

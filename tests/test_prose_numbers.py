@@ -39,7 +39,7 @@ def _taste_minutes(log):
 
 def _weight_pruning_percent():
     from plots.budget import CONFIGS
-    return re.search(r"weight pruning (\d+)%", CONFIGS["r56-p90-kd"][0]).group(1)
+    return re.search(r"weight pruning (\d+)%", CONFIGS["r56-p90-kd"]).group(1)
 
 
 def _seeded_budget():
