@@ -167,7 +167,7 @@ def parse_args(argv=None):
     )
     p.add_argument("--quiet-wait", type=float, default=300.0, help="--require-quiet: seconds to wait for a quiet "
                    "machine before giving up (default: %(default)g)")
-    p.add_argument("--out", default="results/benchmark.csv", help="results CSV; rows are added or replaced")
+    p.add_argument("--out", default="results/quick/benchmark.csv", help="results CSV; rows are added or replaced")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     args = p.parse_args(argv)
     for name, (normal, quick) in DEFAULTS.items():

@@ -1,6 +1,6 @@
 """Storage sizes of a checkpoint as the benchmark reports them, and a refresh of those columns in a results CSV.
 
-    python -m benchmark.sizes results/benchmark.csv [more.csv ...]
+    python -m benchmark.sizes results/quick/benchmark.csv [more.csv ...]
 
 Sizes are properties of the files, not measurements of time, so when the way they are counted improves, the size
 columns of existing rows can be recomputed without timing anything again: every row whose checkpoint is still on

@@ -1,7 +1,7 @@
 """Training throughput: the full shared loop against pure compute, in one run.
 
     python -m benchmark.train_speed --models resnet56,resnet20 --batch-size 128 --data-dir D \
-        --out results/train_speed.csv
+        --out results/training/train_speed.csv
 
 "loop" is `common.training.fit` itself for one epoch over an in-memory subset: batch selection, uint8
 augmentation, normalisation, forward, backward, SGD step, progress accounting. "compute" is the same model,
@@ -57,7 +57,7 @@ def main(argv=None):
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--data-dir", default=None, help="CIFAR-10 folder (default: synthetic images)")
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--out", default="results/train_speed.csv")
+    p.add_argument("--out", default="results/training/train_speed.csv")
     args = p.parse_args(argv)
     check_output(args.out, kind="csv", columns=("model", "batch_size", "loop_img_s", "compute_img_s"))
     names = args.models.split(",")

@@ -1,7 +1,7 @@
 """One table comparing distilled students with their no-teacher twins, the teacher and published numbers.
 
     python -m distillation.report runs/study-quick/distill/*.pt --teacher runs/study-quick/base/r56-ft.pt \
-        --out results/distillation --benchmark results/benchmark.csv
+        --out results/distillation --benchmark results/quick/benchmark.csv
 
 Every number is read from the checkpoints' metadata (top-1 and the data it was measured on, recipe, method record)
 and, with --benchmark, the measured speedup from the benchmark CSV (the fastest backend at --speed-batch). "gain" is
@@ -52,7 +52,7 @@ def measured_speedups(path, batch):
 
 def without_seed(key):
     """A twin key (architecture, init, schedule) with the seed left out: the configuration that seeds repeat. The init
-    is its file name, as in plots.seeds: scripts/seeds.sh gives every seed its own folder with the same names."""
+    is its file name, as in plots.seeds: python -m study gives every seed its own folder with the same names."""
     student, init, schedule = key
     init = os.path.basename(init) if isinstance(init, str) and init.endswith(".pt") else init
     return student, init, schedule[:SEED_AT] + schedule[SEED_AT + 1:]

@@ -1,7 +1,7 @@
 """Decomposed checkpoints and their fine-tuned children against the equally fine-tuned baseline, from metadata.
 
     python -m lowrank.report runs/study-quick/lowrank/*.pt --baseline runs/study-quick/base/r56-ft.pt \
-        --out results/lowrank_r56
+        --out results/lowrank/r56
 
 Give the decomposed checkpoints and their fine-tuned versions (a fine-tuned one names its decomposed parent in its
 lineage). data-free = top-1 right after decomposition (the driver's score on --test-dir); fine-tuned = at the end of

@@ -1,6 +1,6 @@
 """Every figure of the study, from the benchmark results CSV alone.
 
-    python -m plots.make --results results/benchmark.csv --out imgs/
+    python -m plots.make --results results/quick/benchmark.csv --out imgs/
 
 Writes PNG and SVG for each figure and `figures.json`, the exact data plotted (a test regenerates it from the
 CSV and compares). Error bars are 95% intervals: over seeds where the CSV holds several seeds of a configuration
@@ -179,7 +179,7 @@ def seed_groups(df, keys):
 
 def figure_data(df):
     """Everything the figures show, as plain lists (what figures.json holds). Rows that differ only in their training
-    seed (same checkpoint name, method, runtime, precision and batch; scripts/seeds.sh writes one folder per seed) are
+    seed (same checkpoint name, method, runtime, precision and batch; python -m study writes one folder per seed) are
     one point at their means, with the 95% interval over seeds; a single row carries its benchmark interval."""
     df = with_baseline_columns(df)
     df["name"] = [label(r) for _, r in df.iterrows()]
@@ -628,7 +628,7 @@ def make(results, out, note=""):
 
 def main(argv=None):
     p = parser(__doc__)
-    p.add_argument("--results", default="results/benchmark.csv", help="the benchmark results CSV")
+    p.add_argument("--results", default="results/quick/benchmark.csv", help="the benchmark results CSV")
     p.add_argument("--out", default="imgs", help="folder of the figures")
     p.add_argument("--note", default="", help="added to every figure title, e.g. 'before fine-tuning'")
     args = p.parse_args(argv)

@@ -1,7 +1,8 @@
 """The original study's rows next to ours, gathered from several benchmark results CSVs.
 
-    python -m plots.original results/benchmark_e2.csv results/benchmark_fisher_e2.csv results/benchmark_students.csv \\
-        --out results/original_vs_ours.md
+    python -m plots.original results/e2/first_run/benchmark.csv results/fisher_e2/benchmark.csv \\
+        results/students/benchmark.csv \\
+        --out results/pretrained/original_vs_ours.md
 
 Each CSV is one benchmark run on one machine; a row's speedups are over the baseline of its own run (same CPU,
 runtime, precision and batch), so rows from different CSVs may sit in one table, each naming the CPU it ran on.
@@ -57,7 +58,7 @@ def main(argv=None):
     p = parser(__doc__)
     p.add_argument("results", nargs="+", help="benchmark results CSVs (one benchmark run each)")
     p.add_argument("--batch", type=int, default=64, help="the batch size whose rows are compared")
-    p.add_argument("--out", default="results/original_vs_ours.md", help="the markdown table to write")
+    p.add_argument("--out", default="results/pretrained/original_vs_ours.md", help="the markdown table to write")
     args = p.parse_args(argv)
     check_output(args.out, args.results)
     atomic_write_text(args.out, table(args.results, args.batch))

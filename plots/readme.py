@@ -270,7 +270,7 @@ def _target_sentence(df, rows, stats, budget, budget_csv):
     return text + (f"; at every budget (`{budget_csv}`): "
                    + "; ".join(f"{b:g} epochs {_change_text(st)}" for b, st in points.items() if st)
                    + ". No trend is extrapolated from these: the budgets differ in more than their length "
-                   "([docs/results.md](docs/results.md#the-training-budget)).")
+                   "(docs/results.md, *The training budget*).")
 
 
 def block_seeds(csv):

@@ -1,9 +1,9 @@
 """Seed repeats of the study's comparisons: mean +- sd over seeds, and a gain or loss claimed only when the paired 95%
 interval excludes 0. From the benchmark results CSV(s) alone.
 
-    python -m plots.seeds --results results/benchmark_e2_seeds.csv --out results/seeds_e2.md
+    python -m plots.seeds --results results/e2/benchmark.csv --out results/e2/seeds.md
 
-One configuration = one checkpoint file name (scripts/seeds.sh writes seed s of every configuration to its own
+One configuration = one checkpoint file name (python -m study writes seed s of every configuration to its own
 folder, same names); its seeds are the CSV's `seed` column. A row's top-1 change is against the baseline of its own
 seed on the same data (same seed = same data order for a method and its baseline), so the changes are paired by
 seed: the interval is mean(d) +- t(0.975, n-1) sd(d) / sqrt(n) over the per-seed changes d. Speedups are measured per
@@ -94,10 +94,10 @@ def main(argv=None):
     p.add_argument(
         "--results",
         nargs="+",
-        default=["results/benchmark_e2_seeds.csv"],
+        default=["results/e2/benchmark.csv"],
         help="benchmark results CSV(s) holding every seed's rows",
     )
-    p.add_argument("--out", default="results/seeds_e2.md", help="the markdown tables to write")
+    p.add_argument("--out", default="results/e2/seeds.md", help="the markdown tables to write")
     p.add_argument("--tolerance", type=float, default=0.5, help="top-1 points the 'fastest configuration' may lose")
     p.add_argument("--title", default="Seed repeats of the 2-epoch comparisons")
     args = p.parse_args(argv)

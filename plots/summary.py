@@ -1,6 +1,6 @@
 """The study's summary table, from the benchmark results CSV alone.
 
-    python -m plots.summary --results results/benchmark.csv --out results/summary.md
+    python -m plots.summary --results results/quick/benchmark.csv --out results/quick/summary.md
 
 Speed is compared two ways: with the baseline on the same backend and batch (the CSV's measured_speedup), and with
 the eager fp32 baseline at the largest batch (what a user running plain PyTorch has today). The best configuration
@@ -347,8 +347,8 @@ def latency_table(at_one):
 
 def main(argv=None):
     p = parser(__doc__)
-    p.add_argument("--results", default="results/benchmark.csv", help="the benchmark results CSV")
-    p.add_argument("--out", default="results/summary.md", help="the markdown summary to write")
+    p.add_argument("--results", default="results/quick/benchmark.csv", help="the benchmark results CSV")
+    p.add_argument("--out", default="results/quick/summary.md", help="the markdown summary to write")
     p.add_argument("--tolerance", type=float, default=0.5, help="top-1 points a 'best configuration' may lose")
     p.add_argument("--title", default="Study summary")
     args = p.parse_args(argv)

@@ -1,7 +1,7 @@
 """Accuracy of pruned checkpoints and their fine-tuned children next to an equally fine-tuned baseline, from metadata.
 
     python -m pruning_l1.accuracy_table runs/study-quick/l1/*.pt --baseline runs/study-quick/base/r56-ft.pt \\
-        --out results/l1_accuracy.md
+        --out results/l1/accuracy.md
 
 Give the pruned checkpoints and their fine-tuned versions (a fine-tuned one names its pruned parent in its lineage).
 Every number is read from the checkpoints: the top-1 the driver measured right after pruning (before: the unpruned
@@ -24,7 +24,7 @@ def main(argv=None):
     p = cli.parser(__doc__)
     p.add_argument("checkpoints", nargs="+", help="pruning_l1 checkpoints: pruned ones and their fine-tuned children")
     p.add_argument("--baseline", required=True, help="the unpruned model fine-tuned with the same recipe")
-    p.add_argument("--out", default="results/l1_accuracy.md")
+    p.add_argument("--out", default="results/l1/accuracy.md")
     args = p.parse_args(argv)
     base = entries([args.baseline])[0]
     if base.top1 is None:

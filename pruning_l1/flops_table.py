@@ -1,6 +1,6 @@
 """MAC and parameter cuts of the paper's schemes (and ours) against Li et al. 2017 Table 1, as a markdown table.
 
-    python -m pruning_l1.flops_table runs/base/r56.pt --out results/l1_flops_params.md
+    python -m pruning_l1.flops_table runs/base/r56.pt --out results/l1/flops_params.md
 
 ResNet-56 rows prune the given checkpoint (its L1 norms choose the filters; the counts depend only on
 the kept widths); ResNet-110 rows prune a randomly initialised model (seed 0), as no trained weights exist here.
@@ -40,7 +40,7 @@ def row(label, model, source, ratios, skip, round_to, dense, paper=None):
 def main(argv=None):
     p = cli.parser(__doc__)
     p.add_argument("r56", nargs="?", default="runs/base/r56.pt", help="trained ResNet-56 checkpoint")
-    p.add_argument("--out", default="results/l1_flops_params.md")
+    p.add_argument("--out", default="results/l1/flops_params.md")
     args = p.parse_args(argv)
     check_output(args.out, [args.r56])
     r56, _ = load_model(args.r56)

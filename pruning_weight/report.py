@@ -1,7 +1,7 @@
 """Accuracy and storage table of a weight-pruning sweep, from the checkpoints and sparse files themselves.
 
     python -m pruning_weight.report runs/weight/r56-p*.pt --baseline runs/base/r56-ft-quick.pt \\
-        --out results/weight_pruning_accuracy
+        --out results/weight_pruning/accuracy
 
 For each pruned checkpoint: sparsity, nonzero parameters, top-1 recorded at the end of its fine-tune
 (meta), the equally fine-tuned dense baseline's top-1, and the sparse file sizes (fp32 lossless, fp16,

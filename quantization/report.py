@@ -1,7 +1,7 @@
 """Bits table of simulated quantisation from the QAT checkpoints' metadata (scripts/sweep_quant.sh).
 
     python -m quantization.report runs/quant/bits/*.pt --baseline runs/quant/bits/r20-fp32-ft.pt \
-        --out results/quant_bits
+        --out results/quantization/bits
 
 Per checkpoint: fp32 top-1 (the parent, scored by the driver before quantising), post-training top-1 (calibrated,
 no fine-tune) and, when it was fine-tuned, the QAT top-1, each on the data its metadata names. --baseline is the

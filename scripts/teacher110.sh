@@ -4,7 +4,7 @@
 # same student schedule), and Li et al.'s ResNet-110-A / -B pruned from it and fine-tuned with the budget of the
 # ResNet-110's own fine-tune. Benchmarked against that fine-tuned ResNet-110.
 #   bash scripts/teacher110.sh                 # CPU: 30 cosine epochs, bf16 autocast where the CPU has native bf16
-#   EPOCHS=14 PUBLISH=1 bash scripts/teacher110.sh   # the committed run (results/summary_r110.md, docs/results.md)
+#   EPOCHS=14 PUBLISH=1 bash scripts/teacher110.sh   # the committed run (results/r110/summary.md, docs/results.md)
 #   EPOCHS=60 bash scripts/teacher110.sh      # on a GPU machine (DEVICE=auto picks CUDA)
 # Every step resumes a killed run (--resume from its run folder), so the 30 epochs may span several sessions on one
 # machine: ResNet-110 trains at ~230 img/s in bf16 on the 2-core AMX Xeon (~130 in fp32), ~4 min an epoch, so 30

@@ -152,6 +152,10 @@ def report(args, study, where, seeds):
         cmd("plots.budget", *runs, "--out", os.path.join(root_results, "budget.csv"),
             "--imgs", os.path.join(os.path.dirname(imgs), "budget"))
     say(f"[report] {study.name}: {results}/summary.md, figures in {imgs}/")
+    with open(os.path.join(results, "summary.md")) as f:  # the busy-machine warning, again at the very end
+        warning = next((line for line in f if "Warning: the machine was busy" in line), "")
+    if warning:
+        print(warning.strip().replace("**", ""), file=sys.stderr)
 
 
 def resources(args, threads=None):

@@ -6,6 +6,7 @@ step continued with --resume when its run folder holds last.pt. Outputs on disk 
 is killed, times out or is preempted is simply run again: submitit requeues it (Checkpointable), and the new job
 finds the steps already made and the run folder to resume from.
 """
+import fcntl
 import os
 import signal
 import subprocess
@@ -125,6 +126,15 @@ class TaskJob(submitit.helpers.Checkpointable):
         self._proc = None
 
     def __call__(self):
+        # One job per task at a time, whoever started it (two `study run` on one runs folder): the second waits for
+        # the first, then finds the outputs made. flock is released when its holder dies, so no lock outlives a kill.
+        out = self.task.config.out
+        os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+        with open(os.path.join(os.path.dirname(out) or ".", f".{os.path.basename(out)}.lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return self._steps()
+
+    def _steps(self):
         for s in self.task.config.steps:
             if os.path.exists(s.out):
                 continue
@@ -293,4 +303,5 @@ def submit_slurm(tasks, folder, res, ex=None):
 
 def default_where(runs, data, threads, bf16=None):
     from common.machine import cpu_has_native_bf16
+    runs, data = (f"./{p}" if p.startswith("-") else p for p in (runs, data))  # never read as an option by a CLI
     return Where(runs=runs, data=data, threads=threads, cpu_bf16=cpu_has_native_bf16() if bf16 is None else bf16)

@@ -12,7 +12,7 @@ import pytest
 from common.checkpoint import file_sha256
 from tests.conftest import ROOT
 
-RESULTS = ROOT / "results" / "benchmark_e8.csv"
+RESULTS = ROOT / "results" / "e8" / "benchmark.csv"
 RUNS = os.environ.get("RUNS_ROOT", str(ROOT))  # the folder the CSV's relative checkpoint paths start from
 
 

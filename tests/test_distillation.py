@@ -326,7 +326,7 @@ def test_report_over_seeds_pairs_each_student_with_its_twin_and_fitnets_with_kd(
 
 
 def test_report_groups_seeds_from_their_own_folders_and_names_a_stand_in_kd(tmp_path):
-    """scripts/seeds.sh gives each seed its own folder, so each seed's student starts from its own copy of the init
+    """python -m study gives each seed its own folder, so each seed's student starts from its own copy of the init
     (another path): the seeds still form one configuration. FitNets' stage 2 (alpha 0.9) has no KD twin here (the
     KD run used alpha 0.5): that KD run stands in, named as such."""
     from distillation.report import main

@@ -24,7 +24,7 @@ def _recipe():
     import common.cli as cli
     import inspect
     batch = re.search(r'"--batch-size", type=int, default=(\d+)', inspect.getsource(cli)).group(1)
-    return [_epochs("results/benchmark_e32.csv"), "50,000", f"{RECIPES['quick']['lr']:g}", batch]
+    return [_epochs("results/e32/benchmark.csv"), "50,000", f"{RECIPES['quick']['lr']:g}", batch]
 
 
 def _running_minutes():
@@ -65,11 +65,11 @@ def _answer_batch():
 
 # (pattern with one group per number, what the groups must read, computed from their source)
 CLAIMS = [
-    (r"The equal fine-tune at \*\*(\d+) epochs\*\*", lambda: [_epochs("results/benchmark_e32.csv")]),
+    (r"The equal fine-tune at \*\*(\d+) epochs\*\*", lambda: [_epochs("results/e32/benchmark.csv")]),
     (r"\((\d+) epochs on all ([\d,]+) JPEG-copy training images, SGD lr ([\d.]+) cosine, batch (\d+),", _recipe),
     (r"fastest runtime at batch (\d+) \(int8", lambda: [_answer_batch()]),
     (r"Fisher pruning, (\d+)% weight\s+pruning, Torch-Pruning and FitNets ran at (\d+) epochs only",
-     lambda: [_weight_pruning_percent(), _epochs("results/benchmark_e8.csv")]),
+     lambda: [_weight_pruning_percent(), _epochs("results/e8/benchmark.csv")]),
     (r"\*\*`scripts/main.sh` ran (\d+) h (\d+) min\*\*", _running_minutes),
     (r"taste figure after \*\*(\d+) min\*\* \((\d+) min without",
      lambda: [_taste_minutes("results/logs/main_fresh_clone_quick.log"),
@@ -93,7 +93,7 @@ def _row(df, name, backend, precision, batch):
 
 
 def _eager_vs_onnx_p50():
-    df = pd.read_csv(ROOT / "results/benchmark_backends.csv")
+    df = pd.read_csv(ROOT / "results/backends/benchmark.csv")
     p50 = {b: df[(df["batch"] == 1) & (df["backend"] == b) & (df["precision"] == "fp32")]["latency_p50_ms"].iloc[0]
            for b in ("eager", "onnx")}
     return [f"{p50['eager'] / p50['onnx']:.1f}", f"{p50['eager']:.2f}", f"{p50['onnx']:.2f}"]
@@ -105,7 +105,7 @@ def _loaded_share():
 
 
 def _x_eager_e8_over_e32():
-    a, b = _rows("results/benchmark_e8.csv"), _rows("results/benchmark_e32.csv")
+    a, b = _rows("results/e8/benchmark.csv"), _rows("results/e32/benchmark.csv")
     keys = ["name", "backend", "precision", "batch"]
     both = a[keys + ["x_eager"]].merge(b[keys + ["x_eager"]], on=keys, suffixes=("_8", "_32")).dropna()
     ratio = (both["x_eager_8"] / both["x_eager_32"]).groupby(both["batch"]).mean()
@@ -113,7 +113,7 @@ def _x_eager_e8_over_e32():
 
 
 def _e32_b_speed():
-    df = _rows("results/benchmark_e32.csv")
+    df = _rows("results/e32/benchmark.csv")
     b = _row(df, "r56-B-ft", "openvino", "fp32", 64)
     ips = [_row(df, n, "openvino", "int8", 64)["throughput_ips"] for n in ("r56-B-ft-int8-openvino",
                                                                           "r56-ft-int8-openvino")]
@@ -122,7 +122,7 @@ def _e32_b_speed():
 
 
 def _e32_r20_speed():
-    df = _rows("results/benchmark_e32.csv")
+    df = _rows("results/e32/benchmark.csv")
     rows = [_row(df, "r20-kd-int8-openvino", "openvino", "int8", n) for n in (64, 1)]
     eager = [_row(df, "r56-ft", "eager", "fp32", n)["throughput_ips"] for n in (64, 1)]
     return ([f"{r['x_eager']:.1f}" for r in rows] + [f"{r['throughput_ips']:,.0f}" for r in rows]
@@ -130,7 +130,7 @@ def _e32_r20_speed():
 
 
 def _e32_x16_params():
-    df = _rows("results/benchmark_e32.csv")
+    df = _rows("results/e32/benchmark.csv")
     params = {n: df[df["name"] == n]["params"].iloc[0] for n in ("r56-ft", "r56-s0-50-75r16-ft")}
     return [f"{params['r56-ft'] / params['r56-s0-50-75r16-ft']:.1f}"]
 
@@ -146,7 +146,7 @@ def _seed_sd_range():
 
 # (page, pattern, source) for sentences of docs/ that attribute numbers to a committed file
 DOC_CLAIMS = [
-    ("docs/benchmark.md", r"it was ([\d.]+)x slower than ONNX Runtime at batch 1 in `results/benchmark_backends.csv` "
+    ("docs/benchmark.md", r"it was ([\d.]+)x slower than ONNX Runtime at batch 1 in `results/backends/benchmark.csv` "
      r"\(ResNet-56 p50\s+([\d.]+) vs ([\d.]+) ms", _eager_vs_onnx_p50),
     ("docs/results.md", r"three seeds of the 2-epoch set the sd of a change was ([\d.]+)-([\d.]+) points",
      _seed_sd_range),
@@ -158,7 +158,7 @@ DOC_CLAIMS = [
      r"([\d.]+);[^)]*\),\s+and in OpenVINO int8 it is slower than the dense int8 model \(([\d,]+) against "
      r"([\d,]+) img/s\)", _e32_b_speed),
     ("docs/experiments/budget-e32.md", r"runs ([\d.]+)x the eager fp32 baseline\s+at batch 64 and ([\d.]+)x at "
-     r"batch 1 in the committed run \(`results/benchmark_e32.csv`: ([\d,]+) and ([\d,]+) img/s against\s+([\d,]+) and "
+     r"batch 1 in the committed run \(`results/e32/benchmark.csv`: ([\d,]+) and ([\d,]+) img/s against\s+([\d,]+) and "
      r"([\d,]+)\)", _e32_r20_speed),
     ("docs/experiments/budget-e32.md", r"\(([\d.]+)x fewer parameters for", _e32_x16_params),
 ]

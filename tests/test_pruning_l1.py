@@ -115,7 +115,7 @@ DENSE_METRICS = {}  # dense counts, shared by the A and B cases of a depth
 
 @pytest.mark.parametrize("name,variant,macs_cut,params_cut", [
     ("resnet56", "A", 10.4, 9.4), ("resnet56", "B", 27.6, 13.7),
-    pytest.param("resnet110", "A", 15.9, 2.3, marks=pytest.mark.slow),  # also in results/l1_flops_params.md
+    pytest.param("resnet110", "A", 15.9, 2.3, marks=pytest.mark.slow),  # also in results/l1/flops_params.md
     pytest.param("resnet110", "B", 38.6, 32.4, marks=pytest.mark.slow),
 ])
 def test_paper_variants_cut_macs_and_params(name, variant, macs_cut, params_cut):

@@ -21,15 +21,19 @@ def test_pareto_front():
     assert pareto(pts) == [(0.5, 1.0), (1.5, 0.5), (2.0, -1.0), (2.5, -2.0), (3.0, -5.0)]
 
 
-@pytest.mark.parametrize("csv_name, imgs", [("benchmark.csv", "imgs"), ("benchmark_e2.csv", "imgs/e2"),
-                                           ("structured_speed.csv", "imgs/structured"),
+@pytest.mark.parametrize("csv_name, imgs", [("quick/benchmark.csv", "imgs/quick"),
+                                           ("e2/first_run/benchmark.csv", "imgs/e2/first_run"),
+                                           ("structured/benchmark.csv", "imgs/structured"),
                                            ("archive/benchmark_e2_amd_epyc.csv", "imgs/archive/e2"),
                                            ("archive/benchmark_quick_amd_epyc.csv", "imgs/archive"),
-                                           ("benchmark_fisher_e2.csv", "imgs/fisher_e2"),
-                                           ("benchmark_students.csv", "imgs/students"),
-                                           ("benchmark_r110.csv", "imgs/r110"),
-                                           ("benchmark_e2_seeds.csv", "imgs/seeds_e2"),
-                                           ("benchmark_quiet.csv", "imgs/quiet")])
+                                           ("fisher_e2/benchmark.csv", "imgs/fisher_e2"),
+                                           ("students/benchmark.csv", "imgs/students"),
+                                           ("r110/benchmark.csv", "imgs/r110"),
+                                           ("e2/benchmark.csv", "imgs/e2"),
+                                           ("quiet/benchmark.csv", "imgs/quiet"),
+                                           ("e8/benchmark.csv", "imgs/e8"), ("e32/benchmark.csv", "imgs/e32"),
+                                           ("taste/benchmark.csv", "imgs/taste"),
+                                           ("backends/benchmark.csv", "imgs/backends")])
 def test_committed_figures_are_what_plots_make_draws_from_the_committed_csv(csv_name, imgs):
     csv, folder = ROOT / "results" / csv_name, ROOT / imgs
     if not csv.exists():
@@ -49,19 +53,66 @@ def test_error_bars_never_reach_below_zero_when_a_point_lies_outside_its_interva
     assert _bars([{"p50": 1.0}], "p50") is None
 
 
+def _study(*argv, runs, timeout=1200, **popen):
+    return subprocess.run([sys.executable, "-m", "study", *argv, "--runs", str(runs)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, env=dict(os.environ, PATH=PATH), **popen)
+
+
+def _training_clis(marker):
+    """pids of the training processes whose command line names `marker` (a run folder of this test)."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline and "-m\x00train" in cmdline:
+            pids.append(pid)
+    return pids
+
+
 def test_smoke_study_end_to_end(tmp_path):
-    env = dict(os.environ, RUNS=str(tmp_path / "study"), THREADS="2", PATH=PATH)
+    """The smoke set through the local executor with two workers: interrupted (Ctrl-C) while its baseline trains,
+    run again (the training resumes from its run folder), benchmarked, reported; then run again over rows from
+    another machine, and a third time with nothing left to do."""
+    import signal
+    import time
+
+    runs = tmp_path / "runs"
+    base_run = runs / "study-smoke" / "base" / "r56.pt.run"
 
     def committed():
-        return {p.name: p.read_bytes() for p in (ROOT / "results").glob("*.csv")}
+        return {p: p.read_bytes() for p in (ROOT / "results").rglob("*.csv")}
     before = committed()
-    r = subprocess.run(["bash", "scripts/study.sh", "smoke"], cwd=ROOT, env=env, capture_output=True, text=True,
-                       timeout=1200)
+    proc = subprocess.Popen([sys.executable, "-m", "study", "run", "smoke", "--workers", "2", "--runs", str(runs)],
+                            cwd=ROOT, env=dict(os.environ, PATH=PATH), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.time() + 900
+    while not (base_run / "last.pt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert (base_run / "last.pt").exists(), proc.communicate()[0][-3000:]
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal: the whole foreground group
+    proc.communicate(timeout=120)
+    time.sleep(1)
+    assert _training_clis(str(runs)) == []  # no training left running on its own
+    assert not (runs / "study-smoke" / "base" / "r56.pt").exists()  # stopped after epoch 1 of 2
+
+    r = _study("run", "smoke", "--workers", "2", runs=runs)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    results = tmp_path / "study" / "results"
+    assert "[study] smoke: every task of seeds 0 is made" in r.stdout
+    logs = "".join(p.read_text(errors="replace") for p in (runs / "submitit").glob("*_log.out"))
+    assert f"--out {runs}/study-smoke/base/r56.pt --resume" in logs  # continued, not started again
+    epochs = [line.split(",")[0] for line in (base_run / "log.csv").read_text().splitlines()[1:]]
+    assert epochs == ["1", "2"]  # each epoch trained once
+    for verb in ("bench", "report"):
+        r = _study(verb, "smoke", runs=runs)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+
+    results = runs / "results" / "smoke"
     df = pd.read_csv(results / "benchmark.csv")
     methods = set(df["method"])
     assert {"baseline", "l1", "fisher", "weight_prune", "lowrank", "kd", "no-teacher", "int8"} <= methods, methods
+    assert len(set(df["checkpoint"])) == 16  # every configuration of the set but its data
     assert set(df["batch"]) == {1, 16} and set(df["backend"]) == {"eager", "onnx", "openvino"}
     assert {("onnx", "int8"), ("openvino", "int8")} <= set(zip(df["backend"], df["precision"]))
     assert (df["data"] == "synthetic test").all()
@@ -74,7 +125,7 @@ def test_smoke_study_end_to_end(tmp_path):
         assert "Best configuration" in summary
     assert set(df["busy"]) <= {"yes", "no"}  # every row says whether the machine was quiet
     for name in ("speedup_vs_compression", "accuracy_vs_speedup", "theoretical_vs_measured", "latency_batch1"):
-        assert (tmp_path / "study" / "imgs" / f"{name}.png").stat().st_size > 10_000
+        assert (runs / "imgs" / "smoke" / f"{name}.png").stat().st_size > 10_000
     # every method's table, regenerated from the checkpoints' metadata (and the benchmark CSV) alone
     reports = results / "reports"
     for name, rows in (("l1_accuracy.md", 2), ("weight_pruning.md", 1), ("lowrank.md", 1), ("distillation.md", 5),
@@ -90,49 +141,30 @@ def test_smoke_study_end_to_end(tmp_path):
     assert "| `" in fisher and "| fisher |" in fisher and "| l1 |" in fisher and "speedup onnx fp32" in fisher
     assert committed() == before  # a user's run writes its own results, never the committed ones
     # Rows in the CSV from another machine (as a fresh clone's committed CSV would be) are measured anew, on this
-    # one, and every finished training step is skipped.
+    # one, and every finished task is skipped.
     csv = results / "benchmark.csv"
     merge_rows(csv, [dict(r, cpu="Another CPU", throughput_ips=1.0) for r in read_rows(csv)])
-    again = subprocess.run(["bash", "scripts/study.sh", "smoke"], cwd=ROOT, env=env, capture_output=True, text=True,
-                           timeout=600)
-    assert again.returncode == 0 and "[run ]" not in again.stdout, again.stdout[-2000:] + again.stderr[-2000:]
+    again = _study("all", "smoke", runs=runs, timeout=600)
+    assert again.returncode == 0 and "0 of 18 tasks to run" in again.stdout, again.stdout[-2000:] + again.stderr[-2000:]
     rows = read_rows(csv)
     assert len(rows) == len(df) and all(r["cpu"] == cpu_name() and r["throughput_ips"] != 1.0 for r in rows)
     # A third run finds everything measured here and measures nothing.
-    third = subprocess.run(["bash", "scripts/study.sh", "smoke"], cwd=ROOT, env=env, capture_output=True, text=True,
-                           timeout=600)
+    third = _study("all", "smoke", runs=runs, timeout=600)
     assert third.returncode == 0 and "nothing to measure" in third.stdout
     assert [r["date"] for r in read_rows(csv)] == [r["date"] for r in rows]
 
 
-def test_study_without_data_stops_at_once_with_a_clear_message(tmp_path):
-    env = dict(os.environ, CIFAR10_DIR=str(tmp_path / "none"), RUNS=str(tmp_path / "runs"), PATH=PATH)
-    r = subprocess.run(
-        ["bash", "scripts/study.sh", "quick"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
-    )
-    assert r.returncode == 2 and "CIFAR10_DIR" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    r = subprocess.run(
-        ["bash", "scripts/study.sh", "bogus"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
-    )
-    assert r.returncode == 2 and "unknown preset" in r.stderr
-
-
 @pytest.mark.parametrize("env,argv", [
-    ({"PRESET": "bogus"}, ["scripts/main.sh"]),
-    ({}, ["scripts/study.sh", "bogus"]),
-    ({"BUDGETS": "xyz"}, ["scripts/budget.sh"]),
-    ({"BUDGETS": "8", "SEED": "-1"}, ["scripts/budget.sh"]),
-    ({"BUDGETS": " "}, ["scripts/budget.sh"]),
+    ({"PRESET": "bogus"}, ["bash", "scripts/main.sh"]),
+    ({}, [sys.executable, "-m", "study", "all", "bogus"]),
+    ({"CIFAR10_DIR": "/nonexistent/cifar"}, [sys.executable, "-m", "study", "all", "quick"]),
 ])
-def test_scripts_check_their_input_before_doing_anything(env, argv):
-    """PRESET=bogus ran the whole taste stage before failing; study.sh bogus left an empty run tree; BUDGETS=xyz
-    exited while its queue A kept running in the background."""
-    import os
-    import subprocess
-
+def test_the_main_job_and_the_study_check_their_input_before_doing_anything(env, argv):
+    """PRESET=bogus ran the whole taste stage before failing; an unknown set or missing data left an empty run
+    tree."""
     runs = ROOT / "runs"
     before = sorted(p.name for p in runs.iterdir()) if runs.exists() else None
-    r = subprocess.run(["bash", *argv], cwd=ROOT, env=dict(os.environ, **env), capture_output=True, text=True,
+    r = subprocess.run(argv, cwd=ROOT, env=dict(os.environ, PATH=PATH, **env), capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert (sorted(p.name for p in runs.iterdir()) if runs.exists() else None) == before

@@ -21,9 +21,10 @@ KEY = ("checkpoint", "backend", "precision", "batch")
 
 
 def study(runs, **popen):
-    env = dict(os.environ, RUNS=str(runs), THREADS="1", PATH=PATH)
-    return subprocess.Popen(["bash", "scripts/study.sh", "smoke"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True, **popen)
+    env = dict(os.environ, PATH=PATH)
+    return subprocess.Popen([sys.executable, "-m", "study", "all", "smoke", f"--runs={runs}"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            **popen)
 
 
 def finish(proc, timeout=1800):
@@ -35,7 +36,7 @@ def finish(proc, timeout=1800):
 def row_set(runs):
     """{(checkpoint relative to RUNS, backend, precision, batch)}, after checking there are no duplicate keys and that
     every row's sha256 is the file at its path now (no row left from a checkpoint that was replaced)."""
-    rows = read_rows(os.path.join(runs, "results", "benchmark.csv"))
+    rows = read_rows(os.path.join(runs, "results", "smoke", "benchmark.csv"))
     keys = [tuple(str(r[k]) for k in KEY) for r in rows]
     assert len(keys) == len(set(keys)), "duplicated rows"
     for r in rows:
@@ -76,7 +77,7 @@ def test_a_study_interrupted_then_run_again(reference, tmp_path, sig):
         proc = study(runs)
         deadline = time.time() + 900
         while proc.poll() is None and time.time() < deadline:
-            started = (runs / "distill").exists() if stage == "training" else (runs / "results").exists()
+            started = (runs / "study-smoke" / "distill" if stage == "training" else runs / "results").exists()
             if started:
                 break
             time.sleep(0.5)
