@@ -1,4 +1,4 @@
-"""Bits table of simulated quantisation from the QAT checkpoints' metadata (scripts/sweep_quant.sh).
+"""Bits table of simulated quantisation from the QAT checkpoints' metadata (python -m study run quantization).
 
     python -m quantization.report runs/quant/bits/*.pt --baseline runs/quant/bits/r20-fp32-ft.pt \
         --out results/quantization/bits

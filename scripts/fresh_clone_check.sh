@@ -18,7 +18,7 @@ until grep -q "first answer" "$tmp/main.log"; do
   kill -0 $pid 2>/dev/null || { cat "$tmp/main.log" >&2; echo "fresh_clone_check: main.sh stopped before the taste figure" >&2; exit 1; }
   sleep 5
 done
-figure=runs/study-quick/imgs/taste/accuracy_vs_speedup.png
+figure=runs/imgs/taste/accuracy_vs_speedup.png
 [ -s "$figure" ] || { echo "fresh_clone_check: no $figure" >&2; exit 1; }
 grep -q "^fetching resnet56" "$tmp/main.log" || { echo "fresh_clone_check: weights were not fetched from the mirror" >&2; exit 1; }
 echo "fresh_clone_check: taste figure after $(( $(date +%s) - start )) s on a fresh clone (weights from $MIRROR)"

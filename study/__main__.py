@@ -9,15 +9,16 @@ Slurm cluster.
     python -m study report e32 --publish            # summaries and figures into results/e32/ and imgs/e32/
     python -m study all quick                       # run, bench and report, one after another
 
-Sets: smoke, taste, quick, paper, students (presets of the whole study) and e2, e8, e32 (the equal fine-tune at
-2, 8 and 32 epochs). Every task is the existing CLIs called in order, each skipped when its output exists; a killed,
-timed-out or preempted task continues from its run folder when run again (docs/cluster.md).
+Sets: smoke, taste, quick, paper, students (presets of the whole study), e2, e8, e32 (the equal fine-tune at 2, 8
+and 32 epochs), fisher_e2 and r110 (Fisher against L1; a ResNet-110 teacher), and one sweep per method: l1,
+weight_pruning, lowrank, quantization, distillation (python -m study plan SET lists a set's tasks). Every task is
+the existing CLIs called in order, each skipped when its output exists; a killed, timed-out or preempted task
+continues from its run folder when run again (docs/cluster.md).
 
 Executors: local (default; --workers jobs at once, --threads each: two single-thread processes train more images
 per second than one two-thread process on these small models), slurm (job arrays, requeued on timeout or
 preemption; the benchmark gets a whole node), debug (in this process, one task after another).
 """
-import glob
 import os
 import subprocess
 import sys
@@ -76,6 +77,9 @@ def show_plan(tasks):
 
 def bench(args, study, where, seeds):
     b = study.bench
+    if b is None:
+        raise UserError(f"set {study.name!r} has no benchmark: a sweep's table is 'python -m study report "
+                        f"{study.name}'")
     results, _ = results_folders(args, study.name)
     os.makedirs(results, exist_ok=True)
     csv = os.path.join(results, b.csv)
@@ -111,37 +115,21 @@ def bench(args, study, where, seeds):
 
 def report(args, study, where, seeds):
     results, imgs = results_folders(args, study.name)
-    csv = os.path.join(results, study.bench.csv)
-    if not os.path.isfile(csv):
+    csv = os.path.join(results, study.bench.csv) if study.bench else None
+    if csv and not os.path.isfile(csv):
         raise UserError(f"{csv} missing: run 'python -m study bench {study.name}' first")
-    title = f"{study.name}: {study.describe}"
-    cmd("plots.make", "--results", csv, "--out", imgs, *(["--note", "before fine-tuning"] if study.name == "taste"
-                                                          else []))
-    cmd("plots.summary", "--results", csv, "--out", os.path.join(results, "summary.md"), "--title", title)
-    reports = os.path.join(results, "reports")
-    root = study.folder(where, seeds[0])
-    for module, name, patterns, extras in study.reports:
-        files = sorted(f for p in patterns for f in glob.glob(os.path.join(root, p)))
-        if not files:
-            say(f"[report] {name}: no checkpoints yet")
+    if csv:
+        note = ["--note", "before fine-tuning"] if study.name == "taste" else []
+        cmd("plots.make", "--results", csv, "--out", imgs, *note)
+        cmd("plots.summary", "--results", csv, "--out", os.path.join(results, "summary.md"), "--title",
+            f"{study.name}: {study.describe}")
+    for r in study.reports(where, seeds, csv) if study.reports else []:
+        if r.inputs is not None and not r.inputs:
+            say(f"[report] {r.out}: none of its checkpoints made yet")
             continue
-        baseline = os.path.join(root, "base", "r56-ft.pt")
-        argv = [module, *files, "--out", os.path.join(reports, name)]
-        argv += ["--teacher", baseline] if "teacher" in extras else ["--baseline", baseline]
-        if "benchmark" in extras:
-            argv += ["--benchmark", csv, "--speed-batch", "64" if study.name != "smoke" else "16"]
-        os.makedirs(reports, exist_ok=True)
-        cmd(*argv, quiet=True)
-    if study.name == "students":
-        files = [c.out for s in seeds for c in study.configs(where, s) if c.name.startswith("r")
-                 and "-int8-" not in c.name and c.name not in ("r56", "r56-ft") and os.path.exists(c.out)]
-        teacher = next(c.out for c in study.configs(where, 0) if c.name == "r56-ft")
-        os.makedirs(reports, exist_ok=True)
-        cmd("distillation.report", *files, "--teacher", teacher, "--benchmark", csv, "--speed-batch", "64",
-            "--out", os.path.join(reports, "distillation_scratch"), quiet=True)
-    if study.name in ("e2",):
-        cmd("plots.seeds", "--results", csv, "--out", os.path.join(results, "seeds.md"),
-            "--title", "Seed repeats of the 2-epoch comparisons")
+        out = os.path.join(results, r.out)
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        cmd(r.module, *(r.inputs or ()), *r.options, "--out", out, quiet=True)
     if study.name in [s for s, _ in BUDGET_SOURCES]:
         root_results = os.path.dirname(results)
         runs = []
@@ -151,6 +139,9 @@ def report(args, study, where, seeds):
                 runs += ["--run", f"{epochs:g}={path}" if epochs is not None else path]
         cmd("plots.budget", *runs, "--out", os.path.join(root_results, "budget.csv"),
             "--imgs", os.path.join(os.path.dirname(imgs), "budget"))
+    if not csv:
+        say(f"[report] {study.name}: tables in {results}/")
+        return
     say(f"[report] {study.name}: {results}/summary.md, figures in {imgs}/")
     with open(os.path.join(results, "summary.md")) as f:  # the busy-machine warning, again at the very end
         warning = next((line for line in f if "Warning: the machine was busy" in line), "")
@@ -218,7 +209,7 @@ def main(argv=None):
             return 1
         say(f"[study] {study.name}: every task of seeds {','.join(map(str, seeds))} is made")
     bench_seeds = list(study.bench_seeds) if args.seeds is None and study.bench_seeds else seeds
-    if args.verb in ("bench", "all"):
+    if args.verb == "bench" or (args.verb == "all" and study.bench):
         bench(args, study, where, bench_seeds)
     if args.verb in ("report", "all"):
         report(args, study, where, seeds)

@@ -6,7 +6,8 @@ A configuration is a list of steps; a step is one output file and the one call o
 (checkpoints are written atomically, so an output on disk is a finished step). Inputs are other steps' outputs:
 the engine finds the order from them.
 """
-from dataclasses import dataclass, field
+import glob
+from dataclasses import dataclass
 
 PUBLISHED = "pretrained:"  # argv token prefix: the engine replaces pretrained:resnet56 by the verified .th file
 ENGINES = ("onnxruntime", "openvino")
@@ -62,10 +63,27 @@ class StudySet:
     configs: object          # configs(where, seed) -> [Config]
     seeds: tuple = (0,)      # the default seeds; others allowed only where `seeded`
     seeded: bool = False
-    bench_seeds: tuple = None  # the seeds `bench` measures by default (None: the set's seeds)
     bench: Bench = None
-    budget_epochs: float = None  # the budget of a set whose rows do not record train_epochs (older CSVs)
-    reports: tuple = field(default=())  # method tables written by `report`: (module, glob patterns, options)
+    reports: object = None   # reports(where, seeds, csv) -> [Report]: the tables `report` writes
+    bench_seeds: tuple = None  # the seeds `bench` measures by default (None: the set's seeds)
+
+
+@dataclass(frozen=True)
+class Report:
+    """One table of `python -m study report`: MODULE INPUTS... OPTIONS... --out RESULTS/OUT. With inputs, it runs
+    only when some of them exist (those are passed); inputs=None: a table of the benchmark CSV alone."""
+    module: str
+    inputs: tuple
+    options: tuple
+    out: str
+
+
+def existing(*patterns):
+    """The files matching the glob patterns, in order, each once."""
+    found = []
+    for pattern in patterns:
+        found += [f for f in sorted(glob.glob(pattern)) if f not in found]
+    return tuple(found)
 
 
 def step(out, *argv):
@@ -356,48 +374,275 @@ def students(where, seed):
 # ---------------------------------------------------------------------------------------------------------------
 # The sets: presets of the whole study and the budget sets of the equal fine-tune.
 
-QUICK_BENCH = dict(options=("--batch-sizes", "1,64", "--repeat", "3", "--slices", "8", "--min-seconds", "1"))
-QUICK_REPORTS = (("pruning_l1.accuracy_table", "l1_accuracy.md", ("l1/r56-*.pt",), ()),
-                 ("pruning_fisher.report", "fisher_vs_l1", ("fisher/r56-*.pt", "l1/r56-*-ft.pt"), ("benchmark",)),
-                 ("pruning_weight.report", "weight_pruning", ("weight/r56-p*.pt",), ()),
-                 ("lowrank.report", "lowrank", ("lowrank/r56-*.pt",), ()),
-                 ("distillation.report", "distillation", ("distill/student-*.pt",), ("benchmark", "teacher")))
+QUICK_BENCH = ("--batch-sizes", "1,64", "--repeat", "3", "--slices", "8", "--min-seconds", "1")
+
+
+def preset_reports(preset):
+    """Each method's table of a preset: a query over the checkpoints' metadata (and the benchmark CSV)."""
+    def reports(where, seeds, csv):
+        run = preset_folder(preset)(where, 0)
+        speed = ("--benchmark", csv, "--speed-batch", "16" if preset == "smoke" else "64")
+        base = ("--baseline", f"{run}/base/r56-ft.pt")
+        return [Report("pruning_l1.accuracy_table", existing(f"{run}/l1/r56-*.pt"), base, "reports/l1_accuracy.md"),
+                Report("pruning_fisher.report", existing(f"{run}/fisher/r56-*.pt", f"{run}/l1/r56-*-ft.pt"),
+                       base + speed, "reports/fisher_vs_l1"),
+                Report("pruning_weight.report", existing(f"{run}/weight/r56-p*.pt"), base, "reports/weight_pruning"),
+                Report("lowrank.report", existing(f"{run}/lowrank/r56-*.pt"), base, "reports/lowrank"),
+                Report("distillation.report", existing(f"{run}/distill/student-*.pt"),
+                       ("--teacher", f"{run}/base/r56-ft.pt") + speed, "reports/distillation")]
+    return reports
+
+
+def students_reports(where, seeds, csv):
+    """The students of every seed in one table: the seeds of one configuration pair up by file name."""
+    made = [c.out for s in seeds for c in students(where, s) if c.name[:3] in ("r10", "r1-") and "-int8-" not in c.name]
+    teacher = f"{where.runs}/study-students/base/r56-ft.pt"
+    return [Report("distillation.report", existing(*made), ("--teacher", teacher, "--benchmark", csv,
+                                                            "--speed-batch", "64"), "reports/distillation_scratch")]
+
+
+def seeds_reports(epochs):
+    """The seeds table (mean +- sd, paired intervals) and the students against their no-teacher twins, by seed."""
+    def reports(where, seeds, csv):
+        runs = [equal_finetune_folder(epochs)(where, s) for s in seeds]
+        students = existing(*(f"{r}/r{d}-{k}.pt" for r in runs for d in ("20", "32") for k in ("kd", "noteacher")),
+                            *(f"{r}/r20-fitnet.pt" for r in runs))
+        return [Report("plots.seeds", None, ("--results", csv, "--title",
+                                            f"Seed repeats of the {epochs}-epoch comparisons"), "seeds.md"),
+                Report("distillation.report", students, ("--teacher", f"{runs[0]}/r56-ft.pt"),
+                       "reports/distillation")]
+    return reports
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One sweep per method, each from the quick preset's starting points (runs/study-quick/base: the published weights
+# and the ResNet-56 fine-tuned with the quick recipe, the equally fine-tuned baseline): its checkpoints under
+# runs/sweep-METHOD/, its table under the set's results folder. No benchmark: a sweep's table is the accuracy and
+# size a setting buys; speed is the study's.
+
+def quick_inputs(where, fine_tuned=True):
+    base = f"{where.runs}/study-quick/base"
+    configs = [Config("r56", "published ResNet-56", (published(base, 56),), measured=False),
+               Config("r20", "published ResNet-20", (published(base, 20),), measured=False)]
+    if fine_tuned:
+        configs.append(Config("r56-ft", "ResNet-56, quick fine-tune (the baseline)",
+                              (step(f"{base}/r56-ft.pt", "train", f"{base}/r56.pt", "--recipe", "quick", "--subset",
+                                    "10000", "--data-dir", where.data, "--threads", where.threads, "--no-progress"),),
+                              measured=False))
+    return base, configs
+
+
+QUICK_FT = ("--recipe", "quick", "--subset", "10000")
+
+
+def sweep_folder(method):
+    return lambda where, seed: f"{where.runs}/sweep-{method}"
+
+
+def sweep_l1(where, seed):
+    """L1 filter pruning over uniform prune ratios: prune (top-1 right after pruning), then the quick fine-tune."""
+    base, out = quick_inputs(where)
+    run = sweep_folder("l1")(where, seed)
+    for r in ("0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7"):
+        out.append(Config(f"u{r}", f"L1 uniform {r}",
+                          (step(f"{run}/u{r}.pt", "pruning_l1.prune", f"{base}/r56.pt", "--ratio", r, "--test-dir",
+                                where.data, "--threads", where.threads),
+                           step(f"{run}/u{r}-ft.pt", "train", f"{run}/u{r}.pt", *QUICK_FT, "--data-dir", where.data,
+                                "--threads", where.threads, "--no-progress"))))
+    return out
+
+
+def sweep_weight(where, seed):
+    """Magnitude weight pruning to P% (one global threshold), 4 gradual events inside a masked quick fine-tune."""
+    base, out = quick_inputs(where)
+    run = sweep_folder("weight")(where, seed)
+    for p in ("30", "50", "70", "90", "95"):
+        out.append(Config(f"p{p}", f"weight pruning {p}%",
+                          (step(f"{run}/r56-p{p}.pt", "pruning_weight.prune", f"{base}/r56.pt",
+                                "--percent", p, "--finetune", "--steps", "4", *QUICK_FT, "--data-dir", where.data,
+                                "--threads", where.threads, "--no-progress"),)))
+    return out
+
+
+def sweep_lowrank(where, seed):
+    """The three factorisations at half the MACs with ranks x8, decomposed data-free, then the quick fine-tune."""
+    base, out = quick_inputs(where)
+    run = sweep_folder("lowrank")(where, seed)
+    for scheme in ("svd", "spatial", "tucker2"):
+        name = f"r56-{scheme}-f5-m8"
+        out.append(Config(name, f"low-rank {scheme}, 50% MACs, ranks x8",
+                          (step(f"{run}/{name}.pt", "lowrank.decompose", f"{base}/r56.pt", "--scheme", scheme,
+                                "--target-flops", "0.5", "--multiple", "8", "--test-dir", where.data,
+                                "--threads", where.threads),
+                           step(f"{run}/{name}-ft.pt", "train", f"{run}/{name}.pt", *QUICK_FT, "--data-dir",
+                                where.data, "--threads", where.threads, "--no-progress"))))
+    return out
+
+
+def sweep_quant(where, seed):
+    """Simulated n-bit quantisation: the ResNet-20 post-training and with a short QAT (1 quick epoch on 5,000
+    images), beside the fp32 ResNet-20 fine-tuned with the same recipe (the fair reference of the QAT column); the
+    ResNet-56 post-training only (CPU budget). Scored on CIFAR-10 test[:1000] (lossless)."""
+    base, out = quick_inputs(where, fine_tuned=False)
+    run, test = sweep_folder("quant")(where, seed), f"{where.data}/lossless-test1000"
+    common = ("--data-dir", where.data, "--test-dir", test, "--threads", where.threads, "--no-progress")
+    qat = ("--finetune", "--recipe", "quick", "--subset", "5000")
+
+    def bits(model, code, *extra):
+        w, a = code[1:].split("A")
+        name = f"{model}-{code.lower()}" + ("" if extra else "-pt")
+        return Config(name, f"{model} {code} {'QAT' if extra else 'post-training'}",
+                      (step(f"{run}/{name}.pt", "quantization.qat", f"{base}/{model}.pt", "--weight-bits", w,
+                            "--act-bits", a, *extra, *common),))
+    out += [bits("r20", c, *qat) for c in ("W8A8", "W6A6", "W4A8", "W4A4", "W2A4")]
+    out += [bits("r20", c) for c in ("W3A3", "W2A2")]
+    out += [bits("r56", c) for c in ("W8A8", "W6A6", "W4A8", "W4A4", "W2A4")]
+    out.append(Config("r20-fp32-ft", "ResNet-20 fp32, the same fine-tune",
+                      (step(f"{run}/r20-fp32-ft.pt", "train", f"{base}/r20.pt", "--recipe", "quick", "--subset",
+                            "5000", *common),)))
+    return out
+
+
+def sweep_distill(where, seed):
+    """KD over students and temperatures (alpha 0.9), two-stage and single-stage FitNets, each beside a no-teacher
+    twin with the same seed, init, epochs and schedule: one cosine epoch over 10,000 images, lr 0.05, batch 64, wd
+    5e-4 as in the KD-Zoo students, from the quick preset's fine-tuned ResNet-56."""
+    base, out = quick_inputs(where)
+    run, teacher = distill_folder(where, seed), f"{base}/r56-ft.pt"
+    sched = ("--data-dir", where.data, "--subset", "10000", "--epochs", "1", "--lr", "0.05", "--batch-size", "64",
+             "--schedule", "cosine", "--weight-decay", "5e-4", "--seed", seed, "--threads", where.threads,
+             "--no-progress")
+    for arch in ("resnet20", "resnet10", "resnet1"):
+        s = f"r{arch[6:]}"
+        runs = [("noteacher", "distillation.train", ("--no-teacher",))]
+        runs += [(f"kd-T{t}", "distillation.train", ("--temperature", t, "--alpha", "0.9")) for t in ("1", "2", "4")]
+        runs += [("fitnet-T2", "fitnets.train", ("--temperature", "2", "--alpha", "0.9")),
+                 ("fitnet1", "fitnets.train", ("--single-stage",))]
+        for name, module, args in runs:
+            out.append(Config(f"{s}-{name}", f"{arch}, {name}",
+                              (step(f"{run}/{s}-{name}-s10000-e1.pt", module, arch, "--teacher", teacher, *args,
+                                    *sched),)))
+    return out
+
+
+def distill_folder(where, seed):
+    return f"{where.runs}/sweep-distill" + (f"-s{seed}" if seed else "")
+
+
+def sweep_reports(module, folder, out, baseline=None):
+    """A sweep's one table: every checkpoint of its folder (and of its seeds' folders) against the baseline."""
+    def reports(where, seeds, csv):
+        base = baseline(where) if baseline else f"{where.runs}/study-quick/base/r56-ft.pt"
+        flag = "--teacher" if module == "distillation.report" else "--baseline"
+        folders = [folder(where, s) for s in seeds]
+        made = [f for f in existing(*(f"{d}/*.pt" for d in folders)) if f != base]
+        return [Report(module, tuple(made), (flag, base), out)]
+    return reports
+
+
+def r110(where, seed):
+    """The second teacher: a ResNet-110 trained from scratch on the JPEG-copy training set (no published weights
+    reach these machines), then KD ResNet-110 -> ResNet-20 beside ResNet-56 -> ResNet-20 (the same student schedule),
+    and Li et al.'s ResNet-110-A / -B pruned from it and fine-tuned with the budget of the ResNet-110's own fine-tune.
+    14 cosine epochs: the committed run (results/r110/); He et al. train 164."""
+    # He et al.'s lr 0.1, batch 128, wd 1e-4 and their ResNet-110 start (lr/10 for the first 400 iterations: at 0.1 a
+    # 110-layer post-activation ResNet learns almost nothing in its first epochs, 46% test top-1 after 3 of them
+    # here), with a cosine schedule that fits a short run. bf16 autocast where the CPU has it, for the teacher and the
+    # fine-tunes it is compared with; the KD student in fp32, as the equal fine-tune's students are.
+    base, out = quick_inputs(where, fine_tuned=False)
+    run = f"{where.runs}/r110"
+    device = ("--data-dir", where.data, "--threads", where.threads, "--device", "auto", "--no-progress")
+    bf16 = ("--cpu-bf16",) if where.cpu_bf16 else ()
+    ft = ("--recipe", "quick", "--epochs", "2", *device)
+    out.append(Config("r110", "ResNet-110 from scratch, 14 epochs",
+                      (step(f"{run}/r110.pt", "train", "resnet110", "--recipe", "scratch", "--epochs", "14",
+                            "--schedule", "cosine", "--warmup-steps", "400", *bf16, *device),), measured=False))
+    out.append(Config("r110-ft", "ResNet-110, 2-epoch fine-tune (the baseline)",
+                      (step(f"{run}/r110-ft.pt", "train", f"{run}/r110.pt", *ft, *bf16),)))
+    for v in ("A", "B"):
+        out.append(Config(f"r110-{v}", f"Li et al. ResNet-110-{v}",
+                          (step(f"{run}/r110-{v}.pt", "pruning_l1.prune", f"{run}/r110.pt", "--variant", v),
+                           step(f"{run}/r110-{v}-ft.pt", "train", f"{run}/r110-{v}.pt", *ft, *bf16, "--baseline",
+                                f"{run}/r110-ft.pt"))))
+    out.append(Config("r20-kd-r110", "ResNet-20, KD from the ResNet-110",
+                      (step(f"{run}/r20-kd-r110.pt", "distillation.train", f"{base}/r20.pt", "--teacher",
+                            f"{run}/r110-ft.pt", "--temperature", "4", "--alpha", "0.5", *ft),)))
+    return out
+
+
+def r110_reports(where, seeds, csv):
+    run = f"{where.runs}/r110"
+    return [Report("pruning_l1.accuracy_table", existing(*(f"{run}/r110-{v}{s}.pt" for s in ("", "-ft")
+                                                           for v in "AB")),
+                   ("--baseline", f"{run}/r110-ft.pt"), "reports/l1_accuracy.md")]
+
+
+def fisher_reports(where, seeds, csv):
+    run = equal_finetune_folder(2)(where, 0)
+    return [Report("pruning_fisher.report", existing(*(f"{run}/r56-{n}.pt" for n in ("B-ft", "u50r8-ft", "fisher72",
+                                                                                   "fisher50", "fisher72r16"))),
+                   ("--baseline", f"{run}/r56-ft.pt", "--benchmark", csv), "reports/fisher_vs_l1")]
+
 
 SETS = {s.name: s for s in [
     StudySet("smoke", "synthetic data, tiny models, a few minutes (run by the test suite)",
              preset_folder("smoke"), study_preset("smoke"),
              bench=Bench("benchmark.csv", "r56-ft", "eager,onnx,openvino", "eager",
-                         ("--batch-sizes", "1,16", "--quick"), quiet=False), reports=QUICK_REPORTS),
+                         ("--batch-sizes", "1,16", "--quick"), quiet=False), reports=preset_reports("smoke")),
     StudySet("taste", "minutes: the published ResNet-56 compressed without any training, fastest runtime",
-             preset_folder("taste"), taste, budget_epochs=0,
+             preset_folder("taste"), taste,
              bench=Bench("benchmark.csv", "r56", "eager,FASTEST", "",
                          ("--batch-sizes", "1,64", "--repeat", "2", "--slices", "4", "--min-seconds", "1"))),
     StudySet("quick", "this 2-core CPU, ~1-2 h: published ResNet-20/56, short fine-tunes on the JPEG copy",
-             preset_folder("quick"), study_preset("quick"), budget_epochs=0.2,
-             bench=Bench("benchmark.csv", "r56-ft", "onnx,openvino", "eager", QUICK_BENCH["options"]),
-             reports=QUICK_REPORTS),
+             preset_folder("quick"), study_preset("quick"),
+             bench=Bench("benchmark.csv", "r56-ft", "onnx,openvino", "eager", QUICK_BENCH),
+             reports=preset_reports("quick")),
     StudySet("paper", "the papers' schedules (160-epoch baseline, 40-epoch fine-tunes, 200-epoch students): GPUs",
              preset_folder("paper"), study_preset("paper"),
              bench=Bench("benchmark.csv", "r56-ft", "eager,compile,onnx,openvino", "eager",
-                         ("--batch-sizes", "1,64", "--repeat", "3")), reports=QUICK_REPORTS),
+                         ("--batch-sizes", "1,64", "--repeat", "3")), reports=preset_reports("paper")),
     StudySet("students", "~1.5 h here: ResNet-10 and ResNet-1 from scratch (no teacher, KD, FitNets), 3 seeds",
              lambda where, seed: f"{where.runs}/study-students/scratch-s{seed}", students, seeds=(0, 1, 2),
              seeded=True, bench_seeds=(0,),
-             bench=Bench("benchmark.csv", "r56-ft", "eager,compile,onnx,openvino", "",
-                         QUICK_BENCH["options"])),
+             bench=Bench("benchmark.csv", "r56-ft", "eager,compile,onnx,openvino", "", QUICK_BENCH),
+             reports=students_reports),
     StudySet("e2", "the 2-epoch equal fine-tune over 3 seeds", equal_finetune_folder(2),
              equal_finetune(2, E2_ITEMS, int8_of=("base", "kd", "kd32", "lowrank")), seeds=(0, 1, 2), seeded=True,
-             bench=Bench("benchmark.csv", **EQUAL_BENCH), budget_epochs=2),
+             bench=Bench("benchmark.csv", **EQUAL_BENCH), reports=seeds_reports(2)),
     StudySet("e8", "the 8-epoch equal fine-tune: every configuration", equal_finetune_folder(8),
              equal_finetune(8, E8_ITEMS), seeded=True, bench=Bench("benchmark.csv", **EQUAL_BENCH)),
     StudySet("e32", "the 32-epoch equal fine-tune: the configurations the answer turns on",
              equal_finetune_folder(32), equal_finetune(32, E32_ITEMS), seeds=(0, 1, 2), seeded=True,
              bench=Bench("benchmark.csv", **EQUAL_BENCH)),
+    StudySet("fisher_e2", "Fisher pruning against L1 at the 2-epoch equal fine-tune, every runtime",
+             equal_finetune_folder(2), equal_finetune(2, ("base", "l1b", "l1u50", "fisher72", "fisher50",
+                                                          "fisher72r16"), int8_of=()),
+             bench=Bench("benchmark.csv", "base", "eager,compile,onnx,openvino", "", QUICK_BENCH),
+             reports=fisher_reports),
+    StudySet("r110", "a ResNet-110 teacher from scratch, Li et al. 110-A/B and KD into ResNet-20",
+             lambda where, seed: f"{where.runs}/r110", r110,
+             bench=Bench("benchmark.csv", "r110-ft", "eager,onnx,openvino", "", QUICK_BENCH), reports=r110_reports),
+    StudySet("l1", "sweep: L1 filter pruning over uniform ratios 0.1-0.7, quick fine-tune",
+             sweep_folder("l1"), sweep_l1, reports=sweep_reports("pruning_l1.accuracy_table", sweep_folder("l1"),
+                                                                 "sweep.md")),
+    StudySet("weight_pruning", "sweep: magnitude weight pruning 30-95%, gradual, quick fine-tune",
+             sweep_folder("weight"), sweep_weight,
+             reports=sweep_reports("pruning_weight.report", sweep_folder("weight"), "accuracy")),
+    StudySet("lowrank", "sweep: SVD, spatial and Tucker-2 at half the MACs, quick fine-tune",
+             sweep_folder("lowrank"), sweep_lowrank,
+             reports=sweep_reports("lowrank.report", sweep_folder("lowrank"), "r56")),
+    StudySet("quantization", "sweep: simulated 2-8 bit quantisation, post-training and QAT",
+             sweep_folder("quant"), sweep_quant,
+             reports=sweep_reports("quantization.report", sweep_folder("quant"), "bits",
+                                   baseline=lambda where: f"{where.runs}/sweep-quant/r20-fp32-ft.pt")),
+    StudySet("distillation", "sweep: KD over students and temperatures, FitNets, no-teacher twins",
+             distill_folder, sweep_distill, seeded=True,
+             reports=sweep_reports("distillation.report", distill_folder, "sweep")),
 ]}
 
 # The budget table (results/budget.csv) and its figure: the sets whose benchmark CSV gives a point of the curve,
 # with the budget of the ones whose rows do not record train_epochs (measured before the column existed); None:
-# read from the rows. fisher_e2 is Fisher pruning's own 2-epoch run (results/fisher_e2/benchmark.csv).
+# read from the rows.
 BUDGET_SOURCES = (("quick", 0.2), ("e2", 2), ("fisher_e2", 2), ("e8", None), ("e32", None))
 # The configurations of results/budget.csv and the README's answer, in the order of their tables, and the quick
 # preset's checkpoint names for the same configurations.
