@@ -143,9 +143,9 @@ class TaskJob(submitit.helpers.Checkpointable):
                 argv.append("--resume")
             os.makedirs(os.path.dirname(s.out) or ".", exist_ok=True)
             print(f"[run ] {s.out}: {' '.join(argv)}", flush=True)
-            # its own process group, so that a requeue stops the CLI and all it started; and stopped with this job
-            # even when the job itself is killed outright (SIGKILL runs no cleanup)
-            self._proc = subprocess.Popen(argv, start_new_session=True, preexec_fn=die_with_parent)
+            # In the job's process group (Ctrl-C, and `kill -STOP -- -PGID` to pause a run, reach it), and stopped
+            # with the job even when the job is killed outright (SIGKILL runs no cleanup).
+            self._proc = subprocess.Popen(argv, preexec_fn=die_with_parent)
             try:
                 code = self._proc.wait()
             finally:
@@ -159,22 +159,17 @@ class TaskJob(submitit.helpers.Checkpointable):
         if proc is None or proc.poll() is not None:
             return
         try:
-            os.killpg(proc.pid, signal.SIGTERM)
+            proc.terminate()
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            proc.kill()
             proc.wait()
-        except ProcessLookupError:
-            pass
 
     def checkpoint(self, *args, **kwargs):
         # Called inside the signal handler, while __call__ waits on the CLI (holding Popen's wait lock): signal it
         # here, and let __call__'s `finally` reap it when submitit's exit unwinds that wait.
         if self._proc is not None and self._proc.poll() is None:
-            try:
-                os.killpg(self._proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+            self._proc.terminate()
         return submitit.helpers.DelayedSubmission(TaskJob(self.task))
 
     def __getstate__(self):  # a running process does not travel in the pickle of a requeued job
