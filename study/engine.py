@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -223,13 +224,59 @@ def run_local(tasks, kind, folder, res):
     """Run the tasks not done yet, at most res.workers at once, each as soon as its inputs exist. Returns the ids of
     the tasks that failed (and of those that could not start because an input failed)."""
     todo = [t for t in tasks if t.state() != "done"]
-    total, finished, failed = len(todo), 0, []
+    total, failed = len(todo), []
     done = {t.id for t in tasks} - {t.id for t in todo}
     running = {}  # id -> (job, task, start)
     say(f"[study] {total} of {len(tasks)} tasks to run ({len(done)} already made), {res.workers} at once, "
         f"{res.threads} thread(s) each")
     ex = executor(kind, folder, res)
     workers = 1 if kind == "debug" else res.workers
+    stop_on_term = threading.current_thread() is threading.main_thread()
+    if stop_on_term:  # `kill PID` stops the running tasks too, as Ctrl-C does
+        previous = signal.signal(signal.SIGTERM, lambda *a: sys.exit(128 + signal.SIGTERM))
+    try:
+        return _schedule(todo, running, done, failed, total, ex, kind, workers)
+    finally:
+        if stop_on_term:
+            signal.signal(signal.SIGTERM, previous)
+        for job, _, _ in running.values():  # left running only when this loop was interrupted
+            stop_job(job)
+
+
+def stop_job(job):
+    """Kill a local job's controller and everything under it (its task's CLI gets SIGTERM as its parent dies)."""
+    process = getattr(job, "_process", None)
+    if process is None or process.poll() is not None:
+        return
+    for pid in [*descendants(process.pid), process.pid]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    process.wait()
+
+
+def descendants(pid):
+    """Every process under pid, deepest first (Linux /proc; none elsewhere)."""
+    children = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    out, stack = [], [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            out.append(child)
+            stack.append(child)
+    return out[::-1]
+
+
+def _schedule(todo, running, done, failed, total, ex, kind, workers):
+    finished = 0
     while todo or running:
         for t in list(todo):
             if any(d in failed for d in t.deps):

@@ -193,3 +193,32 @@ def test_every_set_plans_on_its_own():
         assert tasks and all(t.config.steps for t in tasks), name
         outs = [o for t in tasks for o in t.outputs]
         assert len(outs) == len(set(outs)), name  # no two tasks write one file
+
+
+def test_stopping_the_driver_stops_its_tasks(tmp_path):
+    """`kill PID` on `python -m study run`: no task's CLI is left running on its own (it would go on writing a run
+    folder that the next run resumes from)."""
+    import signal
+    import time
+    pid_file = tmp_path / "cli.pid"
+    code = ("import os, sys, time\nopen(sys.argv[1], 'w').write(str(os.getpid()))\ntime.sleep(600)\n")
+    driver = ("from study.engine import Resources, Task, run_local\nfrom study.registry import Config, Step\n"
+              f"t = Task('tiny/s0/sleep', 0, Config('sleep', 'sleeps', (Step({str(tmp_path / 'never')!r}, "
+              f"('python', '-c', {code!r}, {str(pid_file)!r})),)))\n"
+              f"run_local([t], 'local', {str(tmp_path / 'submitit')!r}, Resources())\n")
+    proc = subprocess.Popen([sys.executable, "-c", driver], cwd=ROOT)
+    deadline = time.time() + 120
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.2)
+    cli = int(pid_file.read_text())
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    for _ in range(100):
+        try:
+            os.kill(cli, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the task's CLI outlived the driver")
