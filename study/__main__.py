@@ -94,6 +94,8 @@ def bench(args, study, where, seeds):
         if not os.path.exists(baseline):
             raise UserError(f"{baseline} missing: run 'python -m study run {study.name} --seeds {seed}' first")
         models = [c.out for c in configs if c.measured and os.path.exists(c.out)]
+        run = study.folder(where, seed)
+        models += [f"{run}/{f}" for f in b.model_files if os.path.exists(f"{run}/{f}")]
         missing = [c.out for c in configs if c.measured and not os.path.exists(c.out)]
         if missing:
             say(f"[bench] seed {seed}: {len(missing)} configuration(s) not made yet, left out: {', '.join(missing)}")

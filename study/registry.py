@@ -44,6 +44,7 @@ class Bench:
     baseline_backends: str = ""
     options: tuple = ()
     quiet: bool = True       # --require-quiet (the smoke preset's tiny models are not timed for their numbers)
+    model_files: tuple = ()  # files other tools made, in the run folder, measured beside the checkpoints
 
 
 @dataclass
@@ -610,7 +611,11 @@ SETS = {s.name: s for s in [
              equal_finetune(2, E2_ITEMS, int8_of=("base", "kd", "kd32", "lowrank")), seeds=(0, 1, 2), seeded=True,
              bench=Bench("benchmark.csv", **EQUAL_BENCH), reports=seeds_reports(2)),
     StudySet("e8", "the 8-epoch equal fine-tune: every configuration", equal_finetune_folder(8),
-             equal_finetune(8, E8_ITEMS), seeded=True, bench=Bench("benchmark.csv", **EQUAL_BENCH)),
+             equal_finetune(8, E8_ITEMS), seeded=True,
+             # Torch-Pruning's own ONNX export too, as its users would measure it (not fine-tuned:
+             # docs/measure-your-model.md)
+             bench=Bench("benchmark.csv", **dict(EQUAL_BENCH, options=EQUAL_BENCH["options"] + (
+                 "--label", "torch-pruning")), model_files=("r56-tp.onnx",))),
     StudySet("e32", "the 32-epoch equal fine-tune: the configurations the answer turns on",
              equal_finetune_folder(32), equal_finetune(32, E32_ITEMS), seeds=(0, 1, 2), seeded=True,
              bench=Bench("benchmark.csv", **EQUAL_BENCH)),
