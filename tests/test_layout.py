@@ -1,7 +1,8 @@
 """The whiteboard rules, checked on every import of the source: dependencies point one way. `common/` knows no
 architecture; `models/` (architectures and layers) imports only `common/`; `runtimes/` and `train/` (the method
 driver) build on `models/`; a method folder uses those and never another method folder; `benchmark/` measures
-checkpoints (no method code); `plots/` reads CSVs."""
+checkpoints (no method code); `plots/` reads CSVs (and the registry's names of configurations); `study/` runs every
+CLI as a separate process and imports none of the methods."""
 import ast
 
 from tests.conftest import ROOT
@@ -13,7 +14,8 @@ ALLOWED = {
     "runtimes": {"common", "models", "runtimes"},
     "train": {"common", "models", "train"},
     "benchmark": {"common", "models", "runtimes", "benchmark"},
-    "plots": {"common", "plots"},
+    "plots": {"common", "plots", "study"},
+    "study": {"common", "models", "benchmark", "study"},
     **{m: {"common", "models", "runtimes", "train", m} for m in METHODS},
 }
 PROJECT = set(ALLOWED) | {"scripts", "tests"}
@@ -38,6 +40,27 @@ def test_dependencies_point_one_way():
                     if pkg not in allowed]
     assert not bad, bad
     assert files > 60
+
+
+def test_plots_read_only_the_registry_of_the_study():
+    """The configurations' names come from study/registry.py; the engine (which starts processes) stays out of
+    plots, and the registry imports no project module at import time."""
+    bad = [f"{p.relative_to(ROOT)}:{line}" for p in sorted((ROOT / "plots").rglob("*.py"))
+           for line, mod in module_imports(p) if mod.startswith("study") and mod != "study.registry"]
+    assert not bad, bad
+    registry = ast.parse((ROOT / "study" / "registry.py").read_text())
+    top = [n for n in registry.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert not [n for n in top if isinstance(n, ast.ImportFrom) and (n.module or "").split(".")[0] in PROJECT]
+
+
+def module_imports(path):
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module))
+        elif isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+    return found
 
 
 def test_models_holds_architectures_and_layers_only():
