@@ -460,7 +460,7 @@ def wait_for_quiet(meter, args):
             raise UserError(
                 f"the machine stayed busy for {args.quiet_wait:g} s: other processes used {share:.0%} of the "
                 f"{meter.threads} core(s) this run asks for (limit {BUSY_SHARE:.0%}); stop them, or measure anyway "
-                "with the rows marked busy (benchmark.run without --require-quiet; the scripts: ALLOW_BUSY=1)"
+                "with the rows marked busy (benchmark.run without --require-quiet; python -m study bench --allow-busy)"
             )
         if not said:
             print(f"waiting up to {args.quiet_wait:g} s for a quiet machine: other processes use {share:.0%} of the "
