@@ -118,6 +118,15 @@ class TaskFailed(Exception):
     pass
 
 
+def copy_lines(source, sink, last):
+    """Copy a CLI's stderr into this job's, keeping its last non-empty line in last[0]."""
+    for line in source:
+        sink.write(line)
+        sink.flush()
+        if line.strip():
+            last[:] = [line.strip()[:300]]
+
+
 class TaskJob(submitit.helpers.Checkpointable):
     """One task as a submitit job. On a timeout or preemption signal submitit calls checkpoint(): the running CLI
     is stopped (its run folder keeps every finished epoch) and the same task is queued again."""
@@ -146,13 +155,20 @@ class TaskJob(submitit.helpers.Checkpointable):
             print(f"[run ] {s.out}: {' '.join(argv)}", flush=True)
             # In the job's process group (Ctrl-C, and `kill -STOP -- -PGID` to pause a run, reach it), and stopped
             # with the job even when the job is killed outright (SIGKILL runs no cleanup).
-            self._proc = subprocess.Popen(argv, preexec_fn=die_with_parent)
+            self._proc = subprocess.Popen(argv, preexec_fn=die_with_parent, stderr=subprocess.PIPE, text=True,
+                                          errors="replace")
+            last = []  # the CLI's last stderr line: a refusal is one line, and it names the reason
+            tee = threading.Thread(target=copy_lines, args=(self._proc.stderr, sys.stderr, last), daemon=True)
+            tee.start()
             try:
                 code = self._proc.wait()
             finally:
                 self._stop()
+            tee.join(timeout=5)
             if code != 0:
-                raise TaskFailed(f"{self.task.id}: {' '.join(s.argv[:3])} ... --out {s.out} exited with {code}")
+                why = f": {last[0]}" if last else ""
+                what = s.argv[2] if s.argv[1:2] == ("-m",) else s.argv[0]
+                raise TaskFailed(f"{what} --out {s.out} exited with {code}{why}")
         return self.task.id
 
     def _stop(self):

@@ -16,7 +16,8 @@ ENTRY_POINTS = sorted(
 
 
 def test_the_entry_points_are_found():
-    assert {"benchmark.run", "train", "models.convert", "plots.readme", "quantization.ptq", "study"} <= set(ENTRY_POINTS)
+    assert {"benchmark.run", "train", "models.convert", "plots.readme", "quantization.ptq",
+            "study"} <= set(ENTRY_POINTS)
 
 
 @pytest.mark.parametrize("module", ENTRY_POINTS)

@@ -164,13 +164,15 @@ def test_a_task_that_times_out_under_the_local_executor_is_requeued_and_finishes
 
 
 def test_a_failed_task_is_reported_and_its_dependents_are_skipped(tmp_path, capsys):
-    bad = Task("tiny/s0/bad", 0, Config("bad", "fails", (Step(str(tmp_path / "a"), ("python", "-c", "exit(3)")),)))
+    bad = Task("tiny/s0/bad", 0, Config("bad", "fails", (Step(str(tmp_path / "a"), (
+        "python", "-c", "import sys; sys.exit('bad: error: no such data')")),)))
     after = Task("tiny/s0/after", 0, Config("after", "reads a", (Step(str(tmp_path / "b"), (
         "python", "-c", "open('b','w')", str(tmp_path / "a"))),)), deps=["tiny/s0/bad"])
     failed = run_local([bad, after], "debug", str(tmp_path / "submitit"), Resources())
     out = capsys.readouterr().out
     assert failed == ["tiny/s0/bad", "tiny/s0/after"]
-    assert "FAILED tiny/s0/bad" in out and "exited with 3" in out and "skip tiny/s0/after: an input failed" in out
+    assert "FAILED tiny/s0/bad" in out and "exited with 1: bad: error: no such data" in out
+    assert "skip tiny/s0/after: an input failed" in out
 
 
 def test_requeue_pickles_the_task_not_the_running_process(tmp_path):
