@@ -112,7 +112,7 @@ def test_smoke_study_end_to_end(tmp_path):
     df = pd.read_csv(results / "benchmark.csv")
     methods = set(df["method"])
     assert {"baseline", "l1", "fisher", "weight_prune", "lowrank", "kd", "no-teacher", "int8"} <= methods, methods
-    assert len(set(df["checkpoint"])) == 16  # every configuration of the set but its data
+    assert len(set(df["checkpoint"])) == 17  # every configuration of the set but its data
     assert set(df["batch"]) == {1, 16} and set(df["backend"]) == {"eager", "onnx", "openvino"}
     assert {("onnx", "int8"), ("openvino", "int8")} <= set(zip(df["backend"], df["precision"]))
     assert (df["data"] == "synthetic test").all()
