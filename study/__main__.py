@@ -20,6 +20,7 @@ per second than one two-thread process on these small models), slurm (job arrays
 preemption; the benchmark gets a whole node), debug (in this process, one task after another).
 """
 import os
+import signal
 import subprocess
 import sys
 
@@ -194,6 +195,7 @@ def main(argv=None):
     seeds = parse_seeds(args.seeds, study)
     where = where_of(args, study)
     if args.verb == "plan":
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `plan ... | head` ends quietly, as a shell tool does
         show_plan(plan(study.name, seeds, where))
         return 0
     if args.verb in ("run", "all"):
