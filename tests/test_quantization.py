@@ -153,6 +153,8 @@ def test_int8_agrees_with_fp32_on_real_data(tmp_path, r20_converted, cifar_dir, 
               "--data-dir", str(cifar_dir), "--test-dir", str(cifar_dir / "lossless-test1000"), "--threads", "2"])
     model, ckpt = load_model(out)
     torch.load(out, weights_only=True)
+    from runtimes.int8 import check_tied
+    check_tied(model, ckpt, out)  # what the benchmark checks before it measures: NNCF's graph of published weights
     meta = ckpt["meta"]
     assert meta["precision"] == "int8" and meta["method"] == "int8" and meta["artifacts"]["int8"]["engine"] == engine
     assert abs(meta["metrics"]["top1"] - meta["metrics"]["top1_before"]) <= 2  # int8 on its engine vs fp32
