@@ -20,6 +20,6 @@ until grep -q "first answer" "$tmp/main.log"; do
 done
 figure=runs/imgs/taste/accuracy_vs_speedup.png
 [ -s "$figure" ] || { echo "fresh_clone_check: no $figure" >&2; exit 1; }
-# the fetch happens inside a task: its lines are in the task's job log (runs/submitit/)
-cat "$tmp/main.log" runs/submitit/*_log.* 2>/dev/null | grep -q "^fetching resnet56" || { echo "fresh_clone_check: weights were not fetched from the mirror" >&2; exit 1; }
+# fetched into the (empty) cache, hash-checked there: nothing came from ../shared
+ls "$tmp"/cache/cifar-compress/pretrained/resnet56-*.th >/dev/null 2>&1 || { echo "fresh_clone_check: weights were not fetched from the mirror" >&2; exit 1; }
 echo "fresh_clone_check: taste figure after $(( $(date +%s) - start )) s on a fresh clone (weights from $MIRROR)"
