@@ -28,7 +28,6 @@ class Config:
     label: str         # what it is, for plans and tables
     steps: tuple       # the last step's output is the configuration's checkpoint
     measured: bool = True  # benchmarked by the set's benchmark (inputs such as the unpruned parent are not)
-    threads: int = 0   # 0: the worker's threads
 
     @property
     def out(self):
